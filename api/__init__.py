@@ -1,0 +1,1 @@
+"""FastAPI service: risk lookups for platform services, review queue for analysts."""

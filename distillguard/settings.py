@@ -1,0 +1,130 @@
+"""The one settings object.
+
+Precedence, lowest first: field defaults, ``configs/default.yaml``, the file named by
+``--config`` / ``DISTILLGUARD_CONFIG``, then ``DISTILLGUARD_*`` environment variables
+(nested keys with ``__``, e.g. ``DISTILLGUARD_WORKER__BATCH_MAX_RECORDS``). Settings are
+read once per process and frozen, so every module sees the same values.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+CONFIG_ENV = "DISTILLGUARD_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Topics(_Section):
+    requests: str = "api-requests"
+    dead_letter: str = "api-requests.dlq"
+    alerts: str = "abuse-alerts"
+    partitions: int = Field(6, ge=1)
+
+
+class Worker(_Section):
+    group_id: str = "distillguard-worker"
+    client_id: str = "distillguard"
+    batch_max_records: int = Field(5000, ge=1)
+    poll_timeout_ms: int = Field(200, ge=1)
+    session_timeout_ms: int = Field(6000, ge=1000)
+    heartbeat_interval_ms: int = Field(1000, ge=100)
+    dedup_window: int = Field(200_000, ge=0)
+    stats_interval_s: float = Field(5.0, gt=0)
+
+
+class Validation(_Section):
+    max_prompt_chars: int = Field(200_000, ge=1)
+    max_message_bytes: int = Field(1_048_576, ge=1024)
+    max_tokens: int = Field(10_000_000, ge=1)
+    max_clock_skew_days: float = Field(3650, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything a distillguard process can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DISTILLGUARD_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topics: Topics = Topics()
+    worker: Worker = Worker()
+    validation: Validation = Validation()
+    # Sections owned by later stages (detectors, api, sim) are plain mappings until
+    # those stages give them a model; unknown keys are kept, not rejected.
+    detectors: dict[str, Any] = Field(default_factory=dict)
+    api: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFiles(settings_cls))
+
+
+class _YamlFiles(PydanticBaseSettingsSource):
+    """Merges the default YAML file with the one named by ``DISTILLGUARD_CONFIG``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        paths = [DEFAULT_CONFIG]
+        if extra := os.environ.get(CONFIG_ENV):
+            paths.append(Path(extra))
+        for path in paths:
+            if path.exists():
+                _deep_merge(merged, load_yaml(path))
+            elif path != DEFAULT_CONFIG:
+                raise FileNotFoundError(f"config file not found: {path}")
+        return merged
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def use_config(path: Path | None) -> None:
+    """Point the process at an extra config file (the CLI's ``--config``)."""
+    if path is not None:
+        os.environ[CONFIG_ENV] = str(path.resolve())
+    get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""Offline replay, metrics and baselines: how good is a detector, measured."""

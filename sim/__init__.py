@@ -1,0 +1,1 @@
+"""Labelled traffic simulator: benign archetypes and distillation campaigns."""
