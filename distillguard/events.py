@@ -88,7 +88,7 @@ class EventDecoder:
     >>> ev = dec.decode(b'{"event_id":"e1","ts":"2026-09-21T10:00:00Z","account_id":"a",'
     ...                 b'"model":"m","input_tokens":3,"output_tokens":5,"status":200}')
     >>> ev.ts
-    1790244000.0
+    1789984800.0
     >>> dec.decode(b'{"event_id":"e1"}')
     Traceback (most recent call last):
     ...

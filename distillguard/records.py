@@ -1,0 +1,147 @@
+"""Records the detectors write and the API serves: one definition both sides import.
+
+Stored in Redis as JSON (msgspec), published on ``abuse-alerts`` as JSON. Shapes
+follow CONTRACT §4 for risk; alerts, clusters and labels extend it. The API keeps its
+own pydantic response models (``api/schemas.py``) so that storage and HTTP can evolve
+separately; this module is the storage/wire shape.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
+
+import msgspec
+
+Level = Literal["low", "medium", "high", "critical"]
+AlertStatus = Literal["open", "acknowledged", "confirmed", "dismissed"]
+SubjectType = Literal["account", "cluster"]
+LabelValue = Literal["distiller", "benign"]
+_T = TypeVar("_T")
+
+#: Lower bounds of each level on the risk scale; one place, used by every scorer.
+LEVEL_FLOORS: tuple[tuple[float, Level], ...] = (
+    (0.9, "critical"),
+    (0.7, "high"),
+    (0.4, "medium"),
+    (0.0, "low"),
+)
+
+
+def level_for(risk: float) -> Level:
+    """The level of a risk in [0, 1].
+
+    >>> level_for(0.95), level_for(0.75), level_for(0.5), level_for(0.1)
+    ('critical', 'high', 'medium', 'low')
+    """
+    for floor, level in LEVEL_FLOORS:
+        if risk >= floor:
+            return level
+    return "low"
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds to RFC 3339 UTC with a ``Z``, as every record carries times."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class Reason(msgspec.Struct, kw_only=True):
+    """Why a score is high: one signal, its value, and where it sits in the population."""
+
+    signal: str
+    value: float
+    population_percentile: float | None = None
+    detail: str | None = None
+
+
+class AccountRisk(msgspec.Struct, kw_only=True):
+    """CONTRACT §4: what a platform service gets for one account."""
+
+    account_id: str
+    risk: float = 0.0
+    level: Level = "low"
+    reasons: list[Reason] = msgspec.field(default_factory=list)
+    cluster_id: str | None = None
+    updated_at: str | None = None
+
+
+class Evidence(msgspec.Struct, kw_only=True):
+    """Something accounts share (payment, /24, template, synchronised bursts...)."""
+
+    kind: str
+    value: str
+    weight: float
+    accounts: list[str] = msgspec.field(default_factory=list)
+
+
+class HistoryEntry(msgspec.Struct, kw_only=True):
+    """One change to an alert: by the detector (evidence grew) or by an analyst."""
+
+    at: str
+    actor: str
+    action: str
+    note: str | None = None
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """An alert about one account or one cluster; at most one open per subject."""
+
+    alert_id: str
+    subject_type: SubjectType
+    subject_id: str
+    risk: float
+    level: Level
+    reasons: list[Reason] = msgspec.field(default_factory=list)
+    status: AlertStatus = "open"
+    created_at: str
+    updated_at: str
+    first_event_ts: str | None = None
+    last_event_ts: str | None = None
+    cluster_id: str | None = None
+    members: list[str] = msgspec.field(default_factory=list)
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
+    features: dict[str, float] = msgspec.field(default_factory=dict)
+    sample_prompts: list[str] = msgspec.field(default_factory=list)
+    org_id: str | None = None
+    assignee: str | None = None
+    history: list[HistoryEntry] = msgspec.field(default_factory=list)
+
+
+class Cluster(msgspec.Struct, kw_only=True):
+    """A set of coordinated accounts and the evidence that ties them."""
+
+    cluster_id: str
+    members: list[str]
+    risk: float
+    level: Level
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
+    first_alert_ts: str | None = None
+    updated_at: str | None = None
+
+
+class Label(msgspec.Struct, kw_only=True):
+    """An analyst's verdict on an account, as the detectors learn it.
+
+    Carries the feature snapshot the alert was raised on, so a detector can learn
+    from the label without looking anything up.
+    """
+
+    account_id: str
+    label: LabelValue
+    alert_id: str | None = None
+    features: dict[str, float] = msgspec.field(default_factory=dict)
+    analyst: str | None = None
+    note: str | None = None
+    at: str | None = None
+
+
+def dumps(record: msgspec.Struct) -> bytes:
+    return _ENC.encode(record)
+
+
+def loads(data: bytes | str, kind: type[_T]) -> _T:
+    return msgspec.json.decode(data, type=kind)
+
+
+_ENC = msgspec.json.Encoder()
+

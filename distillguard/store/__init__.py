@@ -1,0 +1,1 @@
+"""Redis: the one place that knows the key schema (see ``schema``)."""
