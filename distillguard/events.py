@@ -129,7 +129,7 @@ class EventDecoder:
             try:
                 ipaddress.ip_address(event.ip)
             except ValueError:
-                raise InvalidEvent(f"`ip` {event.ip[:64]!r} is not an IPv4 or IPv6 address") from None
+                raise InvalidEvent(f"`ip` {event.ip[:64]!r} is not an IP address") from None
         if ts != event.ts:
             # Normalised once here, so downstream code never parses a timestamp.
             msgspec.structs.force_setattr(event, "ts", ts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+
 import typer
 
 from distillguard.settings import PROJECT_ROOT, get_settings

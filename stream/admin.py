@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kafka import KafkaAdminClient
@@ -34,10 +35,8 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 15.0) -> li
                     if name not in existing
                 ]
                 if missing:
-                    try:
+                    with contextlib.suppress(TopicAlreadyExistsError):
                         admin.create_topics(missing)
-                    except TopicAlreadyExistsError:
-                        pass
                 return sorted(set(admin.list_topics()))
             finally:
                 admin.close()
