@@ -137,13 +137,32 @@ class EmbeddedStack:
         try:
             url = f"tcp://127.0.0.1:{self.kafka_port}"
             broker = self._spawn(
-                [tansu_binary(), "broker", "--listener-url", url,
-                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                [
+                    tansu_binary(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
                 self.workdir / "tansu.log",
             )
             valkey = self._spawn(
-                [valkey_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+                [
+                    valkey_binary(),
+                    "--port",
+                    str(self.redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                ],
                 self.workdir / "valkey.log",
             )
             _wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)

@@ -144,4 +144,3 @@ def loads(data: bytes | str, kind: type[_T]) -> _T:
 
 
 _ENC = msgspec.json.Encoder()
-

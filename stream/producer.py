@@ -21,7 +21,7 @@ class EventPublisher:
             acks="all",
             linger_ms=linger_ms,
             batch_size=256 * 1024,
-            max_request_size=8 * 1024 * 1024,
+            max_request_size=16 * 1024 * 1024,
             retries=5,
         )
 

@@ -1,0 +1,60 @@
+"""``distillguard worker`` and ``distillguard produce``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distillguard.settings import get_settings
+
+
+def worker(
+    max_idle: Annotated[
+        float | None,
+        typer.Option(help="Exit after this many seconds without records (default: run forever)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Consume api-requests, run the detectors, keep state in Redis; stop with Ctrl-C/SIGTERM."""
+    from distillguard.detectors.pipeline import build_pipeline
+    from distillguard.stream.sinks import default_sink
+    from distillguard.stream.worker import Worker
+
+    from distillguard.logs import setup_logging
+
+    setup_logging(log_level)
+    settings = get_settings()
+    w = Worker(settings, build_pipeline(settings), sink=default_sink(settings))
+    w.install_signal_handlers()
+    w.run(max_idle_s=max_idle)
+
+
+def produce(
+    events: Annotated[
+        Path, typer.Argument(help="JSON Lines file, one event per line.", exists=True)
+    ],
+    topic: Annotated[str | None, typer.Option(help="Topic (default: the request topic).")] = None,
+) -> None:
+    """Publish a JSONL file of events, keyed by account_id, with a progress bar.
+
+    Lines are sent byte for byte: a malformed line is published too, so the worker's
+    dead-letter path sees exactly what the file holds. The key is taken from the
+    line's ``account_id`` where it parses.
+    """
+    from distillguard.stream.publish_file import publish_file
+
+    settings = get_settings()
+    sent, unkeyed = publish_file(
+        events, settings.kafka_bootstrap, topic or settings.topics.requests
+    )
+    typer.echo(
+        f"published {sent} events to {topic or settings.topics.requests}"
+        + (f" ({unkeyed} without a readable account_id, sent unkeyed)" if unkeyed else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.command()(produce)
