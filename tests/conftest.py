@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from distillguard.stream.admin import ensure_topics
 
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Topics
-from distillguard.stream.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,11 +14,11 @@ from collections import Counter
 import orjson
 import pytest
 import redis
-from kafka import KafkaConsumer, TopicPartition
-
 from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY, offsets_key
 from distillguard.stream.dead_letter import read_headers
 from distillguard.stream.producer import EventPublisher
+from kafka import KafkaConsumer, TopicPartition
+
 from distillguard.synthetic import MALFORMED_KINDS, Message, stream, valid_event
 from tests.conftest import Lane, wait_for
 
