@@ -1,0 +1,161 @@
+"""``make bench``: throughput figures of the plumbing, then each area's own benchmark.
+
+Prints figures; asserts nothing. Figures depend on the machine and on what else runs
+on it, so compare runs made on the same machine back to back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+import orjson
+import redis
+from distillguard.stream.admin import ensure_topics
+from distillguard.stream.checkpoint import STATS_KEY
+from distillguard.stream.producer import EventPublisher
+from kafka import KafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from distillguard.events import EventDecoder, RequestEvent
+from distillguard.infra import EmbeddedStack
+from distillguard.settings import Topics
+from distillguard.synthetic import stream
+
+ROOT = Path(__file__).resolve().parent.parent
+N = int(os.environ.get("BENCH_EVENTS", "200000"))
+console = Console()
+
+
+def decode_only(payloads: list[bytes]) -> dict[str, float]:
+    """CPU cost of turning bytes into a validated event, two ways."""
+    out = {}
+    t = time.perf_counter()
+    for raw in payloads:
+        orjson.loads(raw)
+    out["orjson.loads (no validation)"] = len(payloads) / (time.perf_counter() - t)
+    plain = msgspec.json.Decoder(RequestEvent)
+    t = time.perf_counter()
+    for raw in payloads:
+        plain.decode(raw)
+    out["msgspec typed decode"] = len(payloads) / (time.perf_counter() - t)
+    dec = EventDecoder()
+    t = time.perf_counter()
+    for raw in payloads:
+        dec.decode(raw)
+    out["EventDecoder (typed + all checks)"] = len(payloads) / (time.perf_counter() - t)
+    return out
+
+
+def read_decode(bootstrap: str, topic: str, n: int) -> float:
+    """The ceiling: a bare group-less consumer reading and decoding, nothing else."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+    )
+    dec = EventDecoder()
+    seen = 0
+    start = None
+    while seen < n:
+        for msgs in consumer.poll(timeout_ms=1000).values():
+            if start is None:
+                start = time.perf_counter()
+            for m in msgs:
+                dec.decode(m.value)
+            seen += len(msgs)
+    consumer.close()
+    assert start is not None
+    return n / (time.perf_counter() - start)
+
+
+def worker_end_to_end(stack: EmbeddedStack, topics: Topics, n: int) -> float:
+    """Broker -> decode -> dedup -> pipeline -> Redis checkpoint -> commit, one process."""
+    client = redis.Redis.from_url(stack.redis_url)
+    client.delete(STATS_KEY)
+    env = (
+        dict(os.environ)
+        | stack.env()
+        | {
+            "DISTILLGUARD_TOPICS__REQUESTS": topics.requests,
+            "DISTILLGUARD_TOPICS__DEAD_LETTER": topics.dead_letter,
+            "DISTILLGUARD_WORKER__GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+            "DISTILLGUARD_DETECTORS__PIPELINE": "counting",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distillguard", "worker", "--log-level", "WARNING"],
+        env=env,
+        cwd=ROOT,
+    )
+    start = None
+    try:
+        while True:
+            done = int(client.hget(STATS_KEY, "processed") or 0)
+            if start is None and done:
+                start, first = time.perf_counter(), done
+            if done >= n:
+                break
+            time.sleep(0.02)
+        assert start is not None
+        return (n - first) / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    payloads = [m.value for m in stream(50_000)]
+    table = Table(title="distillguard plumbing (one process each)")
+    table.add_column("stage")
+    table.add_column("events/s", justify="right")
+    for name, rate in decode_only(payloads).items():
+        table.add_row(f"decode: {name}", f"{rate:,.0f}")
+
+    tag = uuid.uuid4().hex[:6]
+    topics = Topics(
+        requests=f"bench-{tag}",
+        dead_letter=f"bench-{tag}.dlq",
+        alerts=f"bench-{tag}.alerts",
+        partitions=6,
+    )
+    with EmbeddedStack(topics=topics) as stack:
+        ensure_topics(stack.bootstrap, topics)
+        t = time.perf_counter()
+        with EventPublisher(stack.bootstrap, topics.requests) as pub:
+            for m in stream(N, accounts=2000):
+                pub.send(m.key, m.value)
+        table.add_row("produce (EventPublisher)", f"{N / (time.perf_counter() - t):,.0f}")
+        table.add_row(
+            "kafka read + decode ceiling",
+            f"{read_decode(stack.bootstrap, topics.requests, N):,.0f}",
+        )
+        table.add_row(
+            "worker end to end (counting pipeline)", f"{worker_end_to_end(stack, topics, N):,.0f}"
+        )
+    console.print(table)
+    console.print(
+        f"[dim]{N:,} events of ~{sum(map(len, payloads)) / len(payloads):.0f} bytes, "
+        f"{os.cpu_count()} cores[/dim]"
+    )
+
+    # BENCH_ONLY=plumbing skips the areas' own benchmarks.
+    if os.environ.get("BENCH_ONLY") == "plumbing":
+        return
+    for script in ("detectors.py", "linkage.py", "api_latency.py"):
+        path = ROOT / "bench" / script
+        if path.exists():
+            console.rule(script)
+            subprocess.run([sys.executable, str(path)], cwd=ROOT, check=False)
+
+
+if __name__ == "__main__":
+    main()
