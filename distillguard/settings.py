@@ -51,6 +51,38 @@ class Validation(_Section):
     max_clock_skew_days: float = Field(3650, gt=0)
 
 
+class RateLimit(_Section):
+    """Token bucket per API key: ``rate_per_s`` sustained, ``burst`` at once."""
+
+    rate_per_s: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class StoreSettings(_Section):
+    risk_ttl_s: int = Field(7 * 86400, ge=1)
+    feature_history_len: int = Field(200, ge=1)
+    sample_prompts_len: int = Field(20, ge=1)
+
+
+class Api(_Section):
+    """The HTTP service (``distillguard serve``) and the Redis store it reads."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    redis_timeout_s: float = Field(0.25, gt=0)
+    key_cache_s: float = Field(2.0, ge=0)
+    batch_max_ids: int = Field(1000, ge=1)
+    page_max: int = Field(500, ge=1)
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: {
+            "service": RateLimit(rate_per_s=5000, burst=10000),
+            "analyst": RateLimit(rate_per_s=50, burst=200),
+            "admin": RateLimit(rate_per_s=50, burst=200),
+        }
+    )
+    store: StoreSettings = StoreSettings()
+
+
 class Settings(BaseSettings):
     """Everything a distillguard process can be told."""
 
@@ -66,10 +98,10 @@ class Settings(BaseSettings):
     topics: Topics = Topics()
     worker: Worker = Worker()
     validation: Validation = Validation()
-    # Sections owned by later stages (detectors, api, sim) are plain mappings until
+    # Sections owned by later stages (detectors, sim) are plain mappings until
     # those stages give them a model; unknown keys are kept, not rejected.
     detectors: dict[str, Any] = Field(default_factory=dict)
-    api: dict[str, Any] = Field(default_factory=dict)
+    api: Api = Api()
 
     @classmethod
     def settings_customise_sources(
