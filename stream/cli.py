@@ -55,6 +55,16 @@ def produce(
     )
 
 
+def topics() -> None:
+    """Create the request, dead-letter and alert topics on the configured cluster."""
+    from distillguard.stream.admin import ensure_topics
+
+    settings = get_settings()
+    names = ensure_topics(settings.kafka_bootstrap, settings.topics, timeout_s=60)
+    typer.echo(f"topics on {settings.kafka_bootstrap}: {', '.join(names)}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(produce)
+    app.command()(topics)
