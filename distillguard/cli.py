@@ -36,6 +36,7 @@ def _main(
 COMMAND_MODULES = (
     "distillguard.infra_cli",
     "distillguard.stream.cli",
+    "distillguard.demo",
 )
 
 for _name in COMMAND_MODULES:
