@@ -37,6 +37,8 @@ COMMAND_MODULES = (
     "distillguard.infra_cli",
     "distillguard.stream.cli",
     "distillguard.demo",
+    "distillguard.api.cli",
+    "distillguard.sim.cli",
 )
 
 for _name in COMMAND_MODULES:

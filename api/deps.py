@@ -1,0 +1,124 @@
+"""Shared dependencies: the Redis handle, the caller's identity, role checks.
+
+Routes declare who may call them with ``Depends(allow(...))`` (or the named
+aliases below) and never look at headers themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis.asyncio as aredis
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from distillguard.settings import Api
+from distillguard.store import apikeys
+from distillguard.store.models import ApiKeyRecord, Role
+
+from .ratelimit import TokenBuckets, retry_after_header
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key_id: str
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """How the audit log and alert history name this caller."""
+        return f"{self.name}#{self.key_id}"
+
+
+def get_redis(request: Request) -> aredis.Redis:
+    return request.app.state.redis  # type: ignore[no-any-return]
+
+
+def get_api_settings(request: Request) -> Api:
+    return request.app.state.api_settings  # type: ignore[no-any-return]
+
+
+RedisDep = Annotated[aredis.Redis, Depends(get_redis)]
+ApiSettingsDep = Annotated[Api, Depends(get_api_settings)]
+
+
+class KeyCache:
+    """Verified key records for ``ttl_s`` seconds: saves a Redis GET per request."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._records: dict[str, tuple[ApiKeyRecord, float]] = {}
+
+    async def record(self, client: aredis.Redis, key_id: str) -> ApiKeyRecord | None:
+        hit = self._records.get(key_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.ttl_s:
+            return hit[0]
+        record = await apikeys.get_key(client, key_id)
+        if record is None:
+            self._records.pop(key_id, None)
+        else:
+            if len(self._records) > 10_000:
+                self._records.clear()
+            self._records[key_id] = (record, now)
+        return record
+
+    def forget(self, key_id: str) -> None:
+        self._records.pop(key_id, None)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(
+    request: Request,
+    client: RedisDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None:
+        raise _unauthorized("missing API key")
+    parsed = apikeys.parse(credentials.credentials)
+    if parsed is None:
+        raise _unauthorized("invalid API key")
+    key_id, secret = parsed
+    record = await request.app.state.key_cache.record(client, key_id)
+    if record is None or not apikeys.verify(record, secret):
+        raise _unauthorized("invalid API key")
+    return Caller(key_id=record.key_id, name=record.name, role=record.role)
+
+
+def allow(*roles: Role) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting only ``roles`` (403 otherwise), then charging the rate limit."""
+
+    async def check(
+        request: Request,
+        caller: Annotated[Caller, Depends(authenticate)],
+        settings: ApiSettingsDep,
+    ) -> Caller:
+        if caller.role not in roles:
+            raise HTTPException(403, f"role {caller.role!r} may not call this endpoint")
+        limit = settings.rate_limits.get(caller.role)
+        if limit is not None:
+            buckets: TokenBuckets = request.app.state.buckets
+            wait = buckets.take(caller.key_id, limit.rate_per_s, limit.burst)
+            if wait > 0:
+                raise HTTPException(429, "rate limit exceeded",
+                                    headers={"Retry-After": retry_after_header(wait)})
+        return caller
+
+    return check
+
+
+#: Risk lookups: every role.
+RiskReader = Annotated[Caller, Depends(allow("service", "analyst", "admin"))]
+#: The review queue: reading alerts and clusters, acknowledging, reviewing.
+Analyst = Annotated[Caller, Depends(allow("analyst", "admin"))]
+#: Suppressions and API keys.
+Admin = Annotated[Caller, Depends(allow("admin"))]

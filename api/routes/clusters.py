@@ -1,0 +1,41 @@
+"""Clusters of coordinated accounts, with members and the evidence that ties them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+
+from distillguard.store.clusters import get_cluster, list_clusters
+from distillguard.store.risk import get_risks
+
+from ..deps import Analyst, RedisDep
+from ..schemas import ClusterDetailOut, ClusterList, ClusterOut, RiskOut, errors, from_record
+
+router = APIRouter(prefix="/clusters", tags=["clusters"], responses=errors())
+
+
+@router.get("", response_model=ClusterList)
+async def clusters(
+    client: RedisDep,
+    _: Analyst,
+    min_risk: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ClusterList:
+    """Riskiest clusters first."""
+    found = await list_clusters(client, limit=limit, min_risk=min_risk)
+    return ClusterList(items=[from_record(ClusterOut, c) for c in found])
+
+
+@router.get("/{cluster_id}", response_model=ClusterDetailOut, responses=errors(404))
+async def cluster(
+    cluster_id: Annotated[str, Path(min_length=1, max_length=200)], client: RedisDep, _: Analyst
+) -> ClusterDetailOut:
+    """One cluster, its evidence, and each member's current risk."""
+    found = await get_cluster(client, cluster_id)
+    if found is None:
+        raise HTTPException(404, f"no cluster {cluster_id!r}")
+    risks = await get_risks(client, found.members[:1000])
+    return from_record(  # type: ignore[no-any-return]
+        ClusterDetailOut, found, member_risks=[from_record(RiskOut, r) for r in risks]
+    )

@@ -1,0 +1,240 @@
+"""HTTP request and response models (pydantic), separate from the storage records.
+
+Storage shapes live in ``distillguard.records`` / ``distillguard.store.models``;
+these are what the OpenAPI document promises. ``from_record`` helpers convert.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+Level = Literal["low", "medium", "high", "critical"]
+AlertStatus = Literal["open", "acknowledged", "confirmed", "dismissed"]
+Role = Literal["service", "analyst", "admin"]
+
+
+def from_record(model: type[BaseModel], record: msgspec.Struct, **extra: Any) -> Any:
+    return model.model_validate({**msgspec.to_builtins(record), **extra})
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(_Out):
+    """Every error body."""
+
+    detail: Any
+
+
+class ReasonOut(_Out):
+    signal: str
+    value: float
+    population_percentile: float | None = None
+    detail: str | None = None
+
+
+class RiskOut(_Out):
+    """CONTRACT §4."""
+
+    account_id: str
+    risk: float = Field(ge=0.0, le=1.0)
+    level: Level
+    reasons: list[ReasonOut]
+    cluster_id: str | None = None
+    updated_at: str | None = None
+
+
+class RiskBatchIn(_In):
+    account_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=1000, description="Up to 1,000 account ids; answered in order."
+    )
+
+
+class RiskBatchOut(_Out):
+    results: list[RiskOut]
+
+
+class EvidenceOut(_Out):
+    kind: str
+    value: str
+    weight: float
+    accounts: list[str]
+
+
+class HistoryOut(_Out):
+    at: str
+    actor: str
+    action: str
+    note: str | None = None
+
+
+class AlertOut(_Out):
+    alert_id: str
+    subject_type: Literal["account", "cluster"]
+    subject_id: str
+    risk: float
+    level: Level
+    status: AlertStatus
+    reasons: list[ReasonOut]
+    created_at: str
+    updated_at: str
+    first_event_ts: str | None = None
+    last_event_ts: str | None = None
+    cluster_id: str | None = None
+    members: list[str]
+    org_id: str | None = None
+    assignee: str | None = None
+
+
+class FeaturePoint(_Out):
+    ts: str
+    features: dict[str, float]
+
+
+class AlertDetailOut(AlertOut):
+    evidence: list[EvidenceOut]
+    features: dict[str, float]
+    history: list[HistoryOut]
+    sample_prompts: list[str] = Field(description="At most 500 characters each.")
+    feature_history: list[FeaturePoint] = Field(
+        description="The account's feature snapshots, oldest first, for a chart."
+    )
+
+
+class AlertPage(_Out):
+    items: list[AlertOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class AckIn(_In):
+    assignee: str | None = Field(None, max_length=200,
+                                 description="Defaults to the caller's key name.")
+    note: str | None = Field(None, max_length=10_000)
+
+
+class ReviewIn(_In):
+    label: Literal["confirm", "dismiss"] = Field(
+        description="confirm: a distiller (label `distiller`); dismiss: benign."
+    )
+    note: str | None = Field(None, max_length=10_000)
+
+
+class NoteIn(_In):
+    note: str = Field(min_length=1, max_length=10_000)
+
+
+class ClusterOut(_Out):
+    cluster_id: str
+    members: list[str]
+    risk: float
+    level: Level
+    evidence: list[EvidenceOut]
+    first_alert_ts: str | None = None
+    updated_at: str | None = None
+
+
+class ClusterList(_Out):
+    items: list[ClusterOut]
+
+
+class ClusterDetailOut(ClusterOut):
+    member_risks: list[RiskOut] = Field(description="Each member's current risk.")
+
+
+class SuppressionIn(_In):
+    scope: Literal["account", "org", "cluster"]
+    value: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=2000)
+    expires_at: datetime | None = Field(None, description="RFC 3339; omit for no expiry.")
+
+
+class SuppressionPatch(_In):
+    reason: str | None = Field(None, min_length=1, max_length=2000)
+    expires_at: datetime | None = None
+    clear_expiry: bool = False
+
+
+class SuppressionOut(_Out):
+    suppression_id: str
+    scope: Literal["account", "org", "cluster"]
+    value: str
+    reason: str
+    created_by: str
+    created_at: str
+    expires_at: str | None = None
+    active: bool
+
+
+class SuppressionList(_Out):
+    items: list[SuppressionOut]
+
+
+class KeyIn(_In):
+    role: Role
+    name: str = Field(min_length=1, max_length=200)
+
+
+class KeyOut(_Out):
+    key_id: str
+    name: str
+    role: Role
+    created_at: str
+    revoked_at: str | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The API key. Shown once; only its hash is stored.")
+
+
+class KeyList(_Out):
+    items: list[KeyOut]
+
+
+class AuditOut(_Out):
+    id: str
+    at: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditPage(_Out):
+    items: list[AuditOut]
+    next_cursor: str | None = None
+
+
+class Health(_Out):
+    status: str
+
+
+_ERROR_TEXT = {
+    401: "Missing or invalid API key.",
+    403: "The key's role may not call this endpoint.",
+    404: "Not found.",
+    409: "Illegal alert status change.",
+    429: "Rate limit exceeded; see `Retry-After`.",
+    503: "Redis unreachable; retry shortly.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error codes a route can answer (auth ones always)."""
+    return {
+        c: {
+            "model": Problem,
+            "description": _ERROR_TEXT[c],
+            # explicit, so routes streaming text (SSE, metrics) still document JSON errors
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for c in (401, 403, 429, 503, *codes)
+    }

@@ -1,0 +1,25 @@
+"""Cluster reads for analysts: the riskiest clusters, and one cluster with its members."""
+
+from __future__ import annotations
+
+import redis.asyncio as aredis
+
+from distillguard.records import Cluster, loads
+from distillguard.store import schema
+
+
+async def list_clusters(
+    client: aredis.Redis, limit: int = 50, min_risk: float = 0.0
+) -> list[Cluster]:
+    """Riskiest first."""
+    ids = await client.zrange(schema.CLUSTERS, "+inf", min_risk, desc=True, byscore=True,
+                              offset=0, num=limit)
+    if not ids:
+        return []
+    raws = await client.mget([schema.cluster(i.decode()) for i in ids])
+    return [loads(r, Cluster) for r in raws if r is not None]
+
+
+async def get_cluster(client: aredis.Redis, cluster_id: str) -> Cluster | None:
+    raw = await client.get(schema.cluster(cluster_id))
+    return None if raw is None else loads(raw, Cluster)

@@ -1,0 +1,140 @@
+"""Every Redis key distillguard uses, in one place.
+
+Nothing outside this module spells a key. The table is the contract between the
+streaming worker (writes detector output), the API (reads it, records analysts'
+actions) and the detectors (read labels back).
+
+=====================================  ======  ===========  ===============  =================
+key                                    type    TTL          written by       read by
+=====================================  ======  ===========  ===============  =================
+``dg:risk:{account}``                  string  risk_ttl_s   worker (writer)  API risk lookup
+  JSON ``records.AccountRisk`` (CONTRACT §4 shape), refreshed every batch the
+  account changes in; an account silent for ``risk_ttl_s`` reads as unknown (0.0).
+``dg:alert:{alert_id}``                string  none         worker, API      API
+  JSON ``records.Alert``: current state, reasons, evidence, history.
+``dg:alerts:all``                      zset    none         worker           API list
+``dg:alerts:status:{status}``          zset    none         worker, API      API list filter
+``dg:alerts:level:{level}``            zset    none         worker           API list filter
+``dg:alerts:account:{account}``        zset    none         worker           API list filter
+``dg:alerts:cluster:{cluster}``        zset    none         worker           API list filter
+  Alert indexes. Every member is ``index_member(alert)`` =
+  ``"{created_ms:013d}:{alert_id}"`` with score 0, so lexicographic order is
+  creation order and a member is a unique, exact cursor for keyset pagination
+  (``ZRANGE ... BYLEX REV``). Cluster alerts are indexed under every member account.
+``dg:alerts:open``                     hash    none         worker, API      worker (dedup)
+  ``"{subject_type}:{subject_id}"`` -> alert_id of the subject's open or
+  acknowledged alert; the field is removed when the alert is confirmed/dismissed.
+``dg:alerts:events``                   pubsub  --           worker, API      API SSE
+  channel: ``{"event": "created"|"updated", "alert": <Alert JSON>}``.
+``dg:cluster:{cluster_id}``            string  none         worker           API
+  JSON ``records.Cluster``.
+``dg:clusters``                        zset    none         worker           API list
+  cluster_id scored by risk.
+``dg:suppressions``                    hash    none         API (admin)      worker (writer), API
+  suppression id -> JSON ``store.models.Suppression``; expired rules are ignored.
+``dg:feedback:labels``                 stream  MAXLEN ~1M   API (review)     detectors
+  field ``label`` = JSON ``records.Label``; read with ``feedback.read_labels``.
+``dg:audit``                           stream  MAXLEN ~1M   API              API (admin)
+  field ``entry`` = JSON ``store.models.AuditEntry``, one per analyst/admin action.
+``dg:apikey:{key_id}``                 string  none         CLI, API admin   API auth
+  JSON ``store.models.ApiKeyRecord`` (SHA-256 of the secret, never the secret).
+``dg:apikeys``                         set     none         CLI, API admin   API list
+``dg:features:{account}``              list    none (cap)   worker           API alert detail
+  newest first, JSON ``{"ts": ..., "features": {...}}``, capped at
+  ``feature_history_len``.
+``dg:prompts:{account}``               list    none (cap)   worker           API alert detail
+  newest first, each prompt truncated to 500 chars, capped at ``sample_prompts_len``.
+``dg:worker:stats``                    hash    none         worker (lead)    API ``/metrics``
+  numeric fields (processed, rejected, duplicates, lag ...) exported as gauges.
+=====================================  ======  ===========  ===============  =================
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+PREFIX = "dg:"
+
+ALERTS_ALL = "dg:alerts:all"
+ALERTS_OPEN = "dg:alerts:open"
+ALERT_EVENTS_CHANNEL = "dg:alerts:events"
+CLUSTERS = "dg:clusters"
+SUPPRESSIONS = "dg:suppressions"
+FEEDBACK_STREAM = "dg:feedback:labels"
+AUDIT_STREAM = "dg:audit"
+API_KEYS = "dg:apikeys"
+WORKER_STATS = "dg:worker:stats"
+
+#: Streams are trimmed approximately to this length (MAXLEN ~): the history detectors
+#: and auditors need, without unbounded growth.
+STREAM_MAXLEN = 1_000_000
+#: Longest sample prompt kept, in characters.
+PROMPT_MAX_CHARS = 500
+
+
+def risk(account_id: str) -> str:
+    return f"dg:risk:{account_id}"
+
+
+def alert(alert_id: str) -> str:
+    return f"dg:alert:{alert_id}"
+
+
+def alerts_by_status(status: str) -> str:
+    return f"dg:alerts:status:{status}"
+
+
+def alerts_by_level(level: str) -> str:
+    return f"dg:alerts:level:{level}"
+
+
+def alerts_by_account(account_id: str) -> str:
+    return f"dg:alerts:account:{account_id}"
+
+
+def alerts_by_cluster(cluster_id: str) -> str:
+    return f"dg:alerts:cluster:{cluster_id}"
+
+
+def cluster(cluster_id: str) -> str:
+    return f"dg:cluster:{cluster_id}"
+
+
+def api_key(key_id: str) -> str:
+    return f"dg:apikey:{key_id}"
+
+
+def features(account_id: str) -> str:
+    return f"dg:features:{account_id}"
+
+
+def prompts(account_id: str) -> str:
+    return f"dg:prompts:{account_id}"
+
+
+def subject_field(subject_type: str, subject_id: str) -> str:
+    """The ``dg:alerts:open`` field of a subject."""
+    return f"{subject_type}:{subject_id}"
+
+
+def epoch_ms(stamp: str) -> int:
+    """RFC 3339 to epoch milliseconds (``Z`` accepted).
+
+    >>> epoch_ms("2026-11-20T10:00:00Z")
+    1795168800000
+    """
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def index_member(created_at: str, alert_id: str) -> str:
+    """The alert's member in every index zset: sorts by creation time, unique by id.
+
+    >>> index_member("2026-11-20T10:00:00Z", "alr_1")
+    '1795168800000:alr_1'
+    """
+    return f"{epoch_ms(created_at):013d}:{alert_id}"
+
+
+def member_alert_id(member: bytes | str) -> str:
+    text = member.decode() if isinstance(member, bytes) else member
+    return text.split(":", 1)[1]

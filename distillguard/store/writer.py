@@ -1,0 +1,286 @@
+"""Persisting one batch of detector output: the worker's single call into Redis.
+
+The worker drains its pipeline every batch and calls :meth:`AlertWriter.write`
+before committing Kafka offsets. A batch costs a handful of round trips whatever
+its size (thousands of risks are one pipelined transaction): read the open-alert
+pointers and the suppression rules, read the open alerts being updated, then write
+everything in one ``MULTI``. The reads are ``WATCH``-ed, so an analyst acknowledging
+or closing an alert at the same moment makes the batch retry rather than be
+overwritten.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import msgspec
+import orjson
+import redis
+
+from distillguard.records import AccountRisk, Alert, Cluster, HistoryEntry, dumps, iso, loads
+from distillguard.store import schema
+from distillguard.store.lifecycle import OPEN_STATUSES
+from distillguard.store.models import Suppression
+
+DETECTOR_ACTOR = "detector"
+MAX_SAMPLE_PROMPTS = 5
+
+
+def truncate_prompts(prompts: Iterable[str], limit: int = MAX_SAMPLE_PROMPTS) -> list[str]:
+    """At most ``limit`` prompts of at most 500 characters: enough to judge, cheap to ship.
+
+    >>> [len(p) for p in truncate_prompts(["x" * 900, "short"])]
+    [500, 5]
+    """
+    return [p[: schema.PROMPT_MAX_CHARS] for p in list(prompts)[:limit]]
+
+
+def alert_index_keys(alert: Alert) -> list[str]:
+    """Every index zset the alert belongs in (status and level included)."""
+    keys = [
+        schema.ALERTS_ALL,
+        schema.alerts_by_status(alert.status),
+        schema.alerts_by_level(alert.level),
+    ]
+    if alert.subject_type == "account":
+        keys.append(schema.alerts_by_account(alert.subject_id))
+    keys.extend(schema.alerts_by_account(m) for m in alert.members)
+    cluster_id = alert.subject_id if alert.subject_type == "cluster" else alert.cluster_id
+    if cluster_id:
+        keys.append(schema.alerts_by_cluster(cluster_id))
+    return list(dict.fromkeys(keys))
+
+
+def suppressed_by(alert: Alert, rules: Sequence[Suppression], now: float) -> Suppression | None:
+    """The first active rule that silences this alert, if any.
+
+    An account rule matches an alert about that account; an org rule any alert whose
+    ``org_id`` is the org; a cluster rule the cluster's alert and its members' alerts.
+    """
+    for rule in rules:
+        if not rule.active(now):
+            continue
+        if rule.scope == "account" and alert.subject_type == "account":
+            hit = alert.subject_id == rule.value
+        elif rule.scope == "org":
+            hit = alert.org_id == rule.value
+        elif rule.scope == "cluster":
+            hit = alert.cluster_id == rule.value or (
+                alert.subject_type == "cluster" and alert.subject_id == rule.value
+            )
+        else:
+            hit = False
+        if hit:
+            return rule
+    return None
+
+
+def merge_update(existing: Alert, incoming: Alert, at: str) -> Alert:
+    """The open alert ``existing`` updated with a newer detection of the same subject.
+
+    Keeps identity, status, assignee and history; takes the detector's current view
+    of risk, reasons and evidence; notes in the history when the risk rose.
+    """
+    history = existing.history
+    if incoming.risk > existing.risk:
+        note = f"risk {existing.risk:.3f} -> {incoming.risk:.3f}"
+        history = [*history, HistoryEntry(at=at, actor=DETECTOR_ACTOR, action="evidence grew",
+                                          note=note)]
+    return msgspec.structs.replace(
+        existing,
+        risk=incoming.risk,
+        level=incoming.level,
+        reasons=incoming.reasons or existing.reasons,
+        evidence=incoming.evidence or existing.evidence,
+        members=incoming.members or existing.members,
+        features=incoming.features or existing.features,
+        sample_prompts=truncate_prompts(incoming.sample_prompts) or existing.sample_prompts,
+        first_event_ts=existing.first_event_ts or incoming.first_event_ts,
+        last_event_ts=incoming.last_event_ts or existing.last_event_ts,
+        cluster_id=incoming.cluster_id or existing.cluster_id,
+        org_id=incoming.org_id or existing.org_id,
+        updated_at=at,
+        history=history,
+    )
+
+
+def _as_new(incoming: Alert, at: str) -> Alert:
+    created = incoming.created_at
+    try:
+        schema.epoch_ms(created)
+    except (ValueError, TypeError):
+        created = at  # a detector's unparsable stamp must not lose the alert
+    return msgspec.structs.replace(
+        incoming,
+        status="open",
+        created_at=created,
+        updated_at=incoming.updated_at or at,
+        sample_prompts=truncate_prompts(incoming.sample_prompts),
+    )
+
+
+def event_message(kind: str, alert: Alert) -> bytes:
+    """The pub/sub payload SSE clients receive."""
+    return b'{"event":"' + kind.encode() + b'","alert":' + dumps(alert) + b"}"
+
+
+@dataclass
+class _Planned:
+    alert: Alert
+    kind: str  # "created" | "updated"
+    previous: Alert | None
+
+
+class AlertWriter:
+    """Writes the worker's batches: risks, deduplicated alerts, clusters, chart data.
+
+    Parameters
+    ----------
+    client
+        A synchronous ``redis.Redis`` (the worker's).
+    risk_ttl_s
+        Lifetime of an account's risk record; refreshed whenever the account changes.
+    feature_history_len, sample_prompts_len
+        Caps of the per-account chart history and sample prompt lists.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        risk_ttl_s: int = 7 * 86400,
+        feature_history_len: int = 200,
+        sample_prompts_len: int = 20,
+        max_attempts: int = 8,
+    ) -> None:
+        self.client = client
+        self.risk_ttl_s = risk_ttl_s
+        self.feature_history_len = feature_history_len
+        self.sample_prompts_len = sample_prompts_len
+        self.max_attempts = max_attempts
+
+    def write(
+        self,
+        risks: Sequence[AccountRisk],
+        alerts: Sequence[Alert],
+        clusters: Sequence[Cluster],
+        *,
+        features: Mapping[str, Mapping[str, float]] | None = None,
+        prompts: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Alert]:
+        """Persist one batch; return the alerts created or updated (to publish on Kafka).
+
+        ``features`` (account -> feature snapshot) and ``prompts`` (account -> recent
+        prompts) feed the analyst's chart and samples; both optional. Alerts for a
+        subject that already has an open or acknowledged alert update that alert;
+        alerts matched by an active suppression are dropped (their risk is written).
+        """
+        now = time.time()
+        at = iso(now)
+        if not alerts:
+            with self.client.pipeline(transaction=True) as pipe:
+                self._queue_scores(pipe, risks, clusters, features, prompts, now)
+                pipe.execute()
+            return []
+        # The last detection of a subject in the batch is the current one.
+        latest = {schema.subject_field(a.subject_type, a.subject_id): a for a in alerts}
+        for _ in range(self.max_attempts):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    planned = self._plan(pipe, latest, now, at)
+                    pipe.multi()
+                    self._queue_scores(pipe, risks, clusters, features, prompts, now)
+                    self._queue_alerts(pipe, planned, now)
+                    pipe.execute()
+                    return [p.alert for p in planned]
+                except redis.WatchError:
+                    continue
+        raise RuntimeError(f"alert batch kept conflicting after {self.max_attempts} attempts")
+
+    def _plan(
+        self, pipe: redis.client.Pipeline, latest: dict[str, Alert], now: float, at: str
+    ) -> list[_Planned]:
+        fields = list(latest)
+        pipe.watch(schema.ALERTS_OPEN)
+        open_ids = pipe.hmget(schema.ALERTS_OPEN, fields)
+        rules = [_load_rule(raw) for raw in pipe.hvals(schema.SUPPRESSIONS)]
+        rules = [r for r in rules if r is not None]
+        keys = {f: schema.alert(i.decode()) for f, i in zip(fields, open_ids, strict=True) if i}
+        existing: dict[str, Alert] = {}
+        if keys:
+            pipe.watch(*keys.values())
+            for field, raw in zip(keys, pipe.mget(list(keys.values())), strict=True):
+                if raw is not None:
+                    current = loads(raw, Alert)
+                    if current.status in OPEN_STATUSES:
+                        existing[field] = current
+        planned: list[_Planned] = []
+        for field, incoming in latest.items():
+            if suppressed_by(incoming, rules, now) is not None:
+                continue
+            previous = existing.get(field)
+            if previous is None:
+                planned.append(_Planned(_as_new(incoming, at), "created", None))
+            else:
+                planned.append(_Planned(merge_update(previous, incoming, at), "updated", previous))
+        return planned
+
+    def _queue_alerts(
+        self, pipe: redis.client.Pipeline, planned: list[_Planned], now: float
+    ) -> None:
+        for item in planned:
+            alert = item.alert
+            member = schema.index_member(alert.created_at, alert.alert_id)
+            if item.previous is not None:
+                stale = set(alert_index_keys(item.previous)) - set(alert_index_keys(alert))
+                for key in stale:
+                    pipe.zrem(key, member)
+            for key in alert_index_keys(alert):
+                pipe.zadd(key, {member: 0})
+            pipe.set(schema.alert(alert.alert_id), dumps(alert))
+            pipe.hset(
+                schema.ALERTS_OPEN,
+                schema.subject_field(alert.subject_type, alert.subject_id),
+                alert.alert_id,
+            )
+            if alert.subject_type == "account" and alert.features:
+                self._push_features(pipe, alert.subject_id, alert.features, now)
+            pipe.publish(schema.ALERT_EVENTS_CHANNEL, event_message(item.kind, alert))
+
+    def _queue_scores(
+        self,
+        pipe: redis.client.Pipeline,
+        risks: Sequence[AccountRisk],
+        clusters: Sequence[Cluster],
+        features: Mapping[str, Mapping[str, float]] | None,
+        prompts: Mapping[str, Sequence[str]] | None,
+        now: float,
+    ) -> None:
+        for risk in risks:
+            pipe.set(schema.risk(risk.account_id), dumps(risk), ex=self.risk_ttl_s)
+        for cluster in clusters:
+            pipe.set(schema.cluster(cluster.cluster_id), dumps(cluster))
+            pipe.zadd(schema.CLUSTERS, {cluster.cluster_id: cluster.risk})
+        for account_id, snapshot in (features or {}).items():
+            self._push_features(pipe, account_id, snapshot, now)
+        for account_id, texts in (prompts or {}).items():
+            if texts:
+                key = schema.prompts(account_id)
+                pipe.lpush(key, *(t[: schema.PROMPT_MAX_CHARS] for t in texts))
+                pipe.ltrim(key, 0, self.sample_prompts_len - 1)
+
+    def _push_features(
+        self, pipe: redis.client.Pipeline, account_id: str, snapshot: Mapping[str, float],
+        now: float,
+    ) -> None:
+        key = schema.features(account_id)
+        pipe.lpush(key, orjson.dumps({"ts": iso(now), "features": dict(snapshot)}))
+        pipe.ltrim(key, 0, self.feature_history_len - 1)
+
+
+def _load_rule(raw: bytes) -> Suppression | None:
+    try:
+        return loads(raw, Suppression)
+    except msgspec.DecodeError:
+        return None  # a corrupt rule must not stop the worker's batch
