@@ -134,6 +134,8 @@ class Worker:
                 if records:
                     self.handle(records)
                     idle_since = time.monotonic()
+                elif not consumer.assignment():
+                    idle_since = time.monotonic()  # still joining the group: not idle yet
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
                 if time.monotonic() - last_report > self.settings.worker.stats_interval_s:
@@ -151,7 +153,6 @@ class Worker:
         batch = BatchResult()
         decode = self.decoder.decode
         process = self.pipeline.process
-        alerts_raised = 0
         for tp, messages in records.items():
             window = self.windows.get(tp.partition)
             if window is None:
@@ -169,8 +170,21 @@ class Worker:
                 if not window.add(event.event_id):
                     batch.duplicates += 1
                     continue
+                try:
+                    process(event)  # alerts also come out of drain()
+                except Exception as exc:  # a detector bug must not stop the stream
+                    log.exception("detector failed on event", extra={"event_id": event.event_id})
+                    self.dead_letters.send(
+                        msg.key,
+                        msg.value,
+                        f"detector error: {type(exc).__name__}: {exc}",
+                        tp.topic,
+                        tp.partition,
+                        msg.offset,
+                    )
+                    batch.rejected += 1
+                    continue
                 new_ids.append(event.event_id)
-                alerts_raised += len(process(event))
                 batch.processed += 1
             batch.new_ids[tp.partition] = new_ids
             batch.next_offsets[tp.partition] = messages[-1].offset + 1

@@ -14,11 +14,17 @@ from collections import Counter
 import orjson
 import pytest
 import redis
+from distillguard.detectors.pipeline import CountingPipeline
 from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY, offsets_key
 from distillguard.stream.dead_letter import read_headers
 from distillguard.stream.producer import EventPublisher
+from distillguard.stream.worker import Worker
 from kafka import KafkaConsumer, TopicPartition
 
+from distillguard.events import RequestEvent
+from distillguard.records import Alert
+from distillguard.settings import Settings
+from distillguard.settings import Worker as WorkerSettings
 from distillguard.synthetic import MALFORMED_KINDS, Message, stream, valid_event
 from tests.conftest import Lane, wait_for
 
@@ -205,3 +211,35 @@ def test_env_overrides_reach_the_settings(field: str) -> None:
         assert "example:1234" in (s.kafka_bootstrap if "KAFKA" in field else s.redis_url)
     finally:
         del os.environ[field]
+
+
+class _FragilePipeline(CountingPipeline):
+    """A detector with a bug that only one account's events trigger."""
+
+    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+        if event.account_id == "acct-0007":
+            raise ZeroDivisionError("bug in a detector")
+        return super().process(event)
+
+
+def test_a_detector_error_dead_letters_the_event_and_the_worker_goes_on(
+    lane: Lane, redis_client: redis.Redis
+) -> None:
+    messages = list(stream(2_000, accounts=20, seed=9))
+    publish(lane, messages)
+    settings = Settings(
+        kafka_bootstrap=lane.stack.bootstrap,
+        redis_url=lane.stack.redis_url,
+        topics=lane.topics,
+        worker=WorkerSettings(group_id=lane.group),
+    )
+    stats = Worker(settings, _FragilePipeline()).run(max_idle_s=3)
+    poisoned = [m for m in messages if m.key == "acct-0007"]
+    assert poisoned
+    assert stats.rejected == len(poisoned)
+    expected = expected_counts(messages)
+    del expected["acct-0007"]
+    assert redis_counts(redis_client) == expected
+    dead = read_topic(lane, lane.topics.dead_letter, len(poisoned))
+    assert len(dead) == len(poisoned)
+    assert all("ZeroDivisionError" in read_headers(r.headers)["dlq.reason"] for r in dead)
