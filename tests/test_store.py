@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from distillguard.api.live import start_valkey
+
 from distillguard.infra import free_port, stop_process
 from distillguard.records import AccountRisk, Alert, Cluster, Evidence, Label, Reason, dumps, iso
 from distillguard.store import alerts as alert_store
