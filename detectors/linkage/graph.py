@@ -1,0 +1,310 @@
+"""The evidence graph: who holds which evidence value, how rare it is, how strong a link is.
+
+Accounts and evidence values form a bipartite graph. Two accounts are linked by the
+values they both hold; a link's weight adds, kind by kind, each shared value's kind
+weight times its *rarity* times its *freshness*:
+
+- rarity is IDF-like, ``log(N / n) / log(N / 2)`` for a value held by ``n`` of ``N``
+  active accounts (1 when two accounts share it, 0 when everyone does); a value held
+  by more than the kind's ``max_share`` of the population is dropped outright, so a
+  cloud ASN, a university NAT or a popular SDK user agent can never glue a
+  mega-cluster together however many accounts it has;
+- freshness halves every ``half_life_s`` of event time since the older of the two
+  sightings, and a membership unseen for ``expire_half_lives`` half-lives expires;
+- each kind's total is capped (sharing five proxy /24s beats one, up to a point);
+- synchronised activity counts differently: the Jaccard overlap of the two accounts'
+  burst-onset buckets, once they share at least ``sync_min_shared`` onsets.
+
+Membership is exact (a dict per value, ordered by arrival so the earliest holders
+serve as anchors) and bounded: by ``max_members`` per value, by the drop rule, and
+by ``max_keys_per_account`` per account.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
+
+
+class Holder:
+    """One account's side of the graph: the values it holds and when each was last seen."""
+
+    __slots__ = (
+        "behaviour_ts",
+        "events",
+        "first_ts",
+        "id",
+        "keys",
+        "last_ts",
+        "onsets",
+        "org",
+        "out_tokens",
+        "raw",
+        "refreshed",
+        "snippet",
+        "tpl",
+    )
+
+    def __init__(self, account_id: str, ts: float) -> None:
+        self.id = account_id
+        self.first_ts = ts
+        self.last_ts = ts
+        self.refreshed = ts
+        self.behaviour_ts = -math.inf
+        self.events = 0
+        self.out_tokens = 0
+        self.keys: dict[str, float] = {}  # evidence key -> last sighting (event time)
+        self.tpl: dict[str, int] = {}  # template band -> sightings, until it repeats
+        self.onsets = 0  # sync keys among ``keys``
+        self.org: str | None = None
+        #: last raw value per slot (payment, ip, asn, ua, system prompt) and its key,
+        #: so an unchanged attribute costs one comparison per event.
+        self.raw: list[object] = [None] * 10
+        self.snippet: str | None = None
+
+
+class Value:
+    """One evidence value's holders; ``common`` once too many accounts hold it."""
+
+    __slots__ = ("common", "last_seen", "members", "recent")
+
+    def __init__(self, anchors: int) -> None:
+        self.members: dict[str, None] = {}
+        self.recent: deque[str] = deque(maxlen=max(1, anchors // 2))
+        self.common = False
+        self.last_seen = 0.0
+
+
+class EvidenceGraph:
+    """Holders, values, and the weight of the link between two holders.
+
+    Examples
+    --------
+    >>> from distillguard.detectors.linkage.config import LinkageConfig
+    >>> g = EvidenceGraph(LinkageConfig())
+    >>> a, b = g.holder("a", 0.0), g.holder("b", 0.0)
+    >>> for h in (a, b):
+    ...     _ = g.observe(h, "p:card-1", 0.0)
+    ...     _ = g.observe(h, "n:203.0.113", 0.0)
+    >>> round(g.link_weight(a, b, 0.0), 2)
+    1.7
+    >>> round(g.link_weight(a, b, 86_400.0), 2)  # a day later, nothing seen since
+    1.08
+    """
+
+    def __init__(self, config: LinkageConfig) -> None:
+        self.config = config
+        self.holders: dict[str, Holder] = {}
+        self.values: dict[str, Value] = {}
+        self.weight: dict[str, float] = {}
+        self.cap: dict[str, float] = {}
+        self.half_life: dict[str, float] = {}
+        self.max_age: dict[str, float] = {}
+        for prefix, name in KIND_OF_PREFIX.items():
+            params = config.kind(name)
+            self.weight[prefix] = params.weight
+            self.cap[prefix] = params.cap
+            self.half_life[prefix] = params.half_life_s
+            self.max_age[prefix] = params.half_life_s * config.expire_half_lives
+        self.drop_at: dict[str, int] = {}
+        self._log_pop = 0.0
+        self._log_norm = 1.0
+        self.set_population(0)
+
+    # -- population and rarity -------------------------------------------------------
+
+    def set_population(self, active: int) -> None:
+        """Re-derive rarity and drop thresholds for ``active`` accounts."""
+        cfg = self.config
+        pop = max(active, cfg.rarity_population_floor, 4)
+        self._log_pop = math.log(pop)
+        self._log_norm = math.log(pop / 2)
+        for prefix, name in KIND_OF_PREFIX.items():
+            share = cfg.kind(name).max_share
+            self.drop_at[prefix] = min(cfg.max_members, max(cfg.min_common, int(share * pop)))
+
+    def rarity(self, holders: int) -> float:
+        """IDF-like weight of a value held by ``holders`` accounts, in [0, 1]."""
+        if holders <= 2:
+            return 1.0
+        r = (self._log_pop - math.log(holders)) / self._log_norm
+        return r if r > 0.0 else 0.0
+
+    # -- membership --------------------------------------------------------------------
+
+    def holder(self, account_id: str, ts: float) -> Holder:
+        h = self.holders.get(account_id)
+        if h is None:
+            h = self.holders[account_id] = Holder(account_id, ts)
+        return h
+
+    def observe(self, h: Holder, key: str, ts: float) -> bool:
+        """Record that ``h`` shows ``key`` at ``ts``; True if it is a new shared membership."""
+        keys = h.keys
+        if key in keys:
+            if ts > keys[key]:
+                keys[key] = ts
+            return False
+        value = self.values.get(key)
+        if value is None:
+            value = self.values[key] = Value(self.config.anchors)
+        value.last_seen = ts
+        if value.common:
+            return False
+        members = value.members
+        members[h.id] = None
+        if len(members) > self.drop_at[key[0]]:
+            self._make_common(key, value)
+            return False
+        keys[key] = ts
+        value.recent.append(h.id)
+        if key[0] == "y":
+            h.onsets += 1
+            if h.onsets > self.config.sync_max_onsets:
+                self.forget(h, next(k for k in keys if k[0] == "y"))
+        if len(keys) > self.config.max_keys_per_account:
+            self.forget(h, min(keys, key=keys.__getitem__))
+        return len(members) > 1
+
+    def forget(self, h: Holder, key: str) -> None:
+        """Remove one membership (expired, evicted, replaced)."""
+        if h.keys.pop(key, None) is None:
+            return
+        if key[0] == "y":
+            h.onsets -= 1
+        value = self.values.get(key)
+        if value is not None:
+            value.members.pop(h.id, None)
+            if not value.members and not value.common:
+                del self.values[key]
+
+    def _make_common(self, key: str, value: Value) -> None:
+        for acct in value.members:
+            h = self.holders.get(acct)
+            if h is not None and h.keys.pop(key, None) is not None and key[0] == "y":
+                h.onsets -= 1
+        value.members = {}
+        value.recent.clear()
+        value.common = True
+
+    def drop_holder(self, account_id: str) -> None:
+        h = self.holders.pop(account_id, None)
+        if h is not None:
+            for key in list(h.keys):
+                value = self.values.get(key)
+                if value is not None:
+                    value.members.pop(account_id, None)
+                    if not value.members and not value.common:
+                        del self.values[key]
+
+    def anchors(self, key: str, exclude: str) -> list[str]:
+        """The holders a newcomer to ``key`` is compared with: earliest and latest few."""
+        value = self.values.get(key)
+        if value is None or value.common:
+            return []
+        half = max(1, self.config.anchors // 2)
+        out: list[str] = []
+        for acct in value.members:
+            if len(out) >= half:
+                break
+            if acct != exclude:
+                out.append(acct)
+        for acct in value.recent:
+            if acct != exclude and acct not in out and acct in value.members:
+                out.append(acct)
+        return out
+
+    def expire(self, now: float) -> int:
+        """Drop memberships past their kind's age and common values long unseen."""
+        dropped = 0
+        max_age = self.max_age
+        for h in self.holders.values():
+            stale = [k for k, ts in h.keys.items() if now - ts > max_age[k[0]]]
+            for key in stale:
+                self.forget(h, key)
+            dropped += len(stale)
+        gone = [
+            k for k, v in self.values.items() if v.common and now - v.last_seen > max_age[k[0]]
+        ]
+        for key in gone:
+            del self.values[key]
+        # The population may have shrunk: values now above their kind's share go common.
+        for key, value in list(self.values.items()):
+            if not value.common and len(value.members) > self.drop_at[key[0]]:
+                self._make_common(key, value)
+        return dropped
+
+    # -- links ---------------------------------------------------------------------------
+
+    def link_weight(self, a: Holder, b: Holder, now: float) -> float:
+        """Rarity-weighted, decayed evidence shared by ``a`` and ``b``."""
+        ka, kb = a.keys, b.keys
+        if len(ka) > len(kb):
+            ka, kb = kb, ka
+        totals: dict[str, float] = {}
+        shared_onsets = 0
+        same_org = a.org is not None and a.org == b.org
+        values = self.values
+        for key, ta in ka.items():
+            tb = kb.get(key)
+            if tb is None:
+                continue
+            p = key[0]
+            if p == "y":
+                shared_onsets += 1
+                continue
+            if p == "p" and same_org:  # one organisation paying for its accounts is normal
+                continue
+            value = values.get(key)
+            if value is None:
+                continue
+            age = now - (ta if ta < tb else tb)
+            w = self.weight[p] * self.rarity(len(value.members))
+            if age > 0:
+                w *= 0.5 ** (age / self.half_life[p])
+            totals[p] = totals.get(p, 0.0) + w
+        total = 0.0
+        for p, w in totals.items():
+            cap = self.cap[p]
+            total += w if w < cap else cap
+        if shared_onsets >= self.config.sync_min_shared:
+            union = a.onsets + b.onsets - shared_onsets
+            total += self.weight["y"] * shared_onsets / max(union, 1)
+        return total
+
+    def shared(self, members: list[str]) -> list[tuple[str, float, list[str]]]:
+        """Values held by at least two of ``members``: (key, rarity weight, holders).
+
+        Burst onsets are summarised as one ``y:`` item (members that share at least
+        ``sync_min_shared`` onsets with the others), since one shared bucket alone
+        proves nothing.
+        """
+        holders_of: dict[str, list[str]] = {}
+        for acct in members:
+            h = self.holders.get(acct)
+            if h is None:
+                continue
+            for key in h.keys:
+                holders_of.setdefault(key, []).append(acct)
+        out = []
+        sync_count: dict[str, int] = {}
+        sync_frac: list[float] = []
+        for key, accts in holders_of.items():
+            value = self.values.get(key)
+            if len(accts) < 2 or value is None:
+                continue
+            if key[0] == "y":
+                for acct in accts:
+                    sync_count[acct] = sync_count.get(acct, 0) + 1
+                continue
+            out.append((key, self.weight[key[0]] * self.rarity(len(value.members)), accts))
+        synced = sorted(a for a, n in sync_count.items() if n >= self.config.sync_min_shared)
+        if len(synced) >= 2:
+            for acct in synced:
+                sync_frac.append(sync_count[acct] / max(1, self.holders[acct].onsets))
+            frac = sorted(sync_frac)[len(sync_frac) // 2]
+            out.append((f"y:{len(synced)} accounts, median {frac:.0%} of burst onsets shared",
+                        self.weight["y"] * frac, synced))
+        return out

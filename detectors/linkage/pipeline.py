@@ -1,0 +1,111 @@
+"""An account pipeline composed with the linkage stage, as one :class:`Pipeline`.
+
+Both see every event. Alerts of both are returned and drained together; an account
+in an alerted cluster reports the higher of its own risk and its cluster's, with a
+``cluster_membership`` reason and its ``cluster_id``, so a platform service asking
+about one low-and-slow member of a hydra sees the hydra.
+"""
+
+from __future__ import annotations
+
+from distillguard.detectors.linkage.stage import LinkageStage
+from distillguard.detectors.pipeline import Pipeline, PipelineOutput
+
+from distillguard.events import RequestEvent
+from distillguard.records import AccountRisk, Alert, Label, iso, level_for
+
+
+class LinkedPipeline:
+    """``account`` pipeline + ``linkage`` stage, delegating to both.
+
+    Parameters
+    ----------
+    account
+        Any :class:`~distillguard.detectors.pipeline.Pipeline` (per-account detectors).
+    linkage
+        The linkage stage; a default one when omitted. Unless it already has one, it
+        is given the account pipeline's risk as ``member_risk``.
+
+    Examples
+    --------
+    >>> from distillguard.detectors.pipeline import CountingPipeline
+    >>> from distillguard.events import RequestEvent
+    >>> p = LinkedPipeline(CountingPipeline())
+    >>> for i in range(8):
+    ...     _ = p.process(RequestEvent(event_id=str(i), ts=100.0 * i, account_id=f"a{i}",
+    ...                                model="m", input_tokens=1, output_tokens=1, status=200,
+    ...                                payment_fingerprint="card-1", ip=f"198.51.100.{i}"))
+    >>> out = p.drain()
+    >>> [(c.cluster_id, len(c.members)) for c in out.clusters], out.alerts[0].subject_type
+    ([('clu_1', 8)], 'cluster')
+    >>> r = p.risk("a3")
+    >>> r.cluster_id, r.level, r.reasons[0].signal
+    ('clu_1', 'high', 'cluster_membership')
+    >>> p.risk("nobody").risk
+    0.0
+    """
+
+    def __init__(self, account: Pipeline, linkage: LinkageStage | None = None) -> None:
+        self.account = account
+        self.linkage = linkage if linkage is not None else LinkageStage()
+        if self.linkage.member_risk is None:
+            self.linkage.member_risk = self._account_risk
+        self._published: dict[str, list[str]] = {}
+
+    def _account_risk(self, account_id: str) -> float:
+        return self.account.risk(account_id).risk
+
+    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+        own = self.account.process(event)
+        linked = self.linkage.process(event)
+        return own + linked if linked else own
+
+    def drain(self) -> PipelineOutput:
+        out = self.account.drain()
+        out.alerts.extend(self.linkage.drain_alerts())
+        clusters = self.linkage.drain_clusters()
+        out.clusters.extend(clusters)
+        touched: set[str] = set()
+        for cluster in clusters:
+            touched.update(cluster.members)
+            touched.update(self._published.pop(cluster.cluster_id, ()))
+            if cluster.members:
+                self._published[cluster.cluster_id] = cluster.members
+        risks = []
+        for r in out.risks:
+            if r.account_id in touched or self.linkage.cluster_of(r.account_id) is not None:
+                touched.discard(r.account_id)
+                r = self.risk(r.account_id)
+            risks.append(r)
+        risks.extend(self.risk(a) for a in sorted(touched))
+        out.risks = risks
+        return out
+
+    def risk(self, account_id: str) -> AccountRisk:
+        base = self.account.risk(account_id)
+        boost = self.linkage.cluster_risk(account_id)
+        reason = self.linkage.cluster_reason(account_id) if boost > 0 else None
+        if reason is None:
+            return base
+        cluster_id = self.linkage.cluster_of(account_id)
+        if boost <= base.risk:
+            reasons = [*base.reasons, reason]
+            risk = base.risk
+        else:
+            reasons = [reason, *base.reasons]
+            risk = boost
+        now = self.linkage.now
+        return AccountRisk(
+            account_id=account_id,
+            risk=risk,
+            level=level_for(risk),
+            reasons=reasons,
+            cluster_id=cluster_id,
+            updated_at=base.updated_at or (iso(now) if now is not None else None),
+        )
+
+    def learn_label(self, label: Label) -> None:
+        self.account.learn_label(label)
+
+    def accounts(self) -> list[str]:
+        return self.account.accounts()

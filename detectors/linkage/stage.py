@@ -1,0 +1,555 @@
+"""The linkage stage: events in, clusters of coordinated accounts and cluster alerts out.
+
+Per event the stage only records evidence (a few dict operations: which payment
+fingerprint, /24, ASN, user agent, system prompt, sampled template bands and burst
+onsets the account shows). Everything costlier runs on an event-time cadence:
+
+- every ``eval_interval_s``: each account that newly shares a value is compared with
+  that value's anchors (its earliest and latest holders), links at or above
+  ``link_threshold`` merge clusters, and changed clusters are scored and, above
+  ``alert_risk`` with at least ``min_alert_size`` members, alerted;
+- every ``revalidate_interval_s``: idle accounts and stale memberships expire, every
+  kept link is rescored (decay, rarity that moved) and clusters are recomputed from
+  the links still strong, which is how a cluster whose ties decayed splits.
+
+Comparing a newcomer with a few anchors instead of every holder keeps the work per
+new membership constant: a value held by 300 accounts costs 8 comparisons per
+joiner, not 300, and connectivity is all union-find needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from distillguard.detectors.linkage.behaviour import BehaviourBands
+from distillguard.detectors.linkage.clusters import ClusterBook
+from distillguard.detectors.linkage.config import LinkageConfig, load_config
+from distillguard.detectors.linkage.evidence import (
+    fingerprint_keys,
+    net_key,
+    onset_key,
+    template_keys,
+    text_key,
+)
+from distillguard.detectors.linkage.graph import EvidenceGraph, Holder, Value
+from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
+
+from distillguard.events import RequestEvent
+from distillguard.records import Alert, Cluster, Evidence, Reason, iso, level_for
+
+NO_ALERTS: tuple[Alert, ...] = ()
+_REFRESH_S = 60.0
+_SNIPPET_CHARS = 240
+_SNAPSHOT_VERSION = 1
+
+
+class _ClusterState(msgspec.Struct, kw_only=True):
+    risk: float = 0.0
+    alerted: bool = False
+    first_alert_ts: float | None = None
+    alert_size: int = 0
+    alert_level: str = "low"
+    mean_link: float = 0.0
+    member_risk: float = 0.0
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
+
+
+class LinkageStage:
+    """Clusters accounts that share rare evidence, and alerts on coordinated clusters.
+
+    Parameters
+    ----------
+    config
+        Parameters; ``configs/linkage.yaml`` (via :func:`load_config`) when omitted.
+    member_risk
+        Optional ``account_id -> risk`` of the account detectors, so a cluster with a
+        flagged member scores higher. Called only for members of changed clusters.
+
+    Examples
+    --------
+    Twelve accounts sharing a card and a proxy /24 form one alerted cluster; two
+    strangers on the same popular SDK do not:
+
+    >>> from distillguard.events import RequestEvent
+    >>> stage = LinkageStage(load_config())
+    >>> def ev(i, acct, **kw):
+    ...     return RequestEvent(event_id=f"e{i}", ts=1_000.0 + i, account_id=acct, model="m",
+    ...                         input_tokens=10, output_tokens=50, status=200, **kw)
+    >>> alerts = []
+    >>> for i in range(12):
+    ...     alerts += stage.process(ev(i, f"hydra{i}", payment_fingerprint="card-9",
+    ...                                ip=f"198.51.100.{i + 1}", user_agent="aiohttp/3.9"))
+    >>> for i in range(2):
+    ...     alerts += stage.process(ev(20 + i, f"user{i}", ip=f"192.0.{i}.5",
+    ...                                user_agent="openai-python/1.54.3"))
+    >>> alerts += stage.process(ev(200, "user0"))  # event time moves past the cadence
+    >>> [(a.subject_id, len(a.members), a.level) for a in alerts]
+    [('clu_1', 12, 'high')]
+    >>> stage.cluster_of("hydra3"), stage.cluster_of("user0"), stage.cluster_risk("hydra3") > 0.7
+    ('clu_1', None, True)
+    >>> [e.kind for e in alerts[0].evidence][:2]
+    ['payment', 'net']
+    """
+
+    def __init__(
+        self,
+        config: LinkageConfig | None = None,
+        member_risk: Callable[[str], float] | None = None,
+    ) -> None:
+        self.config = config or load_config()
+        self.member_risk = member_risk
+        self._graph = EvidenceGraph(self.config)
+        self._book = ClusterBook()
+        self._behaviour = BehaviourBands()
+        self._links: dict[tuple[str, str], float] = {}
+        self._strong: dict[str, dict[str, float]] = {}
+        self._pending: list[tuple[str, str]] = []
+        self._clusters: dict[str, _ClusterState] = {}
+        self._dirty: set[str] = set()
+        self._changed: set[str] = set()
+        self._alerts: list[Alert] = []
+        self._now = -math.inf
+        self._next_eval = -math.inf
+        self._next_revalidate = -math.inf
+        self._sample_first = self.config.sample_first
+        self._sample_every = max(1, self.config.sample_every)
+        self._edge = self.config.template_edge_tokens
+        self._min_hits = self.config.template_min_hits
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+        """Record the evidence ``event`` shows; on the cadence, link, cluster and alert."""
+        ts = event.ts
+        if not isinstance(ts, float):  # decoded events always carry float ts
+            try:
+                ts = float(ts)
+            except (TypeError, ValueError):
+                return NO_ALERTS
+        g = self._graph
+        h = g.holders.get(event.account_id)
+        if h is None:
+            h = g.holder(event.account_id, ts)
+        if ts > self._now:
+            self._now = ts
+        pending = self._pending
+        aid = h.id
+        if h.events == 0 or ts - h.last_ts >= self.config.onset_gap_s:
+            key = onset_key(ts, self.config.sync_bucket_s)
+            if g.observe(h, key, ts):
+                pending.append((aid, key))
+        if ts > h.last_ts:
+            h.last_ts = ts
+        h.events += 1
+        h.out_tokens += event.output_tokens
+        raw = h.raw
+        refresh = ts - h.refreshed >= _REFRESH_S
+        if refresh:
+            h.refreshed = ts
+        v: Any = event.payment_fingerprint
+        if v is not None and (v != raw[0] or refresh):
+            if v != raw[0]:
+                raw[0], raw[1] = v, "p:" + v
+            if g.observe(h, raw[1], ts):  # type: ignore[arg-type]
+                pending.append((aid, raw[1]))  # type: ignore[arg-type]
+        v = event.ip
+        if v is not None and (v != raw[2] or refresh):
+            if v != raw[2]:
+                raw[2], raw[3] = v, net_key(v)
+            if g.observe(h, raw[3], ts):  # type: ignore[arg-type]
+                pending.append((aid, raw[3]))  # type: ignore[arg-type]
+        v = event.asn
+        if v is not None and (v != raw[4] or refresh):
+            if v != raw[4]:
+                raw[4], raw[5] = v, f"a:{v}"
+            if g.observe(h, raw[5], ts):  # type: ignore[arg-type]
+                pending.append((aid, raw[5]))  # type: ignore[arg-type]
+        v = event.user_agent
+        if v is not None and (v != raw[6] or refresh):
+            if v != raw[6]:
+                raw[6], raw[7] = v, "u:" + v
+            if g.observe(h, raw[7], ts):  # type: ignore[arg-type]
+                pending.append((aid, raw[7]))  # type: ignore[arg-type]
+        v = event.system_prompt
+        if v is not None and (v != raw[8] or refresh):
+            if v != raw[8]:
+                raw[8], raw[9] = v, text_key("s", v)
+            if g.observe(h, raw[9], ts):  # type: ignore[arg-type]
+                pending.append((aid, raw[9]))  # type: ignore[arg-type]
+        if h.org is None and event.org_id is not None:
+            h.org = event.org_id
+        n = h.events
+        if n <= self._sample_first or n % self._sample_every == 0:
+            self._sample_template(h, event, ts)
+        if self._now >= self._next_eval:
+            return self._evaluate()
+        return NO_ALERTS
+
+    def _sample_template(self, h: Holder, event: RequestEvent, ts: float) -> None:
+        prompt = event.prompt
+        if prompt:
+            keys = template_keys(prompt, self._edge)
+        elif event.prompt_fingerprint:
+            keys = fingerprint_keys(event.prompt_fingerprint)
+        else:
+            return
+        tpl = h.tpl
+        g = self._graph
+        for key in keys:
+            hits = tpl.get(key, 0) + 1
+            tpl[key] = hits
+            if hits >= self._min_hits:
+                if g.observe(h, key, ts):
+                    self._pending.append((h.id, key))
+                if hits == self._min_hits and prompt and h.snippet is None:
+                    h.snippet = prompt[:_SNIPPET_CHARS]
+        while len(tpl) > self.config.max_template_candidates:
+            del tpl[next(iter(tpl))]
+
+    def observe_features(self, account_id: str, features: dict[str, float], ts: float) -> None:
+        """Optional hook: the account detectors' feature dict, as behaviour evidence.
+
+        Throttled per account (``behaviour_interval_s``); unknown accounts are ignored.
+        """
+        h = self._graph.holders.get(account_id)
+        if h is None or ts - h.behaviour_ts < self.config.behaviour_interval_s:
+            return
+        h.behaviour_ts = ts
+        new = self._behaviour.keys(features)
+        g = self._graph
+        for key in [k for k in h.keys if k[0] == "b" and k not in new]:
+            g.forget(h, key)
+        for key in new:
+            if g.observe(h, key, ts):
+                self._pending.append((account_id, key))
+
+    # -- cadence -------------------------------------------------------------------------
+
+    def _evaluate(self) -> tuple[Alert, ...]:
+        now = self._now
+        self._next_eval = now + self.config.eval_interval_s
+        if now >= self._next_revalidate:
+            self._revalidate(now)
+        self._link_pending(now)
+        return self._score_dirty(now)
+
+    def _link_pending(self, now: float) -> None:
+        pending, self._pending = self._pending, []
+        g = self._graph
+        holders = g.holders
+        done: set[tuple[str, str]] = set()
+        for aid, key in pending:
+            h = holders.get(aid)
+            if h is None or key not in h.keys:
+                continue
+            for other in g.anchors(key, aid):
+                pair = (aid, other) if aid < other else (other, aid)
+                if pair in done:
+                    continue
+                done.add(pair)
+                o = holders.get(other)
+                if o is not None:
+                    self._set_link(pair, g.link_weight(h, o, now))
+
+    def _set_link(self, pair: tuple[str, str], weight: float) -> None:
+        cfg = self.config
+        old = self._links.get(pair, 0.0)
+        if weight >= cfg.store_threshold:
+            self._links[pair] = weight
+        else:
+            self._links.pop(pair, None)
+        a, b = pair
+        if weight >= cfg.link_threshold:
+            self._strong.setdefault(a, {})[b] = weight
+            self._strong.setdefault(b, {})[a] = weight
+            cid = self._book.union(a, b)
+            if cid is not None:
+                self._dirty.add(cid)
+        elif old >= cfg.link_threshold:
+            self._strong.get(a, {}).pop(b, None)
+            self._strong.get(b, {}).pop(a, None)
+
+    def _revalidate(self, now: float) -> None:
+        cfg = self.config
+        self._next_revalidate = now + cfg.revalidate_interval_s
+        g = self._graph
+        idle = [aid for aid, h in g.holders.items() if now - h.last_ts > cfg.account_ttl_s]
+        for aid in idle:
+            g.drop_holder(aid)
+        g.set_population(len(g.holders))
+        g.expire(now)
+        holders = g.holders
+        links: dict[tuple[str, str], float] = {}
+        strong: dict[str, dict[str, float]] = {}
+        edges: list[tuple[str, str]] = []
+        for pair in self._links:
+            ha, hb = holders.get(pair[0]), holders.get(pair[1])
+            if ha is None or hb is None:
+                continue
+            w = g.link_weight(ha, hb, now)
+            if w >= cfg.store_threshold:
+                links[pair] = w
+                if w >= cfg.link_threshold:
+                    strong.setdefault(pair[0], {})[pair[1]] = w
+                    strong.setdefault(pair[1], {})[pair[0]] = w
+                    edges.append(pair)
+        self._links = links
+        self._strong = strong
+        changed, dissolved = self._book.rebuild(edges)
+        self._dirty |= changed
+        for cid in dissolved:
+            self._clusters.pop(cid, None)
+            self._dirty.discard(cid)
+            self._changed.add(cid)
+
+    def _score_dirty(self, now: float) -> tuple[Alert, ...]:
+        if not self._dirty:
+            return NO_ALERTS
+        cfg = self.config
+        dirty, self._dirty = self._dirty, set()
+        alerts: list[Alert] = []
+        for cid in sorted(dirty, key=lambda c: int(c[4:])):
+            members = self._book.members.get(cid)
+            if not members:
+                continue
+            self._changed.add(cid)
+            st = self._clusters.get(cid)
+            if st is None:
+                st = self._clusters[cid] = _ClusterState()
+            st.mean_link = self._mean_link(members)
+            st.member_risk = self._member_risk(members)
+            events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
+            st.risk = cluster_risk(st.mean_link, cfg.link_threshold, len(members), events,
+                                   st.member_risk)
+            if len(members) < cfg.min_alert_size or st.risk < cfg.alert_risk:
+                continue
+            level = level_for(st.risk)
+            if (
+                not st.alerted
+                or len(members) >= st.alert_size * (1 + cfg.realert_growth)
+                or _LEVEL_ORDER[level] > _LEVEL_ORDER[st.alert_level]
+            ):
+                if not st.alerted:
+                    st.alerted = True
+                    st.first_alert_ts = now
+                st.alert_size = len(members)
+                st.alert_level = level
+                alerts.append(self._alert(cid, members, st, now))
+        self._alerts.extend(alerts)
+        return tuple(alerts)
+
+    def _mean_link(self, members: set[str]) -> float:
+        total, count = 0.0, 0
+        for a in members:
+            for b, w in self._strong.get(a, {}).items():
+                if a < b and b in members:
+                    total += w
+                    count += 1
+        return total / count if count else self.config.link_threshold
+
+    def _member_risk(self, members: set[str]) -> float:
+        if self.member_risk is None:
+            return 0.0
+        top = sorted((self.member_risk(a) for a in members), reverse=True)[:3]
+        return sum(top) / len(top) if top else 0.0
+
+    def _evidence(self, members: set[str]) -> list[Evidence]:
+        cfg = self.config
+        return evidence_items(
+            self._graph.shared(sorted(members)), cfg.evidence_items, cfg.evidence_accounts
+        )
+
+    def _alert(self, cid: str, members: set[str], st: _ClusterState, now: float) -> Alert:
+        st.evidence = self._evidence(members)
+        holders = [h for a in sorted(members) if (h := self._graph.holders.get(a))]
+        first = min((h.first_ts for h in holders), default=now)
+        last = max((h.last_ts for h in holders), default=now)
+        samples = [h.snippet for h in holders if h.snippet][:3]
+        return Alert(
+            alert_id=f"alert_{cid}",
+            subject_type="cluster",
+            subject_id=cid,
+            risk=round(st.risk, 4),
+            level=level_for(st.risk),
+            reasons=reasons(len(members), st.mean_link, st.evidence, st.member_risk),
+            created_at=iso(st.first_alert_ts if st.first_alert_ts is not None else now),
+            updated_at=iso(now),
+            first_event_ts=iso(first),
+            last_event_ts=iso(last),
+            cluster_id=cid,
+            members=sorted(members),
+            evidence=st.evidence,
+            sample_prompts=samples,
+        )
+
+    # -- queries -------------------------------------------------------------------------
+
+    def cluster_of(self, account_id: str) -> str | None:
+        """The cluster the account belongs to (alerted or not), or None."""
+        return self._book.cluster_of.get(account_id)
+
+    def cluster_risk(self, account_id: str) -> float:
+        """The risk the account inherits from an *alerted* cluster (0 otherwise)."""
+        cid = self._book.cluster_of.get(account_id)
+        if cid is None:
+            return 0.0
+        st = self._clusters.get(cid)
+        return st.risk if st is not None and st.alerted else 0.0
+
+    def cluster_reason(self, account_id: str) -> Reason | None:
+        """The ``cluster_membership`` reason for an account in an alerted cluster."""
+        cid = self._book.cluster_of.get(account_id)
+        st = self._clusters.get(cid) if cid is not None else None
+        if cid is None or st is None or not st.alerted:
+            return None
+        kinds = sorted({e.kind for e in st.evidence})
+        size = len(self._book.members.get(cid, ()))
+        return Reason(
+            signal="cluster_membership",
+            value=round(st.risk, 4),
+            detail=f"{cid}: {size} accounts sharing {', '.join(kinds) or 'evidence'}",
+        )
+
+    @property
+    def now(self) -> float | None:
+        """The latest event time seen (None before the first event)."""
+        return _finite(self._now)
+
+    def members(self, cluster_id: str) -> list[str]:
+        return sorted(self._book.members.get(cluster_id, ()))
+
+    def drain_alerts(self) -> list[Alert]:
+        """Cluster alerts raised or updated since the last call."""
+        out, self._alerts = self._alerts, []
+        return out
+
+    def drain_clusters(self) -> list[Cluster]:
+        """Clusters changed since the last call; a dissolved cluster comes with no members."""
+        changed, self._changed = self._changed, set()
+        out = []
+        now = iso(self._now) if math.isfinite(self._now) else None
+        for cid in sorted(changed, key=lambda c: int(c[4:])):
+            members = self._book.members.get(cid)
+            st = self._clusters.get(cid)
+            if not members or st is None:
+                out.append(Cluster(cluster_id=cid, members=[], risk=0.0, level="low",
+                                   updated_at=now))
+                continue
+            evidence = st.evidence if st.alerted else self._evidence(members)
+            out.append(Cluster(
+                cluster_id=cid,
+                members=sorted(members),
+                risk=round(st.risk, 4),
+                level=level_for(st.risk),
+                evidence=evidence,
+                first_alert_ts=iso(st.first_alert_ts) if st.first_alert_ts is not None else None,
+                updated_at=now,
+            ))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of the state, for benchmarks and the worker's stats line."""
+        return {
+            "accounts": len(self._graph.holders),
+            "values": len(self._graph.values),
+            "links": len(self._links),
+            "strong_links": sum(len(v) for v in self._strong.values()) // 2,
+            "clusters": len(self._book.members),
+            "alerted_clusters": sum(1 for s in self._clusters.values() if s.alerted),
+        }
+
+    # -- state -----------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole state as JSON (no pickle): restoring it continues bit for bit."""
+        g = self._graph
+        state = {
+            "version": _SNAPSHOT_VERSION,
+            "now": _finite(self._now),
+            "next_eval": _finite(self._next_eval),
+            "next_revalidate": _finite(self._next_revalidate),
+            "holders": [
+                [h.id, h.first_ts, h.last_ts, h.refreshed, _finite(h.behaviour_ts), h.events,
+                 h.out_tokens, h.onsets, h.org, h.snippet, h.keys, h.tpl, h.raw]
+                for h in g.holders.values()
+            ],
+            "values": [
+                [k, list(v.members), list(v.recent), v.common, v.last_seen]
+                for k, v in g.values.items()
+            ],
+            "links": [[a, b, w] for (a, b), w in self._links.items()],
+            "seq": self._book.seq,
+            "clusters": {cid: sorted(m) for cid, m in self._book.members.items()},
+            "cluster_state": self._clusters,
+            "pending": self._pending,
+            "dirty": sorted(self._dirty),
+            "changed": sorted(self._changed),
+            "behaviour": self._behaviour.state(),
+        }
+        return msgspec.json.encode(state)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a :meth:`snapshot`; a bad snapshot raises ValueError."""
+        try:
+            state = msgspec.json.decode(data)
+            if state.get("version") != _SNAPSHOT_VERSION:
+                raise ValueError(f"unsupported snapshot version {state.get('version')!r}")
+            self._load(state)
+        except (msgspec.DecodeError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"not a linkage snapshot: {exc}") from None
+
+    def _load(self, state: dict[str, Any]) -> None:
+        g = EvidenceGraph(self.config)
+        for row in state["holders"]:
+            (aid, first, last, refreshed, beh, events, out, onsets, org, snippet, keys, tpl,
+             raw) = row
+            h = Holder(aid, first)
+            h.last_ts, h.refreshed = last, refreshed
+            h.behaviour_ts = -math.inf if beh is None else beh
+            h.events, h.out_tokens, h.onsets, h.org, h.snippet = events, out, onsets, org, snippet
+            h.keys, h.tpl, h.raw = keys, tpl, list(raw)
+            g.holders[aid] = h
+        for key, members, recent, common, last_seen in state["values"]:
+            v = Value(self.config.anchors)
+            v.members = dict.fromkeys(members)
+            v.recent.extend(recent)
+            v.common, v.last_seen = common, last_seen
+            g.values[key] = v
+        g.set_population(len(g.holders))
+        book = ClusterBook()
+        book.seq = state["seq"]
+        for cid, members in state["clusters"].items():
+            book.members[cid] = set(members)
+            for a in members:
+                book.cluster_of[a] = cid
+        self._graph = g
+        self._book = book
+        self._links = {(a, b): w for a, b, w in state["links"]}
+        self._strong = {}
+        for (a, b), w in self._links.items():
+            if w >= self.config.link_threshold:
+                self._strong.setdefault(a, {})[b] = w
+                self._strong.setdefault(b, {})[a] = w
+        self._clusters = msgspec.convert(state["cluster_state"], dict[str, _ClusterState])
+        self._pending = [(a, k) for a, k in state["pending"]]
+        self._dirty = set(state["dirty"])
+        self._changed = set(state["changed"])
+        self._now = _infinite(state["now"])
+        self._next_eval = _infinite(state["next_eval"])
+        self._next_revalidate = _infinite(state["next_revalidate"])
+        self._behaviour = BehaviourBands()
+        self._behaviour.load(state["behaviour"])
+
+
+_LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _infinite(x: float | None) -> float:
+    return -math.inf if x is None else x
