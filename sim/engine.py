@@ -154,6 +154,10 @@ def generate(scenario: Scenario, corpora: dict[str, Corpus] | None = None) -> Tr
         for account, events in arch.generate(ctx, group, rng):
             accounts.append(account)
             parts.append(events)
+    # An account that never sent a request is invisible to any detector: leave it out.
+    active = [i for i, e in enumerate(parts) if e.n > 0]
+    accounts = [accounts[i] for i in active]
+    parts = [parts[i] for i in active]
     acct = np.repeat(np.arange(len(accounts), dtype=np.int32), [e.n for e in parts])
     columns = {
         name: np.concatenate([e.column(name) for e in parts]) if parts
