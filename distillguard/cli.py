@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "distillguard.demo",
     "distillguard.api.cli",
     "distillguard.sim.cli",
+    "distillguard.evaluation.cli",
 )
 
 for _name in COMMAND_MODULES:
