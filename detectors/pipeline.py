@@ -102,8 +102,18 @@ class CountingPipeline:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline the worker and ``replay`` run, chosen by ``detectors.pipeline`` in settings."""
-    kind = settings.detectors.get("pipeline", "counting")
+    """The pipeline the worker and ``replay`` run, chosen by ``detectors.pipeline`` in settings.
+
+    ``account`` (default): per-account features, scorers and alerts
+    (:class:`~distillguard.detectors.account_pipeline.AccountPipeline`); ``counting``:
+    the counter above, for tests of the edges.
+    """
+    kind = settings.detectors.pipeline
     if kind == "counting":
         return CountingPipeline()
+    if kind == "account":
+        # imported here: account_pipeline imports this module's PipelineOutput
+        from distillguard.detectors.account_pipeline import AccountPipeline
+
+        return AccountPipeline(settings.detectors)
     raise ValueError(f"unknown detectors.pipeline {kind!r}")

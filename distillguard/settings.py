@@ -83,6 +83,78 @@ class Api(_Section):
     store: StoreSettings = StoreSettings()
 
 
+class DetectorRule(_Section):
+    """One expert rule: a signal's ramp from ``low`` (no suspicion) to ``high`` (full)."""
+
+    signal: str
+    low: float
+    high: float
+    weight: float
+    group: str
+
+
+class DetectorAnomaly(_Section):
+    n_trees: int = Field(10, ge=1)
+    height: int = Field(8, ge=1, le=16)
+    window_size: int = Field(250, ge=10)
+    seed: int = 42
+    #: log-odds added at the top of the anomaly-score distribution
+    weight: float = Field(1.0, ge=0)
+    #: anomaly-score percentile from which it starts to count
+    from_percentile: float = Field(95.0, ge=0, le=100)
+
+
+class DetectorFeedback(_Section):
+    bandwidth: float = Field(0.05, gt=0)
+    strength: float = Field(3.0, ge=0)
+    max_adjustment: float = Field(4.0, ge=0)
+    capacity: int = Field(512, ge=1)
+    min_per_class: int = Field(10, ge=1)
+
+
+class Detectors(_Section):
+    """The account detectors (``detectors/``): cadence, thresholds, rules, models."""
+
+    pipeline: str = "account"
+    #: risk at which an account alert opens (evaluate reads this too)
+    alert_threshold: float = Field(0.7, ge=0, le=1)
+    #: an open alert is re-raised as an update when risk grows by this much, or when
+    #: the account's events since the last raise have doubled
+    realert_delta: float = Field(0.1, gt=0)
+    #: drain() reports an account's risk when it moved by at least this much
+    risk_change: float = Field(0.05, ge=0)
+    #: no alert before an account has this many events (too little evidence)
+    min_events: int = Field(10, ge=1)
+    #: score an account at 2, 4, 8, ... events up to ``score_every``, then every
+    #: ``score_every`` events, and at least every ``score_interval_s`` of event time
+    score_every: int = Field(32, ge=1)
+    score_interval_s: float = Field(600.0, gt=0)
+    #: analyse every prompt of an account's first ``text_full_events`` events, then
+    #: one in ``text_sample_every`` (rates stay unbiased; throughput triples)
+    text_full_events: int = Field(64, ge=0)
+    text_sample_every: int = Field(4, ge=1)
+    #: an account feeds the population statistics at most once per this much event time
+    population_interval_s: float = Field(900.0, gt=0)
+    #: accounts idle this long (event time) are forgotten
+    idle_evict_s: float = Field(3 * 86_400.0, gt=0)
+    max_accounts: int = Field(2_000_000, ge=1)
+    #: a model first seen at least ``new_model_after_s`` into the stream is "new" for
+    #: ``new_model_window_s`` (model-release pivot)
+    new_model_after_s: float = Field(6 * 3600.0, ge=0)
+    new_model_window_s: float = Field(48 * 3600.0, gt=0)
+    bias: float = -6.0
+    rules: list[DetectorRule] = Field(default_factory=list)
+    #: (group, group, weight): log-odds added per unit of both groups' evidence
+    interactions: list[tuple[str, str, float]] = Field(default_factory=list)
+    anomaly: DetectorAnomaly = DetectorAnomaly()
+    feedback: DetectorFeedback = DetectorFeedback()
+    #: Platt scaling of the fused log-odds: risk = sigmoid(scale * logit + shift)
+    calibration_scale: float = 1.0
+    calibration_shift: float = 0.0
+    #: config of the linkage (cluster) stage, owned by ``detectors/linkage``
+    linkage: dict[str, Any] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Everything a distillguard process can be told."""
 
@@ -98,9 +170,9 @@ class Settings(BaseSettings):
     topics: Topics = Topics()
     worker: Worker = Worker()
     validation: Validation = Validation()
-    # Sections owned by later stages (detectors, sim) are plain mappings until
+    # Sections owned by later stages (sim) are plain mappings until
     # those stages give them a model; unknown keys are kept, not rejected.
-    detectors: dict[str, Any] = Field(default_factory=dict)
+    detectors: Detectors = Detectors()
     api: Api = Api()
 
     @classmethod

@@ -1,0 +1,510 @@
+"""The account pipeline: events -> per-account state -> scores, reasons and alerts.
+
+Per event (the hot path): update the account's decayed state, analyse the prompt
+text on a per-account sample, count. Per *scoring* (a cadence per account: at 2, 4,
+8, ... events, then every ``score_every`` events or ``score_interval_s`` of event
+time): compute the named signals, place them in the population, run the expert
+rules, the population anomaly model and the label feedback, fuse into one risk and
+decide on an alert. Scoring on a cadence rather than per event is what keeps the
+river models affordable (DESIGN.md: HalfSpaceTrees ~28 µs per learn+score).
+
+The pipeline holds no I/O. ``snapshot``/``restore`` serialise every piece of state
+as msgpack of plain numbers and strings (no pickle), so a checkpoint read back from
+Redis cannot execute anything, and a restored pipeline continues with the same scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import msgspec
+from distillguard.detectors.alerts import AlertPolicy, OpenAlert, alert_id_for, build_alert
+from distillguard.detectors.features.account import AccountState
+from distillguard.detectors.features.signals import BY_NAME
+from distillguard.detectors.pipeline import NO_ALERTS, PipelineOutput
+from distillguard.detectors.scorers.anomaly import PopulationAnomaly
+from distillguard.detectors.scorers.feedback import LabelFeedback
+from distillguard.detectors.scorers.population import PopulationQuantiles
+from distillguard.detectors.scorers.rules import ExpertRules, Rule
+
+from distillguard.events import RequestEvent
+from distillguard.records import AccountRisk, Alert, Label, Reason, iso, level_for
+from distillguard.settings import Detectors
+
+SNAPSHOT_FORMAT = "distillguard.detectors.account/1"
+ANOMALY_SIGNAL = "population_anomaly"
+FEEDBACK_SIGNAL = "analyst_feedback"
+TOP_REASONS = 3
+#: risk from which an account starts keeping sample prompts for a future alert
+WATCH_RISK = 0.4
+_SWEEP_EVERY = 1 << 16
+
+
+class Tracked:
+    """Everything the pipeline keeps about one account besides its behaviour state."""
+
+    __slots__ = (
+        "alert",
+        "drained_risk",
+        "first_alert_ts",
+        "last_pop_ts",
+        "last_scored_ts",
+        "next_score_n",
+        "org_id",
+        "reasons",
+        "risk",
+        "samples",
+        "state",
+    )
+
+    def __init__(self, org_id: str | None = None) -> None:
+        self.state = AccountState()
+        self.risk = 0.0
+        self.reasons: list[Reason] = []
+        self.next_score_n = 2
+        self.last_scored_ts = -math.inf
+        self.last_pop_ts = -math.inf
+        self.drained_risk = 0.0
+        self.alert: OpenAlert | None = None
+        self.first_alert_ts: float | None = None
+        self.samples: list[str] | None = None
+        self.org_id = org_id
+
+    def to_state(self) -> list[Any]:
+        alert = self.alert
+        return [
+            self.state.to_state(),
+            self.risk,
+            [[r.signal, r.value, r.population_percentile, r.detail] for r in self.reasons],
+            self.next_score_n,
+            _finite(self.last_scored_ts),
+            _finite(self.last_pop_ts),
+            self.drained_risk,
+            None
+            if alert is None
+            else [alert.alert_id, alert.created_ts, alert.risk, alert.events, alert.first_event_ts],
+            self.first_alert_ts,
+            self.samples,
+            self.org_id,
+        ]
+
+    @classmethod
+    def from_state(cls, values: list[Any]) -> Tracked:
+        if not isinstance(values, list) or len(values) != 11:
+            raise ValueError("tracked account state must be a list of 11 values")
+        (
+            state,
+            risk,
+            reasons,
+            next_n,
+            scored_ts,
+            pop_ts,
+            drained,
+            alert,
+            first_alert,
+            samples,
+            org_id,
+        ) = values
+        t = cls(org_id if isinstance(org_id, str) else None)
+        t.state = AccountState.from_state(state)
+        t.risk = float(risk)
+        t.reasons = [
+            Reason(signal=str(s), value=float(v), population_percentile=p, detail=d)
+            for s, v, p, d in reasons
+        ]
+        t.next_score_n = int(next_n)
+        t.last_scored_ts = -math.inf if scored_ts is None else float(scored_ts)
+        t.last_pop_ts = -math.inf if pop_ts is None else float(pop_ts)
+        t.drained_risk = float(drained)
+        if alert is not None:
+            aid, created, arisk, events, first_ts = alert
+            t.alert = OpenAlert(
+                str(aid), float(created), float(arisk), int(events), float(first_ts)
+            )
+        t.first_alert_ts = None if first_alert is None else float(first_alert)
+        t.samples = None if samples is None else [str(s) for s in samples]
+        return t
+
+
+class AccountPipeline:
+    """Per-account detection: the default :class:`~distillguard.detectors.pipeline.Pipeline`.
+
+    Parameters
+    ----------
+    config
+        The ``detectors`` settings section (cadence, thresholds, rules, models).
+
+    Examples
+    --------
+    >>> from distillguard.settings import get_settings
+    >>> from distillguard.events import RequestEvent
+    >>> pipe = AccountPipeline(get_settings().detectors)
+    >>> for i in range(400):
+    ...     _ = pipe.process(RequestEvent(
+    ...         event_id=str(i), ts=1_790_000_000.0 + 1.5 * i, account_id="bulk", model="m",
+    ...         input_tokens=40, output_tokens=1500, status=200, max_tokens=8192,
+    ...         user_agent="python-requests/2.31", temperature=0.0,
+    ...         prompt=f"Task {i}: write a python function for case {i}. Think step by step."))
+    >>> pipe.risk("bulk").level in ("high", "critical")
+    True
+    >>> out = pipe.drain()
+    >>> out.counts["bulk"], len(out.alerts) >= 1, out.alerts[0].subject_type
+    (400, True, 'account')
+    >>> pipe.risk("never-seen").risk
+    0.0
+    """
+
+    def __init__(self, config: Detectors) -> None:
+        self.config = config
+        self.rules = ExpertRules(
+            [Rule(r.signal, r.low, r.high, r.weight, r.group) for r in config.rules],
+            interactions=[tuple(i) for i in config.interactions],  # type: ignore[misc]
+            bias=config.bias,
+        )
+        self.policy = AlertPolicy(config.alert_threshold, config.realert_delta, config.min_events)
+        a = config.anomaly
+        self.population = PopulationQuantiles()
+        self.anomaly = PopulationAnomaly(a.n_trees, a.height, a.window_size, a.seed)
+        self.anomaly_scores = PopulationQuantiles()
+        f = config.feedback
+        self.feedback = LabelFeedback(
+            f.bandwidth, f.strength, f.max_adjustment, f.capacity, f.min_per_class
+        )
+        self._tracked: dict[str, Tracked] = {}
+        self._model_first_seen: dict[str, float] = {}
+        self._stream_start: float | None = None
+        self._clock = -math.inf
+        self._events = 0
+        self._counts: Counter[str] = Counter()
+        self._alerts: list[Alert] = []
+        self._dirty: set[str] = set()
+
+    # -- hot path ---------------------------------------------------------------------
+
+    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+        account_id = event.account_id
+        self._counts[account_id] += 1
+        ts = event.ts
+        assert isinstance(ts, float)
+        t = self._tracked.get(account_id)
+        if t is None:
+            t = self._tracked[account_id] = Tracked(event.org_id)
+        elif event.org_id is not None and t.org_id is None:
+            t.org_id = event.org_id
+        if ts > self._clock:
+            self._clock = ts
+        state = t.state
+        n = state.n
+        cfg = self.config
+        state.update(
+            event,
+            analyse_text=n < cfg.text_full_events or n % cfg.text_sample_every == 0,
+            new_model=self._is_new_model(event.model, ts),
+        )
+        if t.samples is not None and event.prompt and len(t.samples) < 5:
+            t.samples.append(event.prompt[:500])
+        self._events += 1
+        if self._events % _SWEEP_EVERY == 0:
+            self._evict()
+        if n + 1 >= t.next_score_n or ts - t.last_scored_ts >= cfg.score_interval_s:
+            return self._rescore(account_id, t, ts, event.prompt)
+        return NO_ALERTS
+
+    def _is_new_model(self, model: str, ts: float) -> bool:
+        first = self._model_first_seen.get(model)
+        if first is None:
+            first = self._model_first_seen[model] = ts
+            if self._stream_start is None:
+                self._stream_start = ts
+        start = self._stream_start if self._stream_start is not None else ts
+        cfg = self.config
+        return first - start >= cfg.new_model_after_s and ts - first <= cfg.new_model_window_s
+
+    # -- scoring ----------------------------------------------------------------------
+
+    def _rescore(
+        self, account_id: str, t: Tracked, ts: float, prompt: str | None
+    ) -> tuple[Alert, ...]:
+        n = t.state.n
+        every = self.config.score_every
+        t.next_score_n = min(2 * n, n + every) if n < every else n + every
+        t.last_scored_ts = ts
+        risk, reasons, x = self._score(t, ts, learn=True)
+        t.risk = risk
+        t.reasons = reasons
+        if abs(risk - t.drained_risk) >= self.config.risk_change or (
+            level_for(risk) != level_for(t.drained_risk)
+        ):
+            self._dirty.add(account_id)
+        if risk >= WATCH_RISK and t.samples is None:
+            t.samples = []
+        action = self.policy.decide(t.alert, risk=risk, events=n)
+        if action == "none":
+            return NO_ALERTS
+        if (
+            t.samples is not None
+            and prompt
+            and len(t.samples) < 5
+            and (not t.samples or t.samples[-1] != prompt[:500])
+        ):
+            t.samples.append(prompt[:500])
+        if action == "open":
+            t.alert = OpenAlert(alert_id_for(account_id, ts), ts, risk, n, t.state.first_ts)
+            if t.first_alert_ts is None:
+                t.first_alert_ts = ts
+            verb = "opened"
+        else:
+            assert t.alert is not None
+            t.alert.risk = risk
+            t.alert.events = n
+            verb = "evidence grew"
+        alert = build_alert(
+            account_id,
+            t.alert,
+            risk=risk,
+            reasons=reasons,
+            now=ts,
+            last_event_ts=t.state.last_ts,
+            features=x,
+            sample_prompts=t.samples or [],
+            org_id=t.org_id,
+            action=verb,
+        )
+        self._alerts.append(alert)
+        self._dirty.add(account_id)
+        return (alert,)
+
+    def _score(
+        self, t: Tracked, now: float, *, learn: bool
+    ) -> tuple[float, list[Reason], dict[str, float]]:
+        """Risk, reasons and the signals behind them; ``learn`` feeds the population."""
+        cfg = self.config
+        x = t.state.features(now)
+        pct = self.population.percentiles(x)
+        scaled = {k: v / 100.0 for k, v in pct.items()}
+        anomaly = self.anomaly.score_one(scaled) if scaled else 0.0
+        anomaly_pct = self.anomaly_scores.percentile(ANOMALY_SIGNAL, anomaly)
+        if learn and now - t.last_pop_ts >= cfg.population_interval_s and t.state.n >= 2:
+            t.last_pop_ts = now
+            self.population.learn_one(x)
+            if scaled:
+                self.anomaly.learn_one(scaled)
+                self.anomaly_scores.learn_one({ANOMALY_SIGNAL: anomaly})
+        logit, parts = self.rules.explain(x)
+        a = cfg.anomaly
+        anomaly_part = 0.0
+        if anomaly_pct is not None and anomaly_pct > a.from_percentile:
+            anomaly_part = a.weight * (anomaly_pct - a.from_percentile) / (100 - a.from_percentile)
+        feedback_part = self.feedback.score_one(scaled) if scaled else 0.0
+        z = cfg.calibration_scale * (logit + anomaly_part + feedback_part) + cfg.calibration_shift
+        risk = _sigmoid(z)
+        reasons = [
+            Reason(signal=s, value=round(x[s], 6), population_percentile=_pct(pct.get(s)))
+            for s, c in sorted(parts.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
+            if c > 0.0
+        ]
+        if anomaly_part > 0.0:
+            reasons.append(
+                Reason(
+                    signal=ANOMALY_SIGNAL,
+                    value=round(anomaly, 6),
+                    population_percentile=_pct(anomaly_pct),
+                )
+            )
+        if abs(feedback_part) >= 0.5:
+            dismissed, confirmed = self.feedback.labels_seen()
+            reasons.append(
+                Reason(
+                    signal=FEEDBACK_SIGNAL,
+                    value=round(feedback_part, 3),
+                    detail=f"log-odds from analyst labels ({dismissed} dismissed, "
+                    f"{confirmed} confirmed) on similar accounts",
+                )
+            )
+        if not reasons and pct:
+            # nothing suspicious: still say where the account stands, most extreme first
+            s = max(pct, key=lambda k: _tail(k, pct[k]))
+            reasons.append(
+                Reason(signal=s, value=round(x[s], 6), population_percentile=_pct(pct[s]))
+            )
+        return risk, reasons, x
+
+    # -- Pipeline protocol ------------------------------------------------------------
+
+    def drain(self) -> PipelineOutput:
+        out = PipelineOutput(counts=self._counts, alerts=self._alerts)
+        for account_id in sorted(self._dirty):
+            t = self._tracked.get(account_id)
+            if t is None:
+                continue
+            t.drained_risk = t.risk
+            out.risks.append(self._account_risk(account_id, t))
+        self._counts = Counter()
+        self._alerts = []
+        self._dirty = set()
+        return out
+
+    def risk(self, account_id: str) -> AccountRisk:
+        t = self._tracked.get(account_id)
+        if t is None:
+            return AccountRisk(account_id=account_id)
+        return self._account_risk(account_id, t)
+
+    def _account_risk(self, account_id: str, t: Tracked) -> AccountRisk:
+        return AccountRisk(
+            account_id=account_id,
+            risk=round(t.risk, 4),
+            level=level_for(t.risk),
+            reasons=list(t.reasons),
+            updated_at=iso(t.last_scored_ts) if math.isfinite(t.last_scored_ts) else None,
+        )
+
+    def learn_label(self, label: Label) -> None:
+        """Teach the feedback model; a dismissal closes the account's open alert."""
+        x = {k: v for k, v in label.features.items() if isinstance(v, (int, float))}
+        if not x:
+            t = self._tracked.get(label.account_id)
+            if t is None:
+                return
+            x = t.state.features(t.state.last_ts)
+        scaled = {k: v / 100.0 for k, v in self.population.percentiles(x).items()}
+        self.feedback.learn_one(scaled, label.label == "distiller")
+        t = self._tracked.get(label.account_id)
+        if t is not None and label.label == "benign":
+            t.alert = None
+
+    def accounts(self) -> list[str]:
+        return list(self._tracked)
+
+    # -- for other stages (linkage) and investigations ---------------------------------
+
+    def account_features(self, account_id: str) -> dict[str, float] | None:
+        """The account's named signals now (None if not tracked): what linkage can reuse."""
+        t = self._tracked.get(account_id)
+        return None if t is None else t.state.features(t.state.last_ts)
+
+    def first_alert_ts(self, account_id: str) -> float | None:
+        t = self._tracked.get(account_id)
+        return None if t is None else t.first_alert_ts
+
+    # -- memory -----------------------------------------------------------------------
+
+    def _evict(self) -> None:
+        """Forget accounts idle longer than ``idle_evict_s``, and the oldest beyond the cap."""
+        horizon = self._clock - self.config.idle_evict_s
+        idle = [a for a, t in self._tracked.items() if t.state.last_ts < horizon]
+        for account_id in idle:
+            del self._tracked[account_id]
+        excess = len(self._tracked) - self.config.max_accounts
+        if excess > 0:
+            oldest = sorted(self._tracked, key=lambda a: self._tracked[a].state.last_ts)
+            for account_id in oldest[:excess]:
+                del self._tracked[account_id]
+
+    # -- state ------------------------------------------------------------------------
+
+    def _shared_state(self) -> dict[str, Any]:
+        return {
+            "population": self.population.to_state(),
+            "anomaly": self.anomaly.to_state(),
+            "anomaly_scores": self.anomaly_scores.to_state(),
+            "feedback": self.feedback.to_state(),
+            "models": self._model_first_seen,
+            "stream_start": self._stream_start,
+            "clock": _finite(self._clock),
+            "events": self._events,
+        }
+
+    def snapshot(self) -> bytes:
+        """Every piece of state, as msgpack of plain values (safe to load from anywhere).
+
+        Take it after :meth:`drain`: outputs not yet drained are not part of it.
+        """
+        return _ENCODER.encode(
+            {
+                "format": SNAPSHOT_FORMAT,
+                "shared": self._shared_state(),
+                "accounts": {a: t.to_state() for a, t in self._tracked.items()},
+            }
+        )
+
+    def snapshot_shared(self) -> bytes:
+        """Models and population only: with :meth:`snapshot_accounts`, an incremental checkpoint."""
+        return _ENCODER.encode({"format": SNAPSHOT_FORMAT, "shared": self._shared_state()})
+
+    def snapshot_accounts(self, account_ids: list[str]) -> dict[str, bytes]:
+        """Per-account state of the given (tracked) accounts, for incremental checkpoints."""
+        out = {}
+        for account_id in account_ids:
+            t = self._tracked.get(account_id)
+            if t is not None:
+                out[account_id] = _ENCODER.encode(t.to_state())
+        return out
+
+    def restore(self, data: bytes) -> None:
+        """Replace all state with a :meth:`snapshot` (or :meth:`snapshot_shared`).
+
+        Raises ``ValueError`` on anything that is not a snapshot of this format; the
+        pipeline is left unchanged then.
+        """
+        try:
+            doc = msgspec.msgpack.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not a detector snapshot: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"not a detector snapshot of format {SNAPSHOT_FORMAT!r}")
+        try:
+            shared = doc["shared"]
+            population = PopulationQuantiles.from_state(shared["population"])
+            anomaly = PopulationAnomaly.from_state(shared["anomaly"])
+            anomaly_scores = PopulationQuantiles.from_state(shared["anomaly_scores"])
+            feedback = LabelFeedback.from_state(shared["feedback"])
+            models = {str(k): float(v) for k, v in shared["models"].items()}
+            tracked = {str(a): Tracked.from_state(v) for a, v in doc.get("accounts", {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"corrupt detector snapshot: {exc!r}") from None
+        self.population, self.anomaly, self.anomaly_scores = population, anomaly, anomaly_scores
+        self.feedback = feedback
+        self._model_first_seen = models
+        start = shared.get("stream_start")
+        self._stream_start = None if start is None else float(start)
+        clock = shared.get("clock")
+        self._clock = -math.inf if clock is None else float(clock)
+        self._events = int(shared.get("events", 0))
+        if "accounts" in doc:
+            self._tracked = tracked
+
+    def restore_accounts(self, states: dict[str, bytes]) -> None:
+        """Load per-account states written by :meth:`snapshot_accounts` (after ``restore``)."""
+        loaded = {}
+        for account_id, data in states.items():
+            try:
+                loaded[account_id] = Tracked.from_state(msgspec.msgpack.decode(data))
+            except (msgspec.DecodeError, TypeError, ValueError) as exc:
+                raise ValueError(f"corrupt state for account {account_id!r}: {exc!r}") from None
+        self._tracked.update(loaded)
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _pct(p: float | None) -> float | None:
+    return None if p is None else round(p, 2)
+
+
+def _tail(signal: str, percentile: float) -> float:
+    spec = BY_NAME.get(signal)
+    return percentile if spec is None or spec.higher_is_suspicious else 100.0 - percentile

@@ -1,0 +1,422 @@
+"""Per-account behaviour state over event time, and the signals it yields.
+
+One :class:`AccountState` per tracked account, updated once per event. Memory is
+bounded by construction: decayed counters instead of event lists, exponentially
+weighted shares instead of windows, a 24-bin hour profile and a handful of recent
+prompt skeletons. Every update is a few dozen float operations; the prompt text is
+analysed only when the caller says so (text sampling, see ``AccountFeatures``).
+
+Time is event time (``ts``). An event older than the account's latest one (late
+delivery) is counted but does not rewind the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from distillguard.detectors.features import text as prompt_text
+
+from distillguard.events import RequestEvent
+
+#: Half-lives of the decayed request counters, in seconds.
+SHORT_HALF_LIFE = 900.0
+LONG_HALF_LIFE = 6 * 3600.0
+#: Event-weighted shares forget with this factor per event (~64-event memory).
+SHARE_DECAY = 1.0 - 1.0 / 64.0
+#: Text-derived shares forget per analysed prompt (~32 analysed prompts of memory).
+TEXT_DECAY = 1.0 - 1.0 / 32.0
+NO_THINK_GAP_S = 2.0
+FAST_RETRY_GAP_S = 5.0
+LARGE_MAX_TOKENS = 4096
+RECENT = 4  # recent prompt skeletons remembered for template/duplicate detection
+#: Upstream SimHash fingerprints within this Hamming distance count as one template.
+FINGERPRINT_RADIUS = 3
+_LN2 = math.log(2.0)
+_SCRIPTED = (
+    "python-requests",
+    "curl/",
+    "aiohttp",
+    "httpx",
+    "go-http-client",
+    "okhttp",
+    "wget",
+    "node-fetch",
+    "axios",
+    "java-http-client",
+    "libwww-perl",
+    "scrapy",
+    "urllib",
+)
+_HOUR_LOG_NORM = math.log(24.0)
+_TOPIC_LOG_NORM = math.log(len(prompt_text.TOPICS))
+_CAPABILITY = tuple(
+    i for i, t in enumerate(prompt_text.TOPICS) if t in prompt_text.CAPABILITY_TOPICS
+)
+
+
+def is_scripted_client(user_agent: str) -> bool:
+    """Whether a user agent is a bare HTTP library rather than an SDK or a product.
+
+    >>> is_scripted_client("python-requests/2.31.0"), is_scripted_client("anthropic-python/0.40")
+    (True, False)
+    """
+    ua = user_agent.lower()
+    return any(s in ua for s in _SCRIPTED)
+
+
+class AccountState:
+    """Decayed counters and shares for one account; ``features()`` names them.
+
+    Examples
+    --------
+    >>> from distillguard.events import RequestEvent
+    >>> state = AccountState()
+    >>> for i in range(30):
+    ...     state.update(RequestEvent(
+    ...         event_id=str(i), ts=1_790_000_000.0 + 2.0 * i, account_id="a", model="m",
+    ...         input_tokens=50, output_tokens=900, status=200, logprobs=True,
+    ...         prompt=f"Task {i}: solve x + {i} = 10. Show your work step by step."))
+    >>> f = state.features(1_790_000_060.0)
+    >>> f["cot_elicitation_rate"], f["logprobs_rate"], round(f["output_input_ratio"])
+    (1.0, 1.0, 18)
+    >>> round(f["template_repeat_rate"], 2), round(f["interarrival_log_std"], 3)
+    (0.98, 0.0)
+    """
+
+    __slots__ = (
+        "_hour_total",
+        "analysed",
+        "dup",
+        "ew_count",
+        "ew_fast_gap",
+        "ew_gap",
+        "ew_gap2",
+        "ew_gap_n",
+        "ew_input",
+        "ew_ip_change",
+        "ew_large_max",
+        "ew_logprobs",
+        "ew_multi_n",
+        "ew_new_model",
+        "ew_output",
+        "ew_rate_limited",
+        "ew_retry_fast",
+        "ew_retry_n",
+        "ew_scripted",
+        "ew_temp0",
+        "ew_tools",
+        "ew_top_logprobs",
+        "first_ts",
+        "hours",
+        "last_hour",
+        "last_ip",
+        "last_status_429",
+        "last_ts",
+        "last_ua",
+        "last_ua_scripted",
+        "n",
+        "n_hours",
+        "out_long",
+        "rate_long",
+        "rate_short",
+        "recent",
+        "text_cot",
+        "text_count",
+        "text_template",
+        "topics",
+    )
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.first_ts = 0.0
+        self.last_ts = 0.0
+        self.rate_short = 0.0
+        self.rate_long = 0.0
+        self.out_long = 0.0
+        # event-weighted shares: numerators over ew_count
+        self.ew_count = 0.0
+        self.ew_logprobs = 0.0
+        self.ew_top_logprobs = 0.0
+        self.ew_multi_n = 0.0
+        self.ew_temp0 = 0.0
+        self.ew_large_max = 0.0
+        self.ew_tools = 0.0
+        self.ew_rate_limited = 0.0
+        self.ew_scripted = 0.0
+        self.ew_ip_change = 0.0
+        self.ew_new_model = 0.0
+        self.ew_input = 0.0
+        self.ew_output = 0.0
+        # gaps: over ew_gap_n (the first event has no gap)
+        self.ew_gap_n = 0.0
+        self.ew_gap = 0.0
+        self.ew_gap2 = 0.0
+        self.ew_fast_gap = 0.0
+        # 429 retries: over ew_retry_n (requests that follow a 429)
+        self.ew_retry_n = 0.0
+        self.ew_retry_fast = 0.0
+        # text-derived shares: over text_count (analysed prompts)
+        self.analysed = 0
+        self.text_count = 0.0
+        self.text_cot = 0.0
+        self.text_template = 0.0
+        self.dup = 0.0
+        self.topics = array("f", bytes(4 * len(prompt_text.TOPICS)))
+        self.hours = array("f", bytes(4 * 24))
+        self._hour_total = 0.0
+        self.last_hour = -1
+        self.n_hours = 0
+        # recent skeletons: [heads..., tails..., contents...]
+        self.recent = array("Q", bytes(8 * 3 * RECENT))
+        self.last_ip = ""
+        self.last_ua = ""
+        self.last_ua_scripted = False
+        self.last_status_429 = False
+
+    # -- learning ---------------------------------------------------------------------
+
+    def update(
+        self, event: RequestEvent, *, analyse_text: bool = True, new_model: bool = False
+    ) -> None:
+        """Fold one event in; ``analyse_text=False`` skips the (costlier) prompt analysis."""
+        ts = event.ts
+        assert isinstance(ts, float)
+        if self.n == 0:
+            self.first_ts = self.last_ts = ts
+            gap = -1.0
+        else:
+            gap = ts - self.last_ts
+            if gap > 0.0:
+                self.rate_short *= math.exp2(-gap / SHORT_HALF_LIFE)
+                decay = math.exp2(-gap / LONG_HALF_LIFE)
+                self.rate_long *= decay
+                self.out_long *= decay
+                self.last_ts = ts
+            else:
+                gap = 0.0
+        self.n += 1
+        self.rate_short += 1.0
+        self.rate_long += 1.0
+        self.out_long += event.output_tokens
+
+        b = SHARE_DECAY
+        self.ew_count = self.ew_count * b + 1.0
+        self.ew_input = self.ew_input * b + event.input_tokens
+        self.ew_output = self.ew_output * b + event.output_tokens * (event.n or 1)
+        self.ew_logprobs *= b
+        self.ew_top_logprobs *= b
+        if event.logprobs or event.top_logprobs:
+            self.ew_logprobs += 1.0
+            self.ew_top_logprobs += event.top_logprobs or 0
+        self.ew_multi_n *= b
+        if event.n is not None and event.n > 1:
+            self.ew_multi_n += 1.0
+        self.ew_temp0 *= b
+        if event.temperature == 0.0:
+            self.ew_temp0 += 1.0
+        self.ew_large_max *= b
+        if event.max_tokens is not None and event.max_tokens >= LARGE_MAX_TOKENS:
+            self.ew_large_max += 1.0
+        self.ew_tools *= b
+        if event.tool_count:
+            self.ew_tools += 1.0
+        self.ew_new_model *= b
+        if new_model:
+            self.ew_new_model += 1.0
+        self.ew_rate_limited *= b
+        if event.status == 429:
+            self.ew_rate_limited += 1.0
+
+        ua = event.user_agent
+        if ua is not None and ua != self.last_ua:
+            self.last_ua = ua
+            self.last_ua_scripted = is_scripted_client(ua)
+        self.ew_scripted *= b
+        if ua is not None and self.last_ua_scripted:
+            self.ew_scripted += 1.0
+        ip = event.ip
+        self.ew_ip_change *= b
+        if ip is not None:
+            if self.last_ip and ip != self.last_ip:
+                self.ew_ip_change += 1.0
+            self.last_ip = ip
+
+        if gap >= 0.0:
+            lg = math.log(gap + 0.001)  # Poisson arrivals: std ~1.28 at any rate
+            self.ew_gap_n = self.ew_gap_n * b + 1.0
+            self.ew_gap = self.ew_gap * b + lg
+            self.ew_gap2 = self.ew_gap2 * b + lg * lg
+            self.ew_fast_gap *= b
+            if gap < NO_THINK_GAP_S:
+                self.ew_fast_gap += 1.0
+            if self.last_status_429:
+                self.ew_retry_n = self.ew_retry_n * b + 1.0
+                self.ew_retry_fast *= b
+                if gap < FAST_RETRY_GAP_S:
+                    self.ew_retry_fast += 1.0
+        self.last_status_429 = event.status == 429
+
+        hour_index = int(ts // 3600.0)
+        if hour_index != self.last_hour and ts >= self.last_ts:
+            self.last_hour = hour_index
+            self.n_hours += 1
+        self.hours[hour_index % 24] += 1.0
+        self._hour_total += 1.0
+        if self._hour_total >= 4096.0:  # halve the profile: bounded, and it forgets slowly
+            for h in range(24):
+                self.hours[h] *= 0.5
+            self._hour_total *= 0.5
+
+        if analyse_text:
+            if event.prompt is not None:
+                self._learn_prompt(event.prompt)
+            elif event.prompt_fingerprint is not None:
+                self._learn_fingerprint(event.prompt_fingerprint)
+
+    def _learn_prompt(self, prompt: str) -> None:
+        cot, topic, head, tail, content = prompt_text.analyse(prompt)
+        self._learn_text(cot, topic)
+        recent = self.recent
+        r = RECENT
+        slot = self.analysed % r
+        is_dup = content in recent[2 * r : 3 * r]
+        template = (head in recent[0:r] or tail in recent[r : 2 * r]) and not is_dup
+        recent[slot] = head
+        recent[r + slot] = tail
+        recent[2 * r + slot] = content
+        self._learn_template(template, is_dup)
+
+    def _learn_fingerprint(self, fingerprint: str) -> None:
+        """Redacted prompt: the upstream SimHash stands in for the skeleton."""
+        fp = prompt_text.fingerprint_int(fingerprint)
+        recent = self.recent
+        r = RECENT
+        is_dup = fp in recent[0:r]
+        template = not is_dup and any(
+            (fp ^ other).bit_count() <= FINGERPRINT_RADIUS for other in recent[0:r] if other
+        )
+        recent[self.analysed % r] = fp
+        self.text_count = self.text_count * TEXT_DECAY + 1.0
+        self.text_cot *= TEXT_DECAY
+        self._learn_template(template, is_dup)
+
+    def _learn_text(self, cot: bool, topic: int) -> None:
+        self.text_count = self.text_count * TEXT_DECAY + 1.0
+        self.text_cot *= TEXT_DECAY
+        if cot:
+            self.text_cot += 1.0
+        topics = self.topics
+        topics[topic] += 1.0
+        if topics[topic] >= 64.0:  # halve: recent mix, bounded
+            for i in range(len(topics)):
+                topics[i] *= 0.5
+
+    def _learn_template(self, template: bool, is_dup: bool) -> None:
+        self.analysed += 1
+        self.text_template *= TEXT_DECAY
+        if template:
+            self.text_template += 1.0
+        self.dup *= TEXT_DECAY
+        if is_dup:
+            self.dup += 1.0
+
+    # -- signals ----------------------------------------------------------------------
+
+    def features(self, now: float) -> dict[str, float]:
+        """The named signals (see ``signals.SIGNALS``) as of event time ``now``."""
+        dt = max(0.0, now - self.last_ts)
+        short = self.rate_short * math.exp2(-dt / SHORT_HALF_LIFE)
+        long_decay = math.exp2(-dt / LONG_HALF_LIFE)
+        span = self.last_ts - self.first_ts
+        # A decayed count c with half-life H is r * H / ln 2 at a steady rate r; young
+        # accounts have not filled the window, so divide by the time actually covered.
+        short_window = min(SHORT_HALF_LIFE / _LN2, span + dt + 60.0)
+        long_window = min(LONG_HALF_LIFE / _LN2, span + dt + 60.0)
+        c = self.ew_count or 1.0
+        g = self.ew_gap_n
+        tc = self.text_count
+        gap_mean = self.ew_gap / g if g else 0.0
+        gap_var = self.ew_gap2 / g - gap_mean * gap_mean if g >= 2.0 else 0.0
+        topics = self.topics
+        topic_total = sum(topics)
+        return {
+            "requests_per_hour": short * 3600.0 / short_window,
+            "requests_per_hour_6h": self.rate_long * long_decay * 3600.0 / long_window,
+            "output_tokens_per_hour": self.out_long * long_decay * 3600.0 / long_window,
+            "active_span_hours": span / 3600.0,
+            "duty_cycle": min(1.0, self.n_hours / (span / 3600.0 + 1.0)),
+            "hour_flatness": _entropy(self.hours, self._hour_total, _HOUR_LOG_NORM)
+            * min(1.0, span / 86_400.0),
+            "interarrival_log_std": math.sqrt(gap_var) if gap_var > 0.0 else 0.0,
+            "no_think_time_rate": self.ew_fast_gap / g if g else 0.0,
+            "scripted_client_rate": self.ew_scripted / c,
+            "ip_change_rate": self.ew_ip_change / c,
+            "rate_limited_rate": self.ew_rate_limited / c,
+            "fast_retry_rate": self.ew_retry_fast / self.ew_retry_n if self.ew_retry_n else 0.0,
+            "cot_elicitation_rate": self.text_cot / tc if tc else 0.0,
+            "capability_share": (
+                sum(topics[i] for i in _CAPABILITY) / topic_total if topic_total else 0.0
+            ),
+            "topic_breadth": _entropy(topics, topic_total, _TOPIC_LOG_NORM),
+            "template_repeat_rate": self.text_template / tc if tc else 0.0,
+            "duplicate_prompt_rate": self.dup / tc if tc else 0.0,
+            "logprobs_rate": self.ew_logprobs / c,
+            "top_logprobs_mean": self.ew_top_logprobs / c,
+            "multi_completion_rate": self.ew_multi_n / c,
+            "temperature_zero_rate": self.ew_temp0 / c,
+            "large_max_tokens_rate": self.ew_large_max / c,
+            "output_input_ratio": self.ew_output / (self.ew_input + c),
+            "tool_use_rate": self.ew_tools / c,
+            "new_model_share": self.ew_new_model / c,
+        }
+
+    # -- state ------------------------------------------------------------------------
+
+    def to_state(self) -> list[object]:
+        """Plain values (numbers, strings, lists) in slot order: safe to serialise."""
+        out: list[object] = []
+        for name in self.__slots__:
+            value = getattr(self, name)
+            out.append(value.tolist() if isinstance(value, array) else value)
+        return out
+
+    @classmethod
+    def from_state(cls, values: list[object]) -> AccountState:
+        """Inverse of :meth:`to_state`; rejects state of another shape or type."""
+        if len(values) != len(cls.__slots__):
+            raise ValueError(
+                f"account state has {len(values)} values, expected {len(cls.__slots__)}"
+            )
+        state = cls()
+        for name, value in zip(cls.__slots__, values, strict=True):
+            current = getattr(state, name)
+            if isinstance(current, array):
+                if not isinstance(value, list) or len(value) != len(current):
+                    raise ValueError(f"account state field {name!r} has the wrong shape")
+                setattr(state, name, array(current.typecode, value))
+            elif isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"account state field {name!r} must be a bool")
+                setattr(state, name, value)
+            elif isinstance(current, (int, float)):
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise ValueError(f"account state field {name!r} must be a number")
+                setattr(state, name, type(current)(value))
+            else:
+                if not isinstance(value, str):
+                    raise ValueError(f"account state field {name!r} must be a string")
+                setattr(state, name, value)
+        return state
+
+
+def _entropy(counts: array, total: float, log_norm: float) -> float:
+    """Normalised Shannon entropy of a histogram (0 = one bin, 1 = uniform)."""
+    if total <= 0.0:
+        return 0.0
+    h = 0.0
+    for c in counts:
+        if c > 0.0:
+            p = c / total
+            h -= p * math.log(p)
+    return min(1.0, h / log_norm)
