@@ -34,6 +34,8 @@ class ClusterBook:
         self.cluster_of: dict[str, str] = {}
         self.members: dict[str, set[str]] = {}
         self.seq = 0
+        #: ids merged into an older cluster since the owner last emptied this list
+        self.retired: list[str] = []
 
     def _new_id(self) -> str:
         self.seq += 1
@@ -63,6 +65,7 @@ class ClusterBook:
             return cid
         keep, gone = (ca, cb) if self._order(ca) < self._order(cb) else (cb, ca)
         moved = self.members.pop(gone)
+        self.retired.append(gone)
         for acct in moved:
             self.cluster_of[acct] = keep
         self.members[keep] |= moved

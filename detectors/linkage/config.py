@@ -64,6 +64,9 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kinds: dict[str, KindParams] = msgspec.field(default_factory=lambda: dict(DEFAULT_KINDS))
     #: Accumulated link weight at which two accounts belong to one cluster.
     link_threshold: float = 1.0
+    #: Bound on ASN + user agent + system prompt together in one link: below the
+    #: threshold minus one /24's weight, so shared surroundings alone never link.
+    context_cap: float = 0.4
     #: Candidate links below this are not kept at all (memory).
     store_threshold: float = 0.35
     #: Event-time cadence of link scoring and cluster updates.

@@ -12,6 +12,8 @@ weight times its *rarity* times its *freshness*:
 - freshness halves every ``half_life_s`` of event time since the older of the two
   sightings, and a membership unseen for ``expire_half_lives`` half-lives expires;
 - each kind's total is capped (sharing five proxy /24s beats one, up to a point);
+- the context kinds (ASN, user agent, system prompt) are capped together: accounts
+  behind one NAT with one SDK share all three, which says nothing about who runs them;
 - synchronised activity counts differently: the Jaccard overlap of the two accounts'
   burst-onset buckets, once they share at least ``sync_min_shared`` onsets.
 
@@ -26,6 +28,12 @@ import math
 from collections import deque
 
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
+
+
+#: Kinds that describe an account's surroundings (network operator, client library,
+#: system prompt). Honest neighbours share all of them at once, so together they are
+#: capped (``context_cap``) and cannot link two accounts without stronger evidence.
+_CONTEXT = frozenset("aus")
 
 
 class Holder:
@@ -56,7 +64,8 @@ class Holder:
         self.events = 0
         self.out_tokens = 0
         self.keys: dict[str, float] = {}  # evidence key -> last sighting (event time)
-        self.tpl: dict[str, int] = {}  # template band -> sightings, until it repeats
+        #: template band -> [sightings with distinct content, crc of the last content]
+        self.tpl: dict[str, list[int]] = {}
         self.onsets = 0  # sync keys among ``keys``
         self.org: str | None = None
         #: last raw value per slot (payment, ip, asn, ua, system prompt) and its key,
@@ -265,10 +274,17 @@ class EvidenceGraph:
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w
-        total = 0.0
+        total = context = 0.0
         for p, w in totals.items():
             cap = self.cap[p]
-            total += w if w < cap else cap
+            if w > cap:
+                w = cap
+            if p in _CONTEXT:
+                context += w
+            else:
+                total += w
+        cap = self.config.context_cap
+        total += context if context < cap else cap
         if shared_onsets >= self.config.sync_min_shared:
             union = a.onsets + b.onsets - shared_onsets
             total += self.weight["y"] * shared_onsets / max(union, 1)

@@ -20,6 +20,7 @@ joiner, not 300, and connectivity is all union-find needs.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -196,11 +197,23 @@ class LinkageStage:
             keys = fingerprint_keys(event.prompt_fingerprint)
         else:
             return
+        # A template is a skeleton seen with *different* contents: the same prompt sent
+        # twice (a popular question, a retry) must not count as templating.
+        content = zlib.crc32(prompt.encode("utf-8", "replace")) if prompt else int(
+            event.prompt_fingerprint or "0", 16)
         tpl = h.tpl
         g = self._graph
         for key in keys:
-            hits = tpl.get(key, 0) + 1
-            tpl[key] = hits
+            seen = tpl.get(key)
+            if seen is None:
+                tpl[key] = [1, content]
+                hits = 1
+            elif seen[1] != content:
+                seen[0] += 1
+                seen[1] = content
+                hits = seen[0]
+            else:
+                continue
             if hits >= self._min_hits:
                 if g.observe(h, key, ts):
                     self._pending.append((h.id, key))
@@ -234,7 +247,16 @@ class LinkageStage:
         if now >= self._next_revalidate:
             self._revalidate(now)
         self._link_pending(now)
+        retired, self._book.retired = self._book.retired, []
+        for cid in retired:
+            self._retire(cid)
         return self._score_dirty(now)
+
+    def _retire(self, cid: str) -> None:
+        """A cluster id that no longer exists (dissolved, or merged into an older one)."""
+        self._clusters.pop(cid, None)
+        self._dirty.discard(cid)
+        self._changed.add(cid)
 
     def _link_pending(self, now: float) -> None:
         pending, self._pending = self._pending, []
@@ -301,9 +323,7 @@ class LinkageStage:
         changed, dissolved = self._book.rebuild(edges)
         self._dirty |= changed
         for cid in dissolved:
-            self._clusters.pop(cid, None)
-            self._dirty.discard(cid)
-            self._changed.add(cid)
+            self._retire(cid)
 
     def _score_dirty(self, now: float) -> tuple[Alert, ...]:
         if not self._dirty:

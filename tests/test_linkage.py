@@ -1,0 +1,347 @@
+"""The linkage stage on crafted event sequences: what it must cluster and what it must not."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
+from distillguard.detectors.linkage.clusters import ClusterBook
+from distillguard.detectors.linkage.evidence import fingerprint_keys, net_key, template_keys
+from distillguard.detectors.linkage.graph import EvidenceGraph
+from distillguard.detectors.pipeline import CountingPipeline
+
+from distillguard.events import RequestEvent
+from distillguard.records import Alert
+
+T0 = 1_790_000_000.0
+_ids = itertools.count()
+
+HUMAN_PROMPTS = [
+    "When did the eagles win their last super bowl?",
+    "Who wrote the novel the name of the rose?",
+    "what is the capital city of australia",
+    "Can you suggest a birthday present for my sister who likes hiking?",
+    "How do I fix a leaking kitchen tap",
+    "Translate 'good morning' into Italian please",
+    "why is the sky blue",
+    "Give me a recipe for banana bread without eggs.",
+    "Explain the offside rule in football",
+    "Who played the lead in the film Amelie?",
+]
+
+
+def ev(acct: str, ts: float, **kw: object) -> RequestEvent:
+    return RequestEvent(
+        event_id=f"e{next(_ids)}",
+        ts=ts,
+        account_id=acct,
+        model="m",
+        input_tokens=20,
+        output_tokens=200,
+        status=200,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def run(stage: LinkageStage, events: list[RequestEvent]) -> list[Alert]:
+    alerts: list[Alert] = []
+    for e in sorted(events, key=lambda e: e.ts):  # type: ignore[arg-type, return-value]
+        alerts.extend(stage.process(e))
+    return alerts
+
+
+def nat_population(n: int = 300, hours: float = 6.0, seed: int = 1) -> list[RequestEvent]:
+    """Honest users behind one university NAT address with the popular SDK agent."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        start = T0 + rng.uniform(0, hours * 3600)
+        for j in range(rng.randint(2, 6)):
+            events.append(
+                ev(
+                    f"student{i}",
+                    start + j * rng.uniform(30, 400),
+                    ip="141.20.5.9",
+                    asn=680,
+                    user_agent="openai-python/1.54.3",
+                    payment_fingerprint=f"card-s{i}",
+                    system_prompt="You are a helpful assistant.",
+                    prompt=rng.choice(HUMAN_PROMPTS),
+                )
+            )
+    return events
+
+
+def hydra(
+    n: int = 12, hours: float = 6.0, seed: int = 2, card: str = "card-h"
+) -> list[RequestEvent]:
+    """Low-volume accounts sharing one card and a proxy /24, each below any rate limit."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        for _ in range(rng.randint(3, 8)):
+            events.append(
+                ev(
+                    f"hydra{i}",
+                    T0 + rng.uniform(0, hours * 3600),
+                    payment_fingerprint=card,
+                    ip=f"45.77.12.{rng.randint(1, 254)}",
+                    asn=20473,
+                    user_agent="python-requests/2.31.0",
+                    prompt=rng.choice(HUMAN_PROMPTS),
+                )
+            )
+    return events
+
+
+def test_hydra_clustered_and_nat_not():
+    stage = LinkageStage(load_config())
+    alerts = run(stage, hydra() + nat_population())
+    hydra_ids = {f"hydra{i}" for i in range(12)}
+    cluster_alerts = [a for a in alerts if a.subject_type == "cluster"]
+    assert cluster_alerts, "the hydra raised no cluster alert"
+    final = cluster_alerts[-1]
+    assert set(final.members) == hydra_ids
+    assert final.cluster_id == final.subject_id == stage.cluster_of("hydra0")
+    assert {e.kind for e in final.evidence} >= {"payment", "net"}
+    payment = next(e for e in final.evidence if e.kind == "payment")
+    assert payment.value == "card-h" and set(payment.accounts) == hydra_ids
+    assert all(stage.cluster_of(f"student{i}") is None for i in range(300))
+    assert all(stage.cluster_risk(a) >= 0.7 for a in hydra_ids)
+    assert stage.cluster_risk("student0") == 0.0
+
+
+def test_nat_alone_forms_no_cluster():
+    stage = LinkageStage(load_config())
+    alerts = run(stage, nat_population(seed=7))
+    assert alerts == []
+    assert stage.stats()["clusters"] == 0
+    assert stage.drain_clusters() == []
+
+
+def test_links_decay_and_cluster_dissolves():
+    cfg = load_config()
+    stage = LinkageStage(cfg)
+    run(stage, hydra(hours=1.0))
+    assert stage.cluster_of("hydra0") is not None
+    cid = stage.cluster_of("hydra0")
+    stage.drain_clusters()
+    # Days later only unrelated traffic arrives: the hydra's shared evidence decays away.
+    later = T0 + 5 * 86_400
+    run(stage, [ev(f"other{i}", later + i * 120.0) for i in range(60)])
+    assert stage.cluster_of("hydra0") is None
+    assert stage.cluster_risk("hydra0") == 0.0
+    dissolved = [c for c in stage.drain_clusters() if c.cluster_id == cid]
+    assert dissolved and dissolved[0].members == []
+
+
+def test_decay_weakens_a_link_before_it_expires():
+    g = EvidenceGraph(load_config())
+    a, b = g.holder("a", T0), g.holder("b", T0)
+    for h in (a, b):
+        g.observe(h, "p:card", T0)
+        g.observe(h, "n:10.1.2", T0)
+    fresh = g.link_weight(a, b, T0)
+    assert g.link_weight(a, b, T0 + 3600) < fresh
+    assert g.link_weight(a, b, T0 + 86_400) < g.link_weight(a, b, T0 + 3600)
+
+
+def test_rarity_weights_rare_evidence_above_common():
+    cfg = load_config()
+    g = EvidenceGraph(cfg)
+    g.set_population(3_000)
+    assert g.rarity(2) == 1.0
+    assert 1.0 > g.rarity(10) > g.rarity(100) > g.rarity(1_000) > 0.0
+    # The same /24 shared by two accounts versus by 120 of them.
+    for i in range(120):
+        g.observe(g.holder(f"c{i}", T0), "n:10.9.9", T0)
+    pair = [g.holder(x, T0) for x in ("x", "y")]
+    for h in pair:
+        g.observe(h, "n:10.8.8", T0)
+    crowd = g.link_weight(g.holders["c0"], g.holders["c1"], T0)
+    assert g.link_weight(*pair, T0) > 2 * crowd > 0
+
+
+def test_values_above_population_share_are_dropped():
+    cfg = load_config()
+    g = EvidenceGraph(cfg)
+    limit = g.drop_at["u"]
+    for i in range(limit + 1):
+        g.observe(g.holder(f"a{i}", T0), "u:openai-python/1.54.3", T0)
+    assert g.values["u:openai-python/1.54.3"].common
+    assert all("u:openai-python/1.54.3" not in h.keys for h in g.holders.values())
+    assert g.link_weight(g.holders["a0"], g.holders["a1"], T0) == 0.0
+
+
+def test_template_lsh_matches_slot_filled_variants_only():
+    template = (
+        "You are a meticulous tutor. Think step by step about the task below. Task: {} "
+        "Finish with a line 'Final answer:' and explain each step."
+    )
+    contents = [
+        "Sum the numbers 17 and 25.",
+        "Write a haiku about the sea in autumn light",
+        "Sort the list [3, 1, 2] in Python",
+        "Who discovered penicillin and when?",
+    ]
+    keys = [set(template_keys(template.format(c))) for c in contents]
+    for a, b in itertools.combinations(keys, 2):
+        assert len(a & b) >= 4  # the whole head or tail skeleton
+    other = set(template_keys("Please summarise this article for me: " + contents[0]))
+    human = set(template_keys(HUMAN_PROMPTS[0]))
+    assert not (keys[0] & human)
+    assert len(keys[0] & other) < 4
+    near = set(template_keys(template.replace("meticulous", "careful").format(contents[1])))
+    assert len(near & keys[1]) >= 2  # a word changed: still meets on some bands
+
+
+def test_fingerprint_keys_meet_within_a_few_bits():
+    a = fingerprint_keys("0123456789abcdef")
+    b = fingerprint_keys("0123456789abcdee")
+    c = fingerprint_keys("fedcba9876543210")
+    assert len(set(a) & set(b)) == 3 and not set(a) & set(c)
+
+
+def test_template_and_rare_agent_link_accounts_without_shared_infra():
+    """Accounts on different IPs and cards, tied by one template and an unusual agent."""
+    rng = random.Random(3)
+    template = (
+        "Act as an expert. Reason step by step, showing all work. Problem: {}. "
+        "Then restate the answer with a justification."
+    )
+    events = []
+    for i in range(8):
+        for j in range(12):
+            events.append(
+                ev(
+                    f"tpl{i}",
+                    T0 + j * 300 + rng.uniform(0, 200),
+                    ip=f"{20 + i}.{j}.3.4",
+                    payment_fingerprint=f"card-t{i}",
+                    user_agent="distill-bot/0.3",
+                    prompt=template.format(rng.choice(HUMAN_PROMPTS)),
+                )
+            )
+    stage = LinkageStage(load_config())
+    run(stage, events + nat_population(100))
+    members = set(stage.members(stage.cluster_of("tpl0") or "clu_0"))
+    assert members == {f"tpl{i}" for i in range(8)}
+
+
+def test_synchronised_bursts_link_accounts():
+    """Bursts that start in the same buckets, day after day, plus an uncommon agent."""
+    rng = random.Random(4)
+    events = []
+    for day in range(4):
+        for start_h in (2, 9, 17):
+            onset = T0 + day * 86_400 + start_h * 3600
+            for i in range(6):
+                for j in range(5):
+                    events.append(
+                        ev(
+                            f"sync{i}",
+                            onset + rng.uniform(0, 60) + j * 30,
+                            ip=f"{30 + i}.1.{day}.9",
+                            user_agent="aiohttp/3.9.5",
+                            payment_fingerprint=f"card-y{i}",
+                        )
+                    )
+    # Honest users of the same agent at random times.
+    for i in range(6):
+        for _ in range(12):
+            events.append(
+                ev(
+                    f"rand{i}",
+                    T0 + rng.uniform(0, 4 * 86_400),
+                    ip=f"{60 + i}.1.1.9",
+                    user_agent="aiohttp/3.9.5",
+                )
+            )
+    stage = LinkageStage(load_config())
+    run(stage, events)
+    cid = stage.cluster_of("sync0")
+    assert cid is not None
+    assert set(stage.members(cid)) == {f"sync{i}" for i in range(6)}
+    assert all(stage.cluster_of(f"rand{i}") is None for i in range(6))
+
+
+def test_snapshot_round_trip_continues_identically():
+    events = sorted(hydra(seed=5) + nat_population(80, seed=6), key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
+    half = len(events) // 4
+    a = LinkageStage(load_config())
+    run(a, events[:half])
+    assert a.stats()["links"] > 0
+    blob = a.snapshot()
+    b = LinkageStage(load_config())
+    b.restore(blob)
+    assert b.snapshot() == blob
+    out_a = run(a, events[half:])
+    out_b = run(b, events[half:])
+    assert out_a == out_b and out_a
+    assert a.drain_clusters() == b.drain_clusters()
+    assert a.snapshot() == b.snapshot()
+
+
+def test_restore_rejects_garbage():
+    stage = LinkageStage(load_config())
+    with pytest.raises(ValueError):
+        stage.restore(b"not json")
+    with pytest.raises(ValueError):
+        stage.restore(b'{"version": 99}')
+    with pytest.raises(ValueError):
+        stage.restore(b'{"version": 1, "holders": [[1]]}')
+
+
+def test_cluster_ids_survive_merge_and_split():
+    book = ClusterBook()
+    book.union("a", "b")
+    book.union("c", "d")
+    book.union("d", "e")
+    assert book.union("b", "c") == "clu_1"
+    changed, dissolved = book.rebuild([("a", "b"), ("c", "d"), ("d", "e")])
+    # The larger part keeps the id, the smaller part gets a new one.
+    assert book.cluster_of["c"] == "clu_1" and book.cluster_of["a"] == "clu_3"
+    assert changed == {"clu_1", "clu_3"} and dissolved == []
+    changed, dissolved = book.rebuild([("c", "d")])
+    assert book.cluster_of["c"] == "clu_1" and dissolved == ["clu_3"] and "e" not in book.cluster_of
+
+
+def test_linked_pipeline_raises_member_risk_with_reason():
+    pipe = LinkedPipeline(CountingPipeline())
+    for e in sorted(hydra(), key=lambda e: e.ts):  # type: ignore[arg-type, return-value]
+        pipe.process(e)
+    pipe.process(ev("late", T0 + 10 * 3600))
+    out = pipe.drain()
+    assert out.alerts and out.alerts[0].subject_type == "cluster"
+    assert [c.cluster_id for c in out.clusters] == [out.alerts[0].cluster_id]
+    by_account = {r.account_id: r for r in out.risks}
+    assert set(by_account) >= {f"hydra{i}" for i in range(12)}
+    r = by_account["hydra5"]
+    assert r.cluster_id == out.clusters[0].cluster_id and r.risk >= 0.7
+    assert r.reasons[0].signal == "cluster_membership"
+    assert pipe.risk("late").cluster_id is None and pipe.risk("late").risk == 0.0
+    assert sum(out.counts.values()) == len(hydra()) + 1
+
+
+def test_odd_input_does_not_crash():
+    stage = LinkageStage(load_config())
+    stage.process(ev("a", "not a time"))  # type: ignore[arg-type]
+    stage.process(ev("b", T0, ip="2001:db8::1", prompt="", prompt_fingerprint="00ff00ff00ff00ff"))
+    stage.process(ev("c", T0 - 10_000.0, ip="10.0.0.1"))  # out of order
+    stage.observe_features("b", {"rate": float("nan"), "x": 1.0}, T0)
+    stage.observe_features("nobody", {"rate": 1.0}, T0)
+    assert stage.stats()["accounts"] == 2
+    assert net_key("2001:db8::1") == "n:2001:db8::/64"
+
+
+def test_config_rejects_unknown_keys(tmp_path: Path):
+    bad = tmp_path / "l.yaml"
+    bad.write_text("link_treshold: 2\n")
+    with pytest.raises(ValueError, match="link_treshold"):
+        load_config(bad)
+    bad.write_text("kinds:\n  payment: {weight: 2.0}\n")
+    cfg = load_config(bad)
+    assert cfg.kind("payment").weight == 2.0 and cfg.kind("payment").cap == 1.2
