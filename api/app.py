@@ -63,5 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # stream before alerts: `/alerts/stream` must not be read as an alert id.
     for module in (risk, stream, alerts, clusters, suppressions, keys, audit):
-        app.include_router(module.router, prefix="/v1")
+        app.include_router(module.router)
     return app

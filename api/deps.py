@@ -13,6 +13,7 @@ from typing import Annotated
 
 import redis.asyncio as aredis
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from distillguard.settings import Api
@@ -71,6 +72,13 @@ class KeyCache:
 
     def forget(self, key_id: str) -> None:
         self._records.pop(key_id, None)
+
+
+def invalid(where: str, name: str, message: str, value: object) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (the documented ``HTTPValidationError``)."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": (where, name), "msg": message, "input": value}]
+    )
 
 
 def _unauthorized(detail: str) -> HTTPException:

@@ -6,11 +6,10 @@ these are what the OpenAPI document promises. ``from_record`` helpers convert.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Level = Literal["low", "medium", "high", "critical"]
 AlertStatus = Literal["open", "acknowledged", "confirmed", "dismissed"]
@@ -154,12 +153,14 @@ class SuppressionIn(_In):
     scope: Literal["account", "org", "cluster"]
     value: str = Field(min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=2000)
-    expires_at: datetime | None = Field(None, description="RFC 3339; omit for no expiry.")
+    expires_at: AwareDatetime | None = Field(
+        None, description="RFC 3339 with offset; omit for no expiry."
+    )
 
 
 class SuppressionPatch(_In):
     reason: str | None = Field(None, min_length=1, max_length=2000)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
     clear_expiry: bool = False
 
 
@@ -218,10 +219,11 @@ class Health(_Out):
 
 
 _ERROR_TEXT = {
+    400: "Malformed request (e.g. a body that is not UTF-8 JSON).",
     401: "Missing or invalid API key.",
     403: "The key's role may not call this endpoint.",
     404: "Not found.",
-    409: "Illegal alert status change.",
+    409: "Conflict: an illegal alert status change, or a key revoking itself.",
     429: "Rate limit exceeded; see `Retry-After`.",
     503: "Redis unreachable; retry shortly.",
 }
@@ -236,5 +238,5 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
             # explicit, so routes streaming text (SSE, metrics) still document JSON errors
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for c in (401, 403, 429, 503, *codes)
+        for c in (400, 401, 403, 429, 503, *codes)
     }

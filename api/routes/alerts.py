@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
 
 from distillguard.records import Alert
 from distillguard.store import alerts as store
@@ -24,7 +24,7 @@ from ..schemas import (
     from_record,
 )
 
-router = APIRouter(prefix="/alerts", tags=["alerts"], responses=errors())
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=errors())
 
 AlertId = Annotated[str, Path(min_length=1, max_length=200)]
 Text = Annotated[str | None, Query(min_length=1, max_length=128)]
@@ -40,17 +40,14 @@ async def list_alerts(
     level: Level | None = None,
     account: Text = None,
     cluster: Text = None,
-    since: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
+    since: Annotated[AwareDatetime | None,
+                     Query(description="Created at or after (RFC 3339 with offset).")] = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=300,
                                         description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertPage:
     """Alerts newest first, filters combined with AND, cursor-paginated."""
-    since_ms = None
-    if since is not None:
-        if since.tzinfo is None:
-            raise HTTPException(422, "since needs a UTC offset, e.g. 2026-11-20T10:00:00Z")
-        since_ms = max(0, int(since.timestamp() * 1000))
+    since_ms = None if since is None else max(0, int(since.timestamp() * 1000))
     items, next_cursor = await store.list_alerts(
         client, status=status, level=level, account=account, cluster=cluster,
         since_ms=since_ms, cursor=cursor, limit=min(limit, settings.page_max),

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 
 from distillguard.store.audit import read_audit
 
-from ..deps import Admin, RedisDep
+from ..deps import Admin, RedisDep, invalid
 from ..schemas import AuditOut, AuditPage, errors
 
-router = APIRouter(prefix="/audit", tags=["audit"], responses=errors())
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=errors())
 
 
 @router.get("", response_model=AuditPage)
@@ -22,7 +22,10 @@ async def audit_log(
                                         description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
-    rows, next_cursor = await read_audit(client, limit, cursor)
+    try:
+        rows, next_cursor = await read_audit(client, limit, cursor)
+    except ValueError as exc:
+        raise invalid("query", "cursor", str(exc), cursor) from exc
     return AuditPage(
         items=[AuditOut(id=i, at=e.at, actor=e.actor, action=e.action, target=e.target,
                         detail=e.detail) for i, e in rows],

@@ -12,7 +12,7 @@ from distillguard.store.risk import get_risks
 from ..deps import Analyst, RedisDep
 from ..schemas import ClusterDetailOut, ClusterList, ClusterOut, RiskOut, errors, from_record
 
-router = APIRouter(prefix="/clusters", tags=["clusters"], responses=errors())
+router = APIRouter(prefix="/v1/clusters", tags=["clusters"], responses=errors())
 
 
 @router.get("", response_model=ClusterList)

@@ -11,7 +11,7 @@ from distillguard.store import apikeys
 from ..deps import Admin, RedisDep
 from ..schemas import KeyCreated, KeyIn, KeyList, KeyOut, errors, from_record
 
-router = APIRouter(prefix="/keys", tags=["keys"], responses=errors())
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=errors())
 
 
 @router.get("", response_model=KeyList)
@@ -27,14 +27,17 @@ async def create_key(body: KeyIn, client: RedisDep, caller: Admin) -> KeyCreated
     return from_record(KeyCreated, record, key=key)  # type: ignore[no-any-return]
 
 
-@router.delete("/{key_id}", response_model=KeyOut, responses=errors(404))
+@router.delete("/{key_id}", response_model=KeyOut, responses=errors(404, 409))
 async def revoke_key(
     key_id: Annotated[str, Path(min_length=1, max_length=64)],
     request: Request,
     client: RedisDep,
     caller: Admin,
 ) -> KeyOut:
-    """Revoke at once (this process); other API processes within `api.key_cache_s`."""
+    """Revoke at once (this process); other API processes within `api.key_cache_s`.
+    A key cannot revoke itself (409): an admin must not lock the last door from inside."""
+    if key_id == caller.key_id:
+        raise HTTPException(409, "a key cannot revoke itself; use another admin key")
     record = await apikeys.revoke_key(client, key_id, caller.actor)
     if record is None:
         raise HTTPException(404, f"no key {key_id!r}")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Path
 
 from distillguard.store.risk import get_risk, get_risks
 
-from ..deps import ApiSettingsDep, RedisDep, RiskReader
+from ..deps import ApiSettingsDep, RedisDep, RiskReader, invalid
 from ..schemas import RiskBatchIn, RiskBatchOut, RiskOut, errors, from_record
 
-router = APIRouter(tags=["risk"], responses=errors())
+router = APIRouter(prefix="/v1", tags=["risk"], responses=errors())
 
 AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -28,6 +28,7 @@ async def risk_batch(
 ) -> RiskBatchOut:
     """Risks of up to 1,000 accounts in one call, in the order asked."""
     if len(body.account_ids) > settings.batch_max_ids:
-        raise HTTPException(422, f"at most {settings.batch_max_ids} account ids per call")
+        raise invalid("body", "account_ids",
+                      f"at most {settings.batch_max_ids} account ids per call", None)
     risks = await get_risks(client, body.account_ids)
     return RiskBatchOut(results=[from_record(RiskOut, r) for r in risks])

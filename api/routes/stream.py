@@ -20,7 +20,7 @@ from distillguard.store.schema import ALERT_EVENTS_CHANNEL
 from ..deps import Analyst, RedisDep
 from ..schemas import errors
 
-router = APIRouter(tags=["alerts"], responses=errors())
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=errors())
 
 
 @router.get("/alerts/stream", response_class=EventSourceResponse)

@@ -11,10 +11,12 @@ from distillguard.records import iso
 from distillguard.store import suppressions as store
 from distillguard.store.models import Suppression
 
-from ..deps import Admin, RedisDep
+from ..deps import Admin, RedisDep, invalid
 from ..schemas import SuppressionIn, SuppressionList, SuppressionOut, SuppressionPatch, errors
 
-router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=errors())
+router = APIRouter(
+    prefix="/v1/suppressions", tags=["suppressions"], responses=errors()
+)
 
 SuppressionId = Annotated[str, Path(min_length=1, max_length=100)]
 
@@ -27,9 +29,10 @@ def _out(rule: Suppression) -> SuppressionOut:
 def _stamp(when: datetime | None) -> str | None:
     if when is None:
         return None
-    if when.tzinfo is None:
-        raise HTTPException(422, "expires_at needs a UTC offset, e.g. 2026-12-01T00:00:00Z")
-    return iso(when.astimezone(UTC).timestamp())
+    try:
+        return iso(when.astimezone(UTC).timestamp())
+    except (OverflowError, ValueError, OSError) as exc:
+        raise invalid("body", "expires_at", f"out of range: {exc}", str(when)) from exc
 
 
 @router.get("", response_model=SuppressionList)
