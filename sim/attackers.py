@@ -94,11 +94,13 @@ def _prompts(ctx: Context, rng: np.random.Generator, ev: Events, p: dict[str, An
     return mundane
 
 
-def _verbosity(ctx: Context, ev: Events, p: dict[str, Any]) -> np.ndarray:
+def _lengths(ctx: Context, ev: Events, p: dict[str, Any]) -> dict[str, np.ndarray]:
     """Reasoning-elicited answers run long; the mundane filler gets ordinary answers."""
     lo, hi = ctx.ranges["nq"]
     text = ev.column("text")
-    return np.where((text >= lo) & (text < hi), 1.0, p["verbosity"])
+    filler = (text >= lo) & (text < hi)
+    return {"verbosity": np.where(filler, 1.0, p["verbosity"]),
+            "reasoning_chars": np.where(filler, 0.0, p["reasoning_chars"])}
 
 
 def bulk_distiller(ctx: Context, group: Group, _rng: np.random.Generator
@@ -122,7 +124,7 @@ def bulk_distiller(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("max_tokens", p["max_tokens"])
         ev.put("stream", False)
         ev = with_retries(rng, ev, p["rate_limited"])
-        out.append((acct, finish(ctx, ev, rng, verbosity=_verbosity(ctx, ev, p))))
+        out.append((acct, finish(ctx, ev, rng, **_lengths(ctx, ev, p))))
     return out
 
 
@@ -149,7 +151,7 @@ def logprob_harvester(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("top_logprobs", p["top_logprobs"])
         ev.put("max_tokens", p["max_tokens"])
         ev.put("stream", False)
-        out.append((acct, finish(ctx, ev, rng, verbosity=2.0)))
+        out.append((acct, finish(ctx, ev, rng, **_lengths(ctx, ev, p))))
     return out
 
 
@@ -205,7 +207,7 @@ def hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> list[tuple[A
         ev.put("temperature", p["temperature"])
         ev.put("max_tokens", p["max_tokens"])
         ev.put("stream", False)
-        out.append((acct, finish(ctx, ev, rng, verbosity=_verbosity(ctx, ev, p))))
+        out.append((acct, finish(ctx, ev, rng, **_lengths(ctx, ev, p))))
     return out
 
 
@@ -232,7 +234,7 @@ def low_and_slow(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("ua", ctx.uas.add(SDK_USER_AGENTS[int(rng.integers(len(SDK_USER_AGENTS)))]))
         ev.put("temperature", p["temperature"])
         ev.put("max_tokens", p["max_tokens"])
-        out.append((acct, finish(ctx, ev, rng, verbosity=_verbosity(ctx, ev, p))))
+        out.append((acct, finish(ctx, ev, rng, **_lengths(ctx, ev, p))))
     return out
 
 
@@ -263,12 +265,13 @@ def release_pivot(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("temperature", p["temperature"])
         ev.put("max_tokens", p["max_tokens"])
         ev.put("stream", False)
-        out.append((acct, finish(ctx, ev, rng, verbosity=_verbosity(ctx, ev, p))))
+        out.append((acct, finish(ctx, ev, rng, **_lengths(ctx, ev, p))))
     return out
 
 
 _DISTILL: dict[str, Any] = {"sources": DISTILL_SOURCES, "templates": 2, "mundane_share": 0.0,
-                            "temperature": 0.0, "max_tokens": 8192, "verbosity": 3.0,
+                            "temperature": 0.0, "max_tokens": 8192, "verbosity": 1.5,
+                            "reasoning_chars": 2400.0,
                             "redacted": False}
 
 ATTACKERS: dict[str, Archetype] = {

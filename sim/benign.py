@@ -351,7 +351,7 @@ def research_groups(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("n", choose(rng, [1, 1, 1, 4, 8], ev.n))
         ev.put("logprobs", rng.random(ev.n) < 0.2)
         ev.put("max_tokens", 4096)
-        out.append((acct, finish(ctx, ev, rng, verbosity=2.5)))
+        out.append((acct, finish(ctx, ev, rng, verbosity=1.5, reasoning_chars=1200.0)))
     return out
 
 

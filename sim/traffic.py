@@ -289,6 +289,7 @@ def finish(
     rng: np.random.Generator,
     *,
     verbosity: float | np.ndarray = 1.0,
+    reasoning_chars: float | np.ndarray = 0.0,
     fallback_response_chars: float = 600.0,
     context_tokens: float | np.ndarray = 0.0,
     tokens_per_tool: int = 110,
@@ -297,8 +298,9 @@ def finish(
 
     Input: prompt + wrapper + system prompt at ~4 chars/token, plus declared tools and
     any conversation context. Output: the corpus's reference-answer length where it
-    has one (else a draw around ``fallback_response_chars``), times ``verbosity``
-    (reasoning elicitation makes answers several times longer), capped by ``max_tokens``.
+    has one (else a draw around ``fallback_response_chars``), times ``verbosity``, plus
+    a reasoning trace around ``reasoning_chars`` where one was elicited, capped by
+    ``max_tokens``.
     """
     text = ev.column("text")
     chars = ctx.text_len[text] + ctx.wrap_len()[ev.column("wrap")]
@@ -312,6 +314,9 @@ def finish(
         resp = resp.copy()
         resp[missing] = rng.lognormal(np.log(fallback_response_chars), 0.6, size=int(missing.sum()))
     resp = resp * np.asarray(verbosity) * rng.lognormal(0.0, 0.25, size=ev.n)
+    reasoning = np.broadcast_to(np.asarray(reasoning_chars, dtype=np.float64), (ev.n,))
+    resp = resp + np.where(reasoning > 0, np.maximum(reasoning, 1.0), 0.0) * rng.lognormal(
+        0.0, 0.5, size=ev.n)
     out_tok = tokens_for_chars(resp)
     cap = ev.column("max_tokens")
     out_tok = np.where(cap > 0, np.minimum(out_tok, np.maximum(cap, 1)), out_tok)
