@@ -1,0 +1,78 @@
+"""Redis goes away and comes back: the API answers 503 fast, is unready, then recovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import redis
+from distillguard.api.live import ApiServer, start_valkey
+
+from distillguard.infra import free_port, stop_process
+from distillguard.records import AccountRisk, dumps
+from distillguard.store import schema
+from distillguard.store.apikeys import new_key
+
+
+def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:
+    port = free_port()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    record, key = new_key("service", "gateway")
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def seed() -> None:  # no persistence: a restarted Valkey is empty
+        client = redis.Redis.from_url(redis_url)
+        client.set(schema.api_key(record.key_id), dumps(record))
+        client.set(schema.risk("acct"), dumps(AccountRisk(account_id="acct", risk=0.5,
+                                                          level="medium")))
+        client.close()
+
+    valkey = start_valkey(port, tmp_path)
+    try:
+        seed()
+        with ApiServer(redis_url) as api:
+            risk_url = f"{api.url}/v1/accounts/acct/risk"
+            assert httpx.get(risk_url, headers=auth).json()["risk"] == 0.5
+
+            # a hung Redis (accepts nothing, answers nothing) costs one socket timeout
+            os.kill(valkey.pid, signal.SIGSTOP)
+            try:
+                start = time.monotonic()
+                resp = httpx.get(risk_url, headers=auth, timeout=10)
+                assert resp.status_code == 503 and time.monotonic() - start < 2.0
+            finally:
+                os.kill(valkey.pid, signal.SIGCONT)
+            assert _recovers(risk_url, auth)
+
+            # a dead Redis: connection refused, 503 at once
+            stop_process(valkey)
+            for _ in range(3):
+                start = time.monotonic()
+                resp = httpx.get(risk_url, headers=auth, timeout=10)
+                elapsed = time.monotonic() - start
+                assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+                assert elapsed < 2.0, f"503 took {elapsed:.2f}s"  # 0.25 s Redis timeout
+            assert httpx.get(f"{api.url}/readyz", timeout=10).status_code == 503
+            assert httpx.get(f"{api.url}/healthz", timeout=10).status_code == 200
+            batch = httpx.post(f"{api.url}/v1/risk:batch", headers=auth, timeout=10,
+                               json={"account_ids": ["acct"]})
+            assert batch.status_code == 503
+
+            valkey = start_valkey(port, tmp_path)
+            seed()
+            assert _recovers(f"{api.url}/readyz", {})
+            assert httpx.get(risk_url, headers=auth).json()["risk"] == 0.5
+    finally:
+        stop_process(valkey)
+
+
+def _recovers(url: str, headers: dict[str, str], within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if httpx.get(url, headers=headers, timeout=10).status_code == 200:
+            return True
+        time.sleep(0.1)
+    return False
