@@ -163,7 +163,9 @@ class AccountPipeline:
             interactions=[tuple(i) for i in config.interactions],  # type: ignore[misc]
             bias=config.bias,
         )
-        self.policy = AlertPolicy(config.alert_threshold, config.realert_delta, config.min_events)
+        self.policy = AlertPolicy(
+            config.alert_threshold, config.realert_delta, config.min_events, config.min_span_s
+        )
         a = config.anomaly
         self.population = PopulationQuantiles()
         self.anomaly = PopulationAnomaly(a.n_trees, a.height, a.window_size, a.seed)
@@ -186,8 +188,7 @@ class AccountPipeline:
     def process(self, event: RequestEvent) -> tuple[Alert, ...]:
         account_id = event.account_id
         self._counts[account_id] += 1
-        ts = event.ts
-        assert isinstance(ts, float)
+        ts = float(event.ts)  # decoded events carry epoch seconds (EventDecoder normalises)
         t = self._tracked.get(account_id)
         if t is None:
             t = self._tracked[account_id] = Tracked(event.org_id)
@@ -200,6 +201,7 @@ class AccountPipeline:
         cfg = self.config
         state.update(
             event,
+            ts=ts,
             analyse_text=n < cfg.text_full_events or n % cfg.text_sample_every == 0,
             new_model=self._is_new_model(event.model, ts),
         )
@@ -240,7 +242,9 @@ class AccountPipeline:
             self._dirty.add(account_id)
         if risk >= WATCH_RISK and t.samples is None:
             t.samples = []
-        action = self.policy.decide(t.alert, risk=risk, events=n)
+        action = self.policy.decide(
+            t.alert, risk=risk, events=n, span_s=t.state.last_ts - t.state.first_ts
+        )
         if action == "none":
             return NO_ALERTS
         if (

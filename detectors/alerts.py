@@ -52,31 +52,46 @@ class AlertPolicy:
         Risk growth that makes an open alert worth an update.
     min_events
         No alert on fewer events than this: too little evidence to show an analyst.
+    min_span_s
+        No first alert before the account's activity spans this much event time:
+        a burst of a few minutes is what benchmark runs and retry storms look like,
+        and persistence is part of the evidence.
 
     Examples
     --------
-    >>> policy = AlertPolicy(threshold=0.7, realert_delta=0.1, min_events=10)
-    >>> policy.decide(None, risk=0.9, events=5)
+    >>> policy = AlertPolicy(threshold=0.7, realert_delta=0.1, min_events=10, min_span_s=600)
+    >>> policy.decide(None, risk=0.9, events=5, span_s=900)
     'none'
-    >>> policy.decide(None, risk=0.75, events=50)
+    >>> policy.decide(None, risk=0.9, events=500, span_s=120)
+    'none'
+    >>> policy.decide(None, risk=0.75, events=50, span_s=900)
     'open'
     >>> current = OpenAlert("a1", 0.0, risk=0.75, events=50, first_event_ts=0.0)
-    >>> policy.decide(current, risk=0.8, events=60), policy.decide(current, risk=0.9, events=60)
-    ('none', 'update')
-    >>> policy.decide(current, risk=0.76, events=100)
+    >>> policy.decide(current, risk=0.8, events=60, span_s=900)
+    'none'
+    >>> policy.decide(current, risk=0.9, events=60, span_s=900)
+    'update'
+    >>> policy.decide(current, risk=0.76, events=100, span_s=900)
     'update'
     """
 
-    def __init__(self, threshold: float = 0.7, realert_delta: float = 0.1, min_events: int = 10):
+    def __init__(
+        self,
+        threshold: float = 0.7,
+        realert_delta: float = 0.1,
+        min_events: int = 10,
+        min_span_s: float = 0.0,
+    ) -> None:
         self.threshold = threshold
         self.realert_delta = realert_delta
         self.min_events = min_events
+        self.min_span_s = min_span_s
 
-    def decide(self, current: OpenAlert | None, *, risk: float, events: int) -> str:
+    def decide(self, current: OpenAlert | None, *, risk: float, events: int, span_s: float) -> str:
         if risk < self.threshold or events < self.min_events:
             return "none"
         if current is None:
-            return "open"
+            return "open" if span_s >= self.min_span_s else "none"
         if risk >= current.risk + self.realert_delta or events >= 2 * current.events:
             return "update"
         return "none"

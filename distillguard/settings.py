@@ -125,6 +125,8 @@ class Detectors(_Section):
     risk_change: float = Field(0.05, ge=0)
     #: no alert before an account has this many events (too little evidence)
     min_events: int = Field(10, ge=1)
+    #: no first alert before the account's activity spans this much event time
+    min_span_s: float = Field(600.0, ge=0)
     #: score an account at 2, 4, 8, ... events up to ``score_every``, then every
     #: ``score_every`` events, and at least every ``score_interval_s`` of event time
     score_every: int = Field(32, ge=1)

@@ -26,6 +26,12 @@ LONG_HALF_LIFE = 6 * 3600.0
 SHARE_DECAY = 1.0 - 1.0 / 64.0
 #: Text-derived shares forget per analysed prompt (~32 analysed prompts of memory).
 TEXT_DECAY = 1.0 - 1.0 / 32.0
+#: Rate windows never shorter than these (see ``features``).
+SHORT_FLOOR_S = 600.0
+LONG_FLOOR_S = 3600.0
+#: Duty cycle starts at this prior, worth this many hours of observation.
+DUTY_PRIOR = 0.4
+DUTY_PRIOR_H = 6.0
 NO_THINK_GAP_S = 2.0
 FAST_RETRY_GAP_S = 5.0
 LARGE_MAX_TOKENS = 4096
@@ -177,11 +183,19 @@ class AccountState:
     # -- learning ---------------------------------------------------------------------
 
     def update(
-        self, event: RequestEvent, *, analyse_text: bool = True, new_model: bool = False
+        self,
+        event: RequestEvent,
+        *,
+        ts: float | None = None,
+        analyse_text: bool = True,
+        new_model: bool = False,
     ) -> None:
-        """Fold one event in; ``analyse_text=False`` skips the (costlier) prompt analysis."""
-        ts = event.ts
-        assert isinstance(ts, float)
+        """Fold one event in; ``analyse_text=False`` skips the (costlier) prompt analysis.
+
+        ``ts`` is the event's time in epoch seconds (default ``float(event.ts)``).
+        """
+        if ts is None:
+            ts = float(event.ts)
         if self.n == 0:
             self.first_ts = self.last_ts = ts
             gap = -1.0
@@ -329,10 +343,14 @@ class AccountState:
         short = self.rate_short * math.exp2(-dt / SHORT_HALF_LIFE)
         long_decay = math.exp2(-dt / LONG_HALF_LIFE)
         span = self.last_ts - self.first_ts
-        # A decayed count c with half-life H is r * H / ln 2 at a steady rate r; young
-        # accounts have not filled the window, so divide by the time actually covered.
-        short_window = min(SHORT_HALF_LIFE / _LN2, span + dt + 60.0)
-        long_window = min(LONG_HALF_LIFE / _LN2, span + dt + 60.0)
+        # A decayed count c with half-life H is r * H / ln 2 at a steady rate r. A young
+        # account has not filled the window: divide by the time actually covered, but
+        # never by less than a floor, so a 3-second burst of 10 requests is not read as
+        # 12,000 an hour (bursts are what benchmark runs and retry storms look like).
+        covered = span + dt
+        short_window = min(SHORT_HALF_LIFE / _LN2, max(covered, SHORT_FLOOR_S))
+        long_window = min(LONG_HALF_LIFE / _LN2, max(covered, LONG_FLOOR_S))
+        span_h = span / 3600.0
         c = self.ew_count or 1.0
         g = self.ew_gap_n
         tc = self.text_count
@@ -344,8 +362,11 @@ class AccountState:
             "requests_per_hour": short * 3600.0 / short_window,
             "requests_per_hour_6h": self.rate_long * long_decay * 3600.0 / long_window,
             "output_tokens_per_hour": self.out_long * long_decay * 3600.0 / long_window,
-            "active_span_hours": span / 3600.0,
-            "duty_cycle": min(1.0, self.n_hours / (span / 3600.0 + 1.0)),
+            "active_span_hours": span_h,
+            # shrunk towards a neutral prior until hours of history exist
+            "duty_cycle": min(
+                1.0, (self.n_hours + DUTY_PRIOR * DUTY_PRIOR_H) / (span_h + 1.0 + DUTY_PRIOR_H)
+            ),
             "hour_flatness": _entropy(self.hours, self._hour_total, _HOUR_LOG_NORM)
             * min(1.0, span / 86_400.0),
             "interarrival_log_std": math.sqrt(gap_var) if gap_var > 0.0 else 0.0,

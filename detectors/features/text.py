@@ -61,7 +61,7 @@ CAPABILITY_TOPICS = frozenset({"tool", "code", "math", "reasoning"})
 _TOPIC_WORDS: dict[str, list[str]] = {
     "tool": _words(
         "toolformer tool tools api apis calculator wikipedia agent agents plugin webhook "
-        "function_call tool_call json"
+        "function_call tool_call"
     ),
     "code": _words(
         "code python javascript java c++ c# sql function functions program script "

@@ -29,7 +29,6 @@ from collections import deque
 
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
 
-
 #: Kinds that describe an account's surroundings (network operator, client library,
 #: system prompt). Honest neighbours share all of them at once, so together they are
 #: capped (``context_cap``) and cannot link two accounts without stronger evidence.
