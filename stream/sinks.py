@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import redis
+from distillguard.detectors.pipeline import PipelineOutput
 from distillguard.stream.worker import OutputSink
 
+from distillguard.records import Alert
 from distillguard.settings import Settings
+from distillguard.store.writer import AlertWriter
 
 
-def default_sink(settings: Settings) -> OutputSink | None:
-    """The store's alert writer, once the store exists; None keeps counts only."""
-    return None
+def alert_store_sink(client: redis.Redis) -> OutputSink:
+    """Risks, deduplicated alerts, clusters and chart data into the Redis alert store."""
+    writer = AlertWriter(client)
+
+    def write(out: PipelineOutput) -> list[Alert]:
+        return writer.write(
+            out.risks,
+            out.alerts,
+            out.clusters,
+            features=getattr(out, "features", None),
+            prompts=getattr(out, "prompts", None),
+        )
+
+    return write
+
+
+def default_sink(settings: Settings) -> OutputSink:
+    return alert_store_sink(redis.Redis.from_url(settings.redis_url))

@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
 from distillguard.settings import Settings
+from distillguard.store.feedback import read_labels
 
 log = logging.getLogger("distillguard.worker")
 
@@ -93,6 +94,8 @@ class Worker:
         self.dead_letters = DeadLetters(self.publisher, settings.topics.dead_letter)
         self.windows: dict[int, DedupWindow] = {}
         self.stats = WorkerStats()
+        self.feedback_position = "0-0"
+        self._last_feedback_poll = 0.0
         self._stop = threading.Event()
         self._consumer: KafkaConsumer | None = None
 
@@ -130,6 +133,7 @@ class Worker:
         log.info("worker started", extra={"group": self.settings.worker.group_id})
         try:
             while not self._stop.is_set():
+                self.learn_feedback()
                 records = consumer.poll(timeout_ms=timeout_ms)
                 if records:
                     self.handle(records)
@@ -200,6 +204,28 @@ class Worker:
         s.rejected += batch.rejected
         s.duplicates += batch.duplicates
         s.batches += 1
+
+    def learn_feedback(self, min_interval_s: float = 1.0) -> int:
+        """Teach the pipeline the analysts' labels that arrived since the last poll."""
+        now = time.monotonic()
+        if now - self._last_feedback_poll < min_interval_s:
+            return 0
+        self._last_feedback_poll = now
+        try:
+            labels, self.feedback_position = read_labels(self.redis, self.feedback_position)
+        except redis.exceptions.RedisError as exc:
+            log.warning("feedback stream unavailable", extra={"error": str(exc)})
+            return 0
+        for label in labels:
+            try:
+                self.pipeline.learn_label(label)
+            except Exception:  # a bad label must not stop the stream
+                log.exception(
+                    "pipeline failed to learn a label", extra={"account": label.account_id}
+                )
+        if labels:
+            log.info("learnt analyst labels", extra={"labels": len(labels)})
+        return len(labels)
 
     def _persist(self, batch: BatchResult, out: PipelineOutput) -> None:
         """Checkpoint, retrying while Redis is unreachable: no offset moves before state."""
