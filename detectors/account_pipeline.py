@@ -143,7 +143,7 @@ class AccountPipeline:
     >>> pipe = AccountPipeline(get_settings().detectors)
     >>> for i in range(400):
     ...     _ = pipe.process(RequestEvent(
-    ...         event_id=str(i), ts=1_790_000_000.0 + 1.5 * i, account_id="bulk", model="m",
+    ...         event_id=str(i), ts=1_790_000_000.0 + 2.0 * i, account_id="bulk", model="m",
     ...         input_tokens=40, output_tokens=1500, status=200, max_tokens=8192,
     ...         user_agent="python-requests/2.31", temperature=0.0,
     ...         prompt=f"Task {i}: write a python function for case {i}. Think step by step."))
