@@ -31,10 +31,10 @@ def replay_cmd(
 ) -> None:
     """Run the detectors over a file in event time (no broker, no Redis) and write a report."""
     import orjson
-    from rich.console import Console
-
     from distillguard.detectors.pipeline import build_pipeline
     from distillguard.evaluation.replay import decoder_for, replay_file
+    from rich.console import Console
+
     from distillguard.settings import get_settings
 
     console = Console(stderr=True)
@@ -61,12 +61,12 @@ def evaluate_cmd(
 ) -> None:
     """Replay the detectors and the baselines over labelled events; write metrics and plots."""
     import orjson
-    from rich.console import Console
-    from rich.markdown import Markdown
-
     from distillguard.evaluation import plots
     from distillguard.evaluation.evaluate import clean, evaluate
     from distillguard.evaluation.report import render
+    from rich.console import Console
+    from rich.markdown import Markdown
+
     from distillguard.settings import get_settings
 
     console = Console(stderr=True)

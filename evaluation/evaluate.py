@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from distillguard.detectors.pipeline import build_pipeline
 from distillguard.evaluation import metrics
 from distillguard.evaluation.baselines import (
@@ -24,6 +23,7 @@ from distillguard.evaluation.baselines import (
     rate_limit,
 )
 from distillguard.evaluation.replay import ReplayReport, decoder_for, replay_file
+
 from distillguard.settings import Settings
 
 DEFAULT_ALERT_THRESHOLD = 0.7

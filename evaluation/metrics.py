@@ -67,7 +67,7 @@ def recall_at_fpr(y: Sequence[int], s: Sequence[float], max_fpr: float = 0.001
     pos, neg = sa[ya == 1], np.sort(sa[ya == 0])[::-1]
     if len(pos) == 0:
         return math.nan, math.nan
-    allowed = int(math.floor(max_fpr * len(neg) + 1e-9))
+    allowed = math.floor(max_fpr * len(neg) + 1e-9)
     if allowed >= len(neg):
         return 1.0, -math.inf
     threshold = float(neg[allowed])
@@ -131,9 +131,10 @@ def cluster_metrics(
     ``member_precision``: share of alerted-cluster memberships that are distillers;
     ``largest_benign``: most benign accounts in one alerted cluster.
 
-    >>> cluster_metrics([["a", "b", "x"], ["y"]], {"a": 1, "b": 1, "c": 1, "x": 0, "y": 0},
-    ...                 ["a", "b", "c"])
-    {'clusters': 2, 'hydra_coverage': 0.6666666666666666, 'member_precision': 0.5, 'largest_benign': 1}
+    >>> out = cluster_metrics([["a", "b", "x"], ["y"]], {"a": 1, "b": 1, "c": 1, "x": 0, "y": 0},
+    ...                       ["a", "b", "c"])
+    >>> out["hydra_coverage"], out["member_precision"], out["largest_benign"]
+    (0.6666666666666666, 0.5, 1)
     """
     hydra = set(hydra)
     members = [m for c in clusters for m in c]

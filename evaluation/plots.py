@@ -7,11 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from distillguard.evaluation import metrics  # noqa: E402
-from distillguard.evaluation.evaluate import Evaluation  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from distillguard.evaluation import metrics
+from distillguard.evaluation.evaluate import Evaluation
 
 
 def pr_curves(ev: Evaluation, path: Path) -> Path:

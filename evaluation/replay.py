@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.detectors.pipeline import Pipeline
+
 from distillguard.events import EventDecoder, InvalidEvent, Limits, RequestEvent
 from distillguard.records import Alert, Cluster, iso, level_for
 from distillguard.settings import Settings

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from distillguard.sim.benign import FLAT
 from distillguard.sim.network import SCRIPT_USER_AGENTS, SDK_USER_AGENTS, as_by_kind
 from distillguard.sim.traffic import (
@@ -43,7 +42,8 @@ TEMPLATES = (
     "<thinking></thinking> tags, then give the final answer.\n\nTask:\n{p}",
     "### Instruction:\n{p}\n\n### Response (explain each step of your reasoning, then restate the "
     "final answer):",
-    "Task: {p}\n\nAnswer in three parts: (1) detailed step-by-step reasoning, (2) the final answer, "
+    "Task: {p}\n\nAnswer in three parts: (1) detailed step-by-step reasoning, (2) the final "
+    "answer, "
     "(3) a grade of your own answer against a rubric of correctness, completeness and clarity.",
     "Please help with the following.\n{p}\nWalk me through how you arrive at the answer, "
     "explaining why each step is needed.",

@@ -12,11 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from distillguard.sim.network import (
     BROWSER_USER_AGENTS,
     IDE_USER_AGENTS,
-    SCRIPT_USER_AGENTS,
     SDK_USER_AGENTS,
     TZ_BY_COUNTRY,
     as_by_kind,
@@ -159,12 +157,14 @@ def _human_session_account(
     return acct, finish(ctx, ev, rng, fallback_response_chars=500.0)
 
 
-def hobbyists(ctx: Context, group: Group, _rng: np.random.Generator) -> list[tuple[Account, Events]]:
+def hobbyists(ctx: Context, group: Group, _rng: np.random.Generator
+              ) -> list[tuple[Account, Events]]:
     return [_human_session_account(ctx, group, i, profile=EVENING, weekend=1.3)
             for i in range(group.accounts)]
 
 
-def campus_nat(ctx: Context, group: Group, rng: np.random.Generator) -> list[tuple[Account, Events]]:
+def campus_nat(ctx: Context, group: Group, rng: np.random.Generator
+               ) -> list[tuple[Account, Events]]:
     """Students and staff behind one university NAT: a few shared addresses, one AS."""
     p = group.params
     systems = as_by_kind("university")
@@ -374,8 +374,8 @@ def agent_products(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("model", _models(ctx, rng, p, ts))
         ev.put("ip", ips[rng.integers(0, len(ips), size=ev.n)])
         ev.put("key", rng.integers(0, acct.keys, size=ev.n))
-        ev.put("ua", ctx.uas.add(choose(rng, ["langchain-anthropic/0.3.0", "anthropic-python/0.39.0",
-                                              "litellm/1.52.0"], 1)[0]))
+        agents = ["langchain-anthropic/0.3.0", "anthropic-python/0.39.0", "litellm/1.52.0"]
+        ev.put("ua", ctx.uas.add(choose(rng, agents, 1)[0]))
         ev.put("system", ctx.systems.add(AGENT_SYSTEM_PROMPT))
         ev.put("tool_count", int(rng.integers(12, 41)))
         ev.put("temperature", float(rng.uniform(0.2, 1.0)))

@@ -9,8 +9,9 @@ import typer
 
 
 def simulate(
-    scenario: Annotated[str, typer.Option(help="Scenario name in configs/scenarios/ or a YAML path.")
-                        ] = "small",
+    scenario: Annotated[
+        str, typer.Option(help="Scenario name in configs/scenarios/ or a YAML path.")
+    ] = "small",
     out: Annotated[Path | None, typer.Option(help="Events file (JSON Lines, CONTRACT §1).")] = None,
     labels: Annotated[Path | None, typer.Option(help="Ground-truth labels (CONTRACT §2).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
@@ -24,12 +25,11 @@ def simulate(
     """Generate a scenario's traffic: seeded, reproducible, every account labelled."""
     import dataclasses
 
+    from distillguard.sim.engine import generate, publish, write_files
+    from distillguard.sim.scenario import load_scenario
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
-
-    from distillguard.sim.engine import generate, publish, write_files
-    from distillguard.sim.scenario import load_scenario
 
     console = Console(stderr=True)
     if out is None and not to_kafka:
@@ -52,8 +52,9 @@ def simulate(
             task = bar.add_task("writing", total=traffic.events if out else 0)
             write_files(traffic, out, labels, lambda n: bar.advance(task, n))
         if to_kafka:
-            from distillguard.settings import get_settings
             from distillguard.stream.producer import EventPublisher
+
+            from distillguard.settings import get_settings
 
             settings = get_settings()
             task = bar.add_task(f"publishing at {rate:g}/s", total=traffic.events)

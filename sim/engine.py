@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-
 from distillguard.sim.attackers import ATTACKERS
 from distillguard.sim.benign import BENIGN
 from distillguard.sim.corpus import Corpus, load_corpora
@@ -68,9 +67,8 @@ class Traffic:
         for lo in range(0, self.events, chunk):
             hi = min(lo + chunk, self.events)
             c = {name: col[lo:hi].tolist() for name, col in self.columns.items() if name != "ts"}
-            stamps = np.datetime_as_string(
-                np.rint(self.columns["ts"][lo:hi] * 1000).astype(np.int64).astype("datetime64[ms]"), timezone="UTC"
-            ).tolist()
+            millis = np.rint(self.columns["ts"][lo:hi] * 1000).astype(np.int64)
+            stamps = np.datetime_as_string(millis.astype("datetime64[ms]"), timezone="UTC").tolist()
             acct_ids, out = [], []
             rows = zip(
                 range(lo, hi), self.acct[lo:hi].tolist(), stamps, c["model"], c["text"], c["wrap"],

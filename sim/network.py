@@ -100,7 +100,7 @@ def address(asn: int, host: int) -> str:
     """The ``host``-th address of the AS's /16 (hosts 1..254 per /24).
 
     >>> address(16509, 0), address(16509, 254)
-    ('62.189.0.1', '62.189.1.1')
+    ('91.179.0.1', '91.179.1.1')
     """
     a, b = _prefix(asn)
     c, d = divmod(host % 65024, 254)

@@ -142,4 +142,6 @@ def _build(raw: dict[str, Any], path: Path, *, seed: int | None, scale: float) -
 def _check_params(arch: str, params: dict[str, Any], defaults: dict[str, Any]) -> None:
     unknown = set(params) - set(defaults) - {"accounts"}
     if unknown:
-        raise ValueError(f"{arch}: unknown parameters {sorted(unknown)} (known: {sorted(defaults)})")
+        raise ValueError(
+            f"{arch}: unknown parameters {sorted(unknown)} (known: {sorted(defaults)})"
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import pairwise
 
 import numpy as np
 
@@ -21,7 +22,7 @@ CHARS_PER_TOKEN = 4.0
 def shingles(text: str) -> list[str]:
     """Word unigrams and bigrams: bigrams keep word order, unigrams keep short texts stable."""
     words = _WORD.findall(text.lower())
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
 
 
 def simhash64(text: str) -> str:

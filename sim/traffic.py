@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from distillguard.sim.corpus import Corpus
 from distillguard.sim.network import AddressBook
 from distillguard.sim.scenario import Scenario
@@ -172,7 +171,9 @@ def hour_weights(ctx: Context, profile: np.ndarray, tz: float, weekend: float = 
     return w / w.sum()
 
 
-def poisson_times(rng: np.random.Generator, ctx: Context, n: int, weights: np.ndarray) -> np.ndarray:
+def poisson_times(
+    rng: np.random.Generator, ctx: Context, n: int, weights: np.ndarray
+) -> np.ndarray:
     """``n`` arrival times of an inhomogeneous Poisson process with hourly ``weights``."""
     hours = rng.choice(len(weights), size=n, p=weights)
     return np.sort(ctx.start + (hours + rng.random(n)) * HOUR)
@@ -266,7 +267,7 @@ def assign_models(
     adopt_at: float = NEVER,
     adopt_share: float = 0.0,
 ) -> np.ndarray:
-    """Model per event: flagship or mini, moving ``adopt_share`` to the new release at ``adopt_at``."""
+    """Model per event: flagship or mini; ``adopt_share`` moves to the release at ``adopt_at``."""
     models = np.where(rng.random(len(ts)) < mini_share, ctx.mini, ctx.flagship).astype(np.int16)
     if ctx.release is not None and adopt_share > 0 and adopt_at < NEVER:
         rel_idx, rel_ts = ctx.release

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-
-from distillguard.events import EventDecoder
 from distillguard.sim.engine import Traffic, generate, write_files
 from distillguard.sim.scenario import load_scenario
 from distillguard.sim.text import hamming, simhash64
+
+from distillguard.events import EventDecoder
 
 HOUR = 3600.0
 
@@ -266,5 +266,5 @@ def test_scenario_errors_are_clear(tmp_path: Path) -> None:
     bad.write_text(TINY.replace("hobbyist: {accounts: 12}", "hobbyist: {accounts: 12, volum: 3}"))
     with pytest.raises(ValueError, match="unknown parameters"):
         load_scenario(str(bad))
-    with pytest.raises(FileNotFoundError, match="known: .*small"):
+    with pytest.raises(FileNotFoundError, match=r"known: .*small"):
         load_scenario("no-such-scenario")
