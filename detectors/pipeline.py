@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from distillguard.events import RequestEvent
 from distillguard.records import AccountRisk, Alert, Cluster, Label
@@ -55,6 +55,24 @@ class Pipeline(Protocol):
     def accounts(self) -> list[str]:
         """Every account the pipeline holds state for."""
         ...
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """A pipeline whose state the worker checkpoints: per account, and shared.
+
+    Per-account state is written with every batch under the account's partition, so
+    it moves with the partition on a rebalance; shared state (population, models) is
+    written every few seconds. All formats must be safe to load (no pickle).
+    """
+
+    def snapshot_shared(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+    def snapshot_accounts(self, account_ids: list[str]) -> dict[str, bytes]: ...
+
+    def restore_accounts(self, states: dict[str, bytes]) -> None: ...
 
 
 class CountingPipeline:

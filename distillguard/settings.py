@@ -42,6 +42,9 @@ class Worker(_Section):
     heartbeat_interval_ms: int = Field(1000, ge=100)
     dedup_window: int = Field(200_000, ge=0)
     stats_interval_s: float = Field(5.0, gt=0)
+    # Shared models (population, anomaly, feedback, linkage) are checkpointed this often
+    # and on stop; per-account state is checkpointed with every batch.
+    shared_checkpoint_interval_s: float = Field(10.0, gt=0)
 
 
 class Validation(_Section):

@@ -32,6 +32,20 @@ def dedup_key(group: str, topic: str, partition: int) -> str:
     return f"dg:ckpt:{group}:{topic}:{partition}:seen"
 
 
+def account_state_key(group: str, topic: str, partition: int) -> str:
+    """Hash account -> detector state of the accounts keyed to one partition."""
+    return f"dg:ckpt:{group}:{topic}:{partition}:state"
+
+
+def shared_state_key(group: str, topic: str) -> str:
+    """Models and population shared by all accounts (one writer per group at a time)."""
+    return f"dg:ckpt:{group}:{topic}:shared"
+
+
+def feedback_position_key(group: str, topic: str) -> str:
+    return f"dg:ckpt:{group}:{topic}:feedback"
+
+
 @dataclass(slots=True)
 class BatchResult:
     """Everything one batch changed, ready to be written atomically."""
@@ -42,6 +56,9 @@ class BatchResult:
     processed: int = 0
     rejected: int = 0
     duplicates: int = 0
+    account_states: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    shared_state: bytes | None = None
+    feedback_position: str | None = None
 
 
 class Checkpointer:
@@ -66,6 +83,17 @@ class Checkpointer:
         raw = self.client.lrange(dedup_key(self.group, self.topic, partition), 0, -1)
         return [item.decode() for item in raw]
 
+    def load_account_states(self, partition: int) -> dict[str, bytes]:
+        raw = self.client.hgetall(account_state_key(self.group, self.topic, partition))
+        return {k.decode(): v for k, v in raw.items()}
+
+    def load_shared(self) -> tuple[bytes | None, str | None]:
+        """The last shared-model snapshot and the feedback position learnt into it."""
+        shared, position = self.client.mget(
+            shared_state_key(self.group, self.topic), feedback_position_key(self.group, self.topic)
+        )
+        return shared, None if position is None else position.decode()
+
     def commit(self, batch: BatchResult) -> None:
         """Write the batch's effects and offsets in one transaction."""
         pipe = self.client.pipeline(transaction=True)
@@ -82,6 +110,13 @@ class Checkpointer:
                 self._offsets_key,
                 mapping={str(p): o for p, o in batch.next_offsets.items()},
             )
+        for partition, states in batch.account_states.items():
+            if states:
+                pipe.hset(account_state_key(self.group, self.topic, partition), mapping=states)
+        if batch.shared_state is not None:
+            pipe.set(shared_state_key(self.group, self.topic), batch.shared_state)
+            if batch.feedback_position is not None:
+                pipe.set(feedback_position_key(self.group, self.topic), batch.feedback_position)
         pipe.hincrby(STATS_KEY, "processed", batch.processed)
         pipe.hincrby(STATS_KEY, "rejected", batch.rejected)
         pipe.hincrby(STATS_KEY, "duplicates", batch.duplicates)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from distillguard.detectors.pipeline import Pipeline, PipelineOutput
+from distillguard.detectors.pipeline import Checkpointable, Pipeline, PipelineOutput
 from distillguard.stream.checkpoint import STATS_KEY, BatchResult, Checkpointer
 from distillguard.stream.consumer import ConsumerRebalanceListener, TopicPartition, open_consumer
 from distillguard.stream.dead_letter import DeadLetters
@@ -93,6 +93,10 @@ class Worker:
         self.publisher = EventPublisher(settings.kafka_bootstrap, settings.topics.alerts)
         self.dead_letters = DeadLetters(self.publisher, settings.topics.dead_letter)
         self.windows: dict[int, DedupWindow] = {}
+        # Pipelines with per-account state checkpoint it per partition, so that a
+        # rebalance moves an account's state with its partition.
+        self.checkpointable = isinstance(pipeline, Checkpointable)
+        self._last_shared_checkpoint = time.monotonic()
         self.stats = WorkerStats()
         self.feedback_position = "0-0"
         self._last_feedback_poll = 0.0
@@ -124,8 +128,24 @@ class Worker:
             extra={"partitions": sorted(t.partition for t in assigned), "restored": offsets},
         )
 
+    def restore_shared(self) -> None:
+        """Load the last shared-model checkpoint and resume the feedback stream after it."""
+        if not self.checkpointable:
+            return
+        shared, position = self.checkpointer.load_shared()
+        if shared is not None:
+            try:
+                self.pipeline.restore(shared)  # type: ignore[attr-defined]
+            except ValueError as exc:
+                # An unreadable checkpoint (older format, corruption) costs history, not service.
+                log.error("shared checkpoint unreadable; starting fresh", extra={"error": str(exc)})
+        if position is not None:
+            self.feedback_position = position
+        log.info("shared state restored", extra={"found": shared is not None})
+
     def run(self, max_idle_s: float | None = None) -> WorkerStats:
         """Consume until stopped (or, for tools and tests, until idle for ``max_idle_s``)."""
+        self.restore_shared()
         self._consumer = consumer = open_consumer(self.settings, _Rebalance(self))
         timeout_ms = self.settings.worker.poll_timeout_ms
         idle_since = time.monotonic()
@@ -146,6 +166,14 @@ class Worker:
                     self.report(consumer)
                     last_report = time.monotonic()
         finally:
+            if self.checkpointable:
+                self._persist(
+                    BatchResult(
+                        shared_state=self._shared_snapshot(),
+                        feedback_position=self.feedback_position,
+                    ),
+                    PipelineOutput(),
+                )
             self.report(consumer)
             consumer.close(autocommit=False)
             self.publisher.close()
@@ -157,11 +185,13 @@ class Worker:
         batch = BatchResult()
         decode = self.decoder.decode
         process = self.pipeline.process
+        touched: dict[int, set[str]] = {}
         for tp, messages in records.items():
             window = self.windows.get(tp.partition)
             if window is None:
                 window = self.windows[tp.partition] = DedupWindow(self.settings.worker.dedup_window)
             new_ids: list[str] = []
+            accounts = touched[tp.partition] = set()
             for msg in messages:
                 try:
                     event = decode(msg.value)
@@ -189,11 +219,19 @@ class Worker:
                     batch.rejected += 1
                     continue
                 new_ids.append(event.event_id)
+                accounts.add(event.account_id)
                 batch.processed += 1
             batch.new_ids[tp.partition] = new_ids
             batch.next_offsets[tp.partition] = messages[-1].offset + 1
         out = self.pipeline.drain()
         batch.counts = out.counts
+        if self.checkpointable:
+            snap = self.pipeline.snapshot_accounts  # type: ignore[attr-defined]
+            batch.account_states = {p: snap(list(ids)) for p, ids in touched.items() if ids}
+            interval = self.settings.worker.shared_checkpoint_interval_s
+            if time.monotonic() - self._last_shared_checkpoint > interval:
+                batch.shared_state = self._shared_snapshot()
+                batch.feedback_position = self.feedback_position
         # Dead letters first: a crash after this and before the checkpoint re-sends
         # them (at-least-once), but never loses one.
         self.dead_letters.flush()
@@ -226,6 +264,10 @@ class Worker:
         if labels:
             log.info("learnt analyst labels", extra={"labels": len(labels)})
         return len(labels)
+
+    def _shared_snapshot(self) -> bytes:
+        self._last_shared_checkpoint = time.monotonic()
+        return self.pipeline.snapshot_shared()  # type: ignore[attr-defined, no-any-return]
 
     def _persist(self, batch: BatchResult, out: PipelineOutput) -> None:
         """Checkpoint, retrying while Redis is unreachable: no offset moves before state."""
