@@ -162,7 +162,7 @@ def test_rarity_weights_rare_evidence_above_common():
     for h in pair:
         g.observe(h, "n:10.8.8", T0)
     crowd = g.link_weight(g.holders["c0"], g.holders["c1"], T0)
-    assert g.link_weight(*pair, T0) > 2 * crowd > 0
+    assert g.link_weight(*pair, T0) > 1.5 * crowd > 0
 
 
 def test_values_above_population_share_are_dropped():
@@ -205,67 +205,51 @@ def test_fingerprint_keys_meet_within_a_few_bits():
     assert len(set(a) & set(b)) == 3 and not set(a) & set(c)
 
 
-def test_template_and_rare_agent_link_accounts_without_shared_infra():
-    """Accounts on different IPs and cards, tied by one template and an unusual agent."""
-    rng = random.Random(3)
-    template = (
-        "Act as an expert. Reason step by step, showing all work. Problem: {}. "
-        "Then restate the answer with a justification."
-    )
-    events = []
-    for i in range(8):
-        for j in range(12):
-            events.append(
-                ev(
-                    f"tpl{i}",
-                    T0 + j * 300 + rng.uniform(0, 200),
-                    ip=f"{20 + i}.{j}.3.4",
-                    payment_fingerprint=f"card-t{i}",
-                    user_agent="distill-bot/0.3",
-                    prompt=template.format(rng.choice(HUMAN_PROMPTS)),
-                )
-            )
-    stage = LinkageStage(load_config())
-    run(stage, events + nat_population(100))
-    members = set(stage.members(stage.cluster_of("tpl0") or "clu_0"))
-    assert members == {f"tpl{i}" for i in range(8)}
+TEMPLATE = (
+    "Act as an expert. Reason step by step, showing all work. Problem: {}. "
+    "Then restate the answer with a justification."
+)
 
 
-def test_synchronised_bursts_link_accounts():
-    """Bursts that start in the same buckets, day after day, plus an uncommon agent."""
+def test_template_and_schedule_link_accounts_without_shared_infra():
+    """Different cards and networks, tied by one template *and* synchronised bursts."""
     rng = random.Random(4)
     events = []
-    for day in range(4):
+    for day in range(3):
         for start_h in (2, 9, 17):
             onset = T0 + day * 86_400 + start_h * 3600
-            for i in range(6):
-                for j in range(5):
-                    events.append(
-                        ev(
-                            f"sync{i}",
-                            onset + rng.uniform(0, 60) + j * 30,
-                            ip=f"{30 + i}.1.{day}.9",
-                            user_agent="aiohttp/3.9.5",
-                            payment_fingerprint=f"card-y{i}",
-                        )
-                    )
-    # Honest users of the same agent at random times.
+            for i in range(8):
+                for j in range(3):
+                    events.append(ev(f"sync{i}", onset + rng.uniform(0, 60) + j * 30,
+                                     ip=f"{30 + i}.1.{day}.9", payment_fingerprint=f"card-y{i}",
+                                     prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS))))
+    # Honest users of the same template (a popular tool) at random times.
     for i in range(6):
         for _ in range(12):
-            events.append(
-                ev(
-                    f"rand{i}",
-                    T0 + rng.uniform(0, 4 * 86_400),
-                    ip=f"{60 + i}.1.1.9",
-                    user_agent="aiohttp/3.9.5",
-                )
-            )
+            events.append(ev(f"tool{i}", T0 + rng.uniform(0, 3 * 86_400), ip=f"{60 + i}.1.1.9",
+                             prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS))))
     stage = LinkageStage(load_config())
-    run(stage, events)
+    alerts = run(stage, events)
     cid = stage.cluster_of("sync0")
     assert cid is not None
-    assert set(stage.members(cid)) == {f"sync{i}" for i in range(6)}
-    assert all(stage.cluster_of(f"rand{i}") is None for i in range(6))
+    assert set(stage.members(cid)) == {f"sync{i}" for i in range(8)}
+    assert {e.kind for e in alerts[-1].evidence} >= {"template", "sync"}
+    assert all(stage.cluster_of(f"tool{i}") is None for i in range(6))
+
+
+def test_one_product_alone_does_not_link():
+    """Users of one product share its template, system prompt and agent: not a hydra."""
+    rng = random.Random(5)
+    events = [
+        ev(f"ide{i}", T0 + rng.uniform(0, 2 * 86_400), ip=f"{70 + i}.2.3.4",
+           user_agent="cursor-agent/0.42.3", system_prompt="You are a coding assistant.",
+           prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS)))
+        for i in range(25)
+        for _ in range(15)
+    ]
+    stage = LinkageStage(load_config())
+    assert run(stage, events) == []
+    assert stage.stats()["clusters"] == 0
 
 
 def test_snapshot_round_trip_continues_identically():
@@ -344,4 +328,4 @@ def test_config_rejects_unknown_keys(tmp_path: Path):
         load_config(bad)
     bad.write_text("kinds:\n  payment: {weight: 2.0}\n")
     cfg = load_config(bad)
-    assert cfg.kind("payment").weight == 2.0 and cfg.kind("payment").cap == 1.2
+    assert cfg.kind("payment").weight == 2.0 and cfg.kind("payment").cap == 1.4

@@ -32,6 +32,7 @@ class KindParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cap: float
     half_life_s: float
     max_share: float
+    group: str = ""
 
 
 #: Key prefix (one character, used on the hot path) -> kind name (used in reports).
@@ -42,19 +43,40 @@ KIND_OF_PREFIX: dict[str, str] = {
     "u": "user_agent",
     "s": "system_prompt",
     "t": "template",
+    "c": "template_centroid",
     "y": "sync",
     "b": "behaviour",
 }
 
 DEFAULT_KINDS: dict[str, KindParams] = {
-    "payment": KindParams(weight=1.2, cap=1.2, half_life_s=259_200, max_share=0.5),
-    "net": KindParams(weight=0.5, cap=0.8, half_life_s=43_200, max_share=0.05),
-    "asn": KindParams(weight=0.15, cap=0.15, half_life_s=43_200, max_share=0.02),
-    "user_agent": KindParams(weight=0.35, cap=0.35, half_life_s=86_400, max_share=0.03),
-    "system_prompt": KindParams(weight=0.3, cap=0.3, half_life_s=86_400, max_share=0.03),
-    "template": KindParams(weight=0.8, cap=0.9, half_life_s=43_200, max_share=0.05),
-    "sync": KindParams(weight=0.8, cap=0.8, half_life_s=21_600, max_share=0.2),
-    "behaviour": KindParams(weight=0.3, cap=0.3, half_life_s=21_600, max_share=0.05),
+    "payment": KindParams(weight=1.4, cap=1.4, half_life_s=259_200, max_share=0.5,
+                          group="identity"),
+    "net": KindParams(weight=0.5, cap=0.8, half_life_s=43_200, max_share=0.05, group="network"),
+    "asn": KindParams(weight=0.15, cap=0.15, half_life_s=43_200, max_share=0.02,
+                      group="network"),
+    "user_agent": KindParams(weight=0.15, cap=0.15, half_life_s=86_400, max_share=0.03,
+                             group="product"),
+    "system_prompt": KindParams(weight=0.1, cap=0.1, half_life_s=86_400, max_share=0.03,
+                                group="product"),
+    "template": KindParams(weight=0.8, cap=0.8, half_life_s=43_200, max_share=0.05,
+                           group="product"),
+    "template_centroid": KindParams(weight=0.15, cap=0.8, half_life_s=43_200, max_share=0.05,
+                                    group="product"),
+    "sync": KindParams(weight=0.8, cap=0.8, half_life_s=21_600, max_share=0.2, group="timing"),
+    "behaviour": KindParams(weight=0.3, cap=0.3, half_life_s=21_600, max_share=0.05,
+                            group="behaviour"),
+}
+
+#: Bound on each group of kinds in one link. Kinds in one group are not independent:
+#: honest users of one product share its template, system prompt and user agent;
+#: honest colleagues share their NAT's /24s and ASN. A group alone stays below the
+#: link threshold, so a link needs two independent groups (or a shared card).
+DEFAULT_GROUP_CAPS: dict[str, float] = {
+    "identity": 1.4,
+    "network": 0.7,
+    "product": 0.8,
+    "timing": 0.8,
+    "behaviour": 0.3,
 }
 
 
@@ -64,9 +86,8 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kinds: dict[str, KindParams] = msgspec.field(default_factory=lambda: dict(DEFAULT_KINDS))
     #: Accumulated link weight at which two accounts belong to one cluster.
     link_threshold: float = 1.0
-    #: Bound on ASN + user agent + system prompt together in one link: below the
-    #: threshold minus one /24's weight, so shared surroundings alone never link.
-    context_cap: float = 0.4
+    group_caps: dict[str, float] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_GROUP_CAPS))
     #: Candidate links below this are not kept at all (memory).
     store_threshold: float = 0.35
     #: Event-time cadence of link scoring and cluster updates.
@@ -84,6 +105,9 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: Rarity is computed against at least this many accounts, so a small population
     #: (a test, a quiet hour) does not make every shared value look common.
     rarity_population_floor: int = 1_000
+    #: A value held by at most this many accounts counts as fully rare: a card shared
+    #: by twelve accounts is no less damning than one shared by two.
+    rarity_free_holders: int = 8
     #: Existing holders of a value a newcomer is compared with (half earliest, half latest).
     anchors: int = 8
     #: Evidence values remembered per account (oldest evicted first).
@@ -94,6 +118,8 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sync_bucket_s: float = 300.0
     #: Onsets two accounts must share before their schedules count as synchronised.
     sync_min_shared: int = 3
+    #: ... and that make at least this share of the quieter account's onsets.
+    sync_min_fraction: float = 0.34
     #: Onsets remembered per account.
     sync_max_onsets: int = 32
     #: Tokens at each end of a prompt that make up its template skeleton.
@@ -104,6 +130,9 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: then one request in ``sample_every``.
     sample_first: int = 8
     sample_every: int = 8
+    #: Redacted prompts: the centroid of an account's fingerprints is banded after this
+    #: many fingerprints (and again at doublings, then every 16).
+    centroid_min: int = 4
     #: Template band keys remembered per account before it is known to repeat them.
     max_template_candidates: int = 64
     #: Minimum seconds between two behaviour-vector observations of one account.
@@ -158,6 +187,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> LinkageConfig:
     for name, params in (data.get("kinds") or {}).items():
         kinds[name] = {**kinds.get(name, {}), **params}
     data["kinds"] = kinds
+    data["group_caps"] = {**DEFAULT_GROUP_CAPS, **(data.get("group_caps") or {})}
     try:
         return msgspec.convert(data, LinkageConfig)
     except msgspec.ValidationError as exc:

@@ -147,6 +147,41 @@ def fingerprint_keys(fingerprint: str) -> list[str]:
     return [f"t:f{i}{fp[4 * i:4 * i + 4]}" for i in range(4)]
 
 
+def add_fingerprint(bits: list[int], fingerprint: str) -> None:
+    """Count a 64-bit SimHash into ``bits`` = [fingerprints, ones at bit 0, ..., bit 63]."""
+    x = int(fingerprint, 16)
+    bits[0] += 1
+    i = 1
+    while x:
+        if x & 1:
+            bits[i] += 1
+        x >>= 1
+        i += 1
+
+
+def centroid_keys(bits: list[int]) -> list[str]:
+    """Band keys (8 bands of 8 bits) of the majority bits of an account's fingerprints.
+
+    One fingerprint of a templated prompt differs from another in ~20 of 64 bits,
+    since the slot contents differ; but the bits the template decides are the same in
+    all of them, so the per-account majority converges to the template's signature and
+    accounts sending one template (in any mix with other prompts) end up with close
+    centroids, while an account of varied human prompts gets a random one.
+
+    >>> bits = [0] * 65
+    >>> for fp in ("00000000000000ff", "00000000000000fe", "00000000000001ff"):
+    ...     add_fingerprint(bits, fp)
+    >>> centroid_keys(bits)[:2]
+    ['c:0ff', 'c:100']
+    """
+    n = bits[0]
+    value = 0
+    for i in range(64):
+        if 2 * bits[i + 1] > n:
+            value |= 1 << i
+    return [f"c:{band}{(value >> (8 * band)) & 0xFF:02x}" for band in range(8)]
+
+
 def onset_key(ts: float, bucket_s: float) -> str:
     """The synchronisation bucket of a burst that starts at ``ts``.
 

@@ -4,18 +4,22 @@ Accounts and evidence values form a bipartite graph. Two accounts are linked by 
 values they both hold; a link's weight adds, kind by kind, each shared value's kind
 weight times its *rarity* times its *freshness*:
 
-- rarity is IDF-like, ``log(N / n) / log(N / 2)`` for a value held by ``n`` of ``N``
-  active accounts (1 when two accounts share it, 0 when everyone does); a value held
+- rarity is IDF-like, ``log(N / n) / log(N / f)`` for a value held by ``n`` of ``N``
+  active accounts (1 up to ``f = rarity_free_holders``, 0 when all hold it); a value held
   by more than the kind's ``max_share`` of the population is dropped outright, so a
   cloud ASN, a university NAT or a popular SDK user agent can never glue a
   mega-cluster together however many accounts it has;
 - freshness halves every ``half_life_s`` of event time since the older of the two
   sightings, and a membership unseen for ``expire_half_lives`` half-lives expires;
 - each kind's total is capped (sharing five proxy /24s beats one, up to a point);
-- the context kinds (ASN, user agent, system prompt) are capped together: accounts
-  behind one NAT with one SDK share all three, which says nothing about who runs them;
+- kinds that are not independent are capped together by group (``group_caps``):
+  honest colleagues behind one NAT share its /24s *and* its ASN, honest users of one
+  product share its template, system prompt *and* user agent; each group alone stays
+  below the link threshold, so a link needs two independent groups or a shared card;
 - synchronised activity counts differently: the Jaccard overlap of the two accounts'
-  burst-onset buckets, once they share at least ``sync_min_shared`` onsets.
+  burst-onset buckets, once they share at least ``sync_min_shared`` onsets and that
+  many make ``sync_min_fraction`` of the quieter account's onsets (busy accounts with
+  onsets all day share some buckets by chance).
 
 Membership is exact (a dict per value, ordered by arrival so the earliest holders
 serve as anchors) and bounded: by ``max_members`` per value, by the drop rule, and
@@ -29,11 +33,6 @@ from collections import deque
 
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
 
-#: Kinds that describe an account's surroundings (network operator, client library,
-#: system prompt). Honest neighbours share all of them at once, so together they are
-#: capped (``context_cap``) and cannot link two accounts without stronger evidence.
-_CONTEXT = frozenset("aus")
-
 
 class Holder:
     """One account's side of the graph: the values it holds and when each was last seen."""
@@ -42,6 +41,7 @@ class Holder:
         "behaviour_ts",
         "events",
         "first_ts",
+        "fp_bits",
         "id",
         "keys",
         "last_ts",
@@ -71,6 +71,8 @@ class Holder:
         #: so an unchanged attribute costs one comparison per event.
         self.raw: list[object] = [None] * 10
         self.snippet: str | None = None
+        #: redacted prompts: [fingerprints seen, then count of 1s per bit position]
+        self.fp_bits: list[int] | None = None
 
 
 class Value:
@@ -97,9 +99,9 @@ class EvidenceGraph:
     ...     _ = g.observe(h, "p:card-1", 0.0)
     ...     _ = g.observe(h, "n:203.0.113", 0.0)
     >>> round(g.link_weight(a, b, 0.0), 2)
-    1.7
+    1.9
     >>> round(g.link_weight(a, b, 86_400.0), 2)  # a day later, nothing seen since
-    1.08
+    1.24
     """
 
     def __init__(self, config: LinkageConfig) -> None:
@@ -116,6 +118,12 @@ class EvidenceGraph:
             self.cap[prefix] = params.cap
             self.half_life[prefix] = params.half_life_s
             self.max_age[prefix] = params.half_life_s * config.expire_half_lives
+        self.group_of: dict[str, str] = {
+            p: config.kind(name).group or name for p, name in KIND_OF_PREFIX.items()
+        }
+        self.group_cap: dict[str, float] = {
+            g: config.group_caps.get(g, math.inf) for g in set(self.group_of.values())
+        }
         self.drop_at: dict[str, int] = {}
         self._log_pop = 0.0
         self._log_norm = 1.0
@@ -127,15 +135,16 @@ class EvidenceGraph:
         """Re-derive rarity and drop thresholds for ``active`` accounts."""
         cfg = self.config
         pop = max(active, cfg.rarity_population_floor, 4)
+        self._free = max(2, cfg.rarity_free_holders)
         self._log_pop = math.log(pop)
-        self._log_norm = math.log(pop / 2)
+        self._log_norm = math.log(pop / self._free)
         for prefix, name in KIND_OF_PREFIX.items():
             share = cfg.kind(name).max_share
             self.drop_at[prefix] = min(cfg.max_members, max(cfg.min_common, int(share * pop)))
 
     def rarity(self, holders: int) -> float:
         """IDF-like weight of a value held by ``holders`` accounts, in [0, 1]."""
-        if holders <= 2:
+        if holders <= self._free:
             return 1.0
         r = (self._log_pop - math.log(holders)) / self._log_norm
         return r if r > 0.0 else 0.0
@@ -273,20 +282,22 @@ class EvidenceGraph:
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w
-        total = context = 0.0
+        groups: dict[str, float] = {}
+        group_of = self.group_of
         for p, w in totals.items():
             cap = self.cap[p]
-            if w > cap:
-                w = cap
-            if p in _CONTEXT:
-                context += w
-            else:
-                total += w
-        cap = self.config.context_cap
-        total += context if context < cap else cap
-        if shared_onsets >= self.config.sync_min_shared:
+            g = group_of[p]
+            groups[g] = groups.get(g, 0.0) + (w if w < cap else cap)
+        total = 0.0
+        for g, w in groups.items():
+            cap = self.group_cap[g]
+            total += w if w < cap else cap
+        if shared_onsets >= self.config.sync_min_shared and shared_onsets >= (
+            self.config.sync_min_fraction * min(a.onsets, b.onsets)
+        ):
             union = a.onsets + b.onsets - shared_onsets
-            total += self.weight["y"] * shared_onsets / max(union, 1)
+            total += min(self.weight["y"] * shared_onsets / max(union, 1),
+                         self.group_cap[group_of["y"]])
         return total
 
     def shared(self, members: list[str]) -> list[tuple[str, float, list[str]]]:

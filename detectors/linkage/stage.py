@@ -29,6 +29,8 @@ from distillguard.detectors.linkage.behaviour import BehaviourBands
 from distillguard.detectors.linkage.clusters import ClusterBook
 from distillguard.detectors.linkage.config import LinkageConfig, load_config
 from distillguard.detectors.linkage.evidence import (
+    add_fingerprint,
+    centroid_keys,
     fingerprint_keys,
     net_key,
     onset_key,
@@ -195,6 +197,7 @@ class LinkageStage:
             keys = template_keys(prompt, self._edge)
         elif event.prompt_fingerprint:
             keys = fingerprint_keys(event.prompt_fingerprint)
+            self._update_centroid(h, event.prompt_fingerprint, ts)
         else:
             return
         # A template is a skeleton seen with *different* contents: the same prompt sent
@@ -221,6 +224,22 @@ class LinkageStage:
                     h.snippet = prompt[:_SNIPPET_CHARS]
         while len(tpl) > self.config.max_template_candidates:
             del tpl[next(iter(tpl))]
+
+    def _update_centroid(self, h: Holder, fingerprint: str, ts: float) -> None:
+        bits = h.fp_bits
+        if bits is None:
+            bits = h.fp_bits = [0] * 65
+        add_fingerprint(bits, fingerprint)
+        n, first = bits[0], self.config.centroid_min
+        if n < first or not (n % 16 == 0 or (n & (n - 1) == 0) or n == first):
+            return
+        new = centroid_keys(bits)
+        g = self._graph
+        for key in [k for k in h.keys if k[0] == "c" and k not in new]:
+            g.forget(h, key)
+        for key in new:
+            if g.observe(h, key, ts):
+                self._pending.append((h.id, key))
 
     def observe_features(self, account_id: str, features: dict[str, float], ts: float) -> None:
         """Optional hook: the account detectors' feature dict, as behaviour evidence.
@@ -493,7 +512,7 @@ class LinkageStage:
             "next_revalidate": _finite(self._next_revalidate),
             "holders": [
                 [h.id, h.first_ts, h.last_ts, h.refreshed, _finite(h.behaviour_ts), h.events,
-                 h.out_tokens, h.onsets, h.org, h.snippet, h.keys, h.tpl, h.raw]
+                 h.out_tokens, h.onsets, h.org, h.snippet, h.keys, h.tpl, h.raw, h.fp_bits]
                 for h in g.holders.values()
             ],
             "values": [
@@ -525,12 +544,12 @@ class LinkageStage:
         g = EvidenceGraph(self.config)
         for row in state["holders"]:
             (aid, first, last, refreshed, beh, events, out, onsets, org, snippet, keys, tpl,
-             raw) = row
+             raw, fp_bits) = row
             h = Holder(aid, first)
             h.last_ts, h.refreshed = last, refreshed
             h.behaviour_ts = -math.inf if beh is None else beh
             h.events, h.out_tokens, h.onsets, h.org, h.snippet = events, out, onsets, org, snippet
-            h.keys, h.tpl, h.raw = keys, tpl, list(raw)
+            h.keys, h.tpl, h.raw, h.fp_bits = keys, tpl, list(raw), fp_bits
             g.holders[aid] = h
         for key, members, recent, common, last_seen in state["values"]:
             v = Value(self.config.anchors)
