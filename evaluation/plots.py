@@ -26,7 +26,7 @@ def pr_curves(ev: Evaluation, path: Path) -> Path:
     ax.axhline(prevalence, color="grey", lw=0.8, ls=":", label=f"chance ({prevalence:.3f})")
     ax.set(xlabel="recall (distiller accounts)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
            title="Account-level precision-recall")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

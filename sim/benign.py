@@ -117,7 +117,9 @@ def _account(ctx: Context, group: Group, rng: np.random.Generator, *, endpoint: 
 def _models(ctx: Context, rng: np.random.Generator, p: dict[str, Any], ts: np.ndarray
             ) -> np.ndarray:
     adopt = adoption_time(rng, ctx, p["adopt_probability"], p["adopt_delay_h"])
-    return assign_models(ctx, rng, ts, mini_share=p["mini_share"], adopt_at=adopt,
+    # Accounts differ in how much they use the cheaper model; many never do.
+    mini = min(1.0, p["mini_share"] * float(rng.choice([0.0, 0.0, 0.5, 1.0, 1.5, 2.0])))
+    return assign_models(ctx, rng, ts, mini_share=mini, adopt_at=adopt,
                          adopt_share=float(rng.uniform(0.3, 0.9)))
 
 
