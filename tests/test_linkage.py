@@ -220,14 +220,26 @@ def test_template_and_schedule_link_accounts_without_shared_infra():
             onset = T0 + day * 86_400 + start_h * 3600
             for i in range(8):
                 for j in range(3):
-                    events.append(ev(f"sync{i}", onset + rng.uniform(0, 60) + j * 30,
-                                     ip=f"{30 + i}.1.{day}.9", payment_fingerprint=f"card-y{i}",
-                                     prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS))))
+                    events.append(
+                        ev(
+                            f"sync{i}",
+                            onset + rng.uniform(0, 60) + j * 30,
+                            ip=f"{30 + i}.1.{day}.9",
+                            payment_fingerprint=f"card-y{i}",
+                            prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS)),
+                        )
+                    )
     # Honest users of the same template (a popular tool) at random times.
     for i in range(6):
         for _ in range(12):
-            events.append(ev(f"tool{i}", T0 + rng.uniform(0, 3 * 86_400), ip=f"{60 + i}.1.1.9",
-                             prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS))))
+            events.append(
+                ev(
+                    f"tool{i}",
+                    T0 + rng.uniform(0, 3 * 86_400),
+                    ip=f"{60 + i}.1.1.9",
+                    prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS)),
+                )
+            )
     stage = LinkageStage(load_config())
     alerts = run(stage, events)
     cid = stage.cluster_of("sync0")
@@ -241,9 +253,14 @@ def test_one_product_alone_does_not_link():
     """Users of one product share its template, system prompt and agent: not a hydra."""
     rng = random.Random(5)
     events = [
-        ev(f"ide{i}", T0 + rng.uniform(0, 2 * 86_400), ip=f"{70 + i}.2.3.4",
-           user_agent="cursor-agent/0.42.3", system_prompt="You are a coding assistant.",
-           prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS)))
+        ev(
+            f"ide{i}",
+            T0 + rng.uniform(0, 2 * 86_400),
+            ip=f"{70 + i}.2.3.4",
+            user_agent="cursor-agent/0.42.3",
+            system_prompt="You are a coding assistant.",
+            prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS)),
+        )
         for i in range(25)
         for _ in range(15)
     ]

@@ -71,7 +71,7 @@ class BehaviourBands:
         bits = (proj > 0).astype(np.uint8)
         out = []
         for band in range(self.planes // _BAND_BITS):
-            chunk = bits[band * _BAND_BITS:(band + 1) * _BAND_BITS]
+            chunk = bits[band * _BAND_BITS : (band + 1) * _BAND_BITS]
             out.append(f"b:{band}{int(np.packbits(chunk)[0]):02x}")
         return out
 

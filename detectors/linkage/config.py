@@ -49,22 +49,27 @@ KIND_OF_PREFIX: dict[str, str] = {
 }
 
 DEFAULT_KINDS: dict[str, KindParams] = {
-    "payment": KindParams(weight=1.4, cap=1.4, half_life_s=259_200, max_share=0.5,
-                          group="identity"),
+    "payment": KindParams(
+        weight=1.4, cap=1.4, half_life_s=259_200, max_share=0.5, group="identity"
+    ),
     "net": KindParams(weight=0.5, cap=0.8, half_life_s=43_200, max_share=0.05, group="network"),
-    "asn": KindParams(weight=0.15, cap=0.15, half_life_s=43_200, max_share=0.02,
-                      group="network"),
-    "user_agent": KindParams(weight=0.15, cap=0.15, half_life_s=86_400, max_share=0.03,
-                             group="product"),
-    "system_prompt": KindParams(weight=0.1, cap=0.1, half_life_s=86_400, max_share=0.03,
-                                group="product"),
-    "template": KindParams(weight=0.8, cap=0.8, half_life_s=43_200, max_share=0.05,
-                           group="product"),
-    "template_centroid": KindParams(weight=0.15, cap=0.8, half_life_s=43_200, max_share=0.05,
-                                    group="product"),
+    "asn": KindParams(weight=0.15, cap=0.15, half_life_s=43_200, max_share=0.02, group="network"),
+    "user_agent": KindParams(
+        weight=0.15, cap=0.15, half_life_s=86_400, max_share=0.03, group="product"
+    ),
+    "system_prompt": KindParams(
+        weight=0.1, cap=0.1, half_life_s=86_400, max_share=0.03, group="product"
+    ),
+    "template": KindParams(
+        weight=0.8, cap=0.8, half_life_s=43_200, max_share=0.05, group="product"
+    ),
+    "template_centroid": KindParams(
+        weight=0.15, cap=0.8, half_life_s=43_200, max_share=0.05, group="product"
+    ),
     "sync": KindParams(weight=0.8, cap=0.8, half_life_s=21_600, max_share=0.2, group="timing"),
-    "behaviour": KindParams(weight=0.3, cap=0.3, half_life_s=21_600, max_share=0.05,
-                            group="behaviour"),
+    "behaviour": KindParams(
+        weight=0.3, cap=0.3, half_life_s=21_600, max_share=0.05, group="behaviour"
+    ),
 }
 
 #: Bound on each group of kinds in one link. Kinds in one group are not independent:
@@ -86,8 +91,7 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kinds: dict[str, KindParams] = msgspec.field(default_factory=lambda: dict(DEFAULT_KINDS))
     #: Accumulated link weight at which two accounts belong to one cluster.
     link_threshold: float = 1.0
-    group_caps: dict[str, float] = msgspec.field(
-        default_factory=lambda: dict(DEFAULT_GROUP_CAPS))
+    group_caps: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_GROUP_CAPS))
     #: Candidate links below this are not kept at all (memory).
     store_threshold: float = 0.35
     #: Event-time cadence of link scoring and cluster updates.

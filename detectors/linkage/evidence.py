@@ -93,7 +93,7 @@ def _mask(tokens: list[str]) -> list[str]:
         first = tok[0]
         if first.isdigit():
             out.append("<n>")
-        elif first in "\"“":
+        elif first in '"“':
             out.append("<q>")
         elif len(tok) > _LONG_WORD:
             out.append("<w>")
@@ -126,7 +126,9 @@ def template_keys(text: str, edge: int = 8) -> list[str]:
     sig = np.minimum.reduceat(perm, [0, n_head], axis=0).astype(np.uint32)
     raw = sig.tobytes()
     step = 4 * _ROWS
-    return [f"t:{i}{zlib.crc32(raw[i * step:(i + 1) * step]):08x}" for i in range(len(raw) // step)]
+    return [
+        f"t:{i}{zlib.crc32(raw[i * step : (i + 1) * step]):08x}" for i in range(len(raw) // step)
+    ]
 
 
 def _shingles(tokens: list[str]) -> list[str]:
@@ -144,7 +146,7 @@ def fingerprint_keys(fingerprint: str) -> list[str]:
     ['t:f000ff', 't:f100ff', 't:f200ff', 't:f300fe']
     """
     fp = fingerprint.lower()
-    return [f"t:f{i}{fp[4 * i:4 * i + 4]}" for i in range(4)]
+    return [f"t:f{i}{fp[4 * i : 4 * i + 4]}" for i in range(4)]
 
 
 def add_fingerprint(bits: list[int], fingerprint: str) -> None:

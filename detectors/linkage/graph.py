@@ -242,9 +242,7 @@ class EvidenceGraph:
             for key in stale:
                 self.forget(h, key)
             dropped += len(stale)
-        gone = [
-            k for k, v in self.values.items() if v.common and now - v.last_seen > max_age[k[0]]
-        ]
+        gone = [k for k, v in self.values.items() if v.common and now - v.last_seen > max_age[k[0]]]
         for key in gone:
             del self.values[key]
         # The population may have shrunk: values now above their kind's share go common.
@@ -296,8 +294,9 @@ class EvidenceGraph:
             self.config.sync_min_fraction * min(a.onsets, b.onsets)
         ):
             union = a.onsets + b.onsets - shared_onsets
-            total += min(self.weight["y"] * shared_onsets / max(union, 1),
-                         self.group_cap[group_of["y"]])
+            total += min(
+                self.weight["y"] * shared_onsets / max(union, 1), self.group_cap[group_of["y"]]
+            )
         return total
 
     def shared(self, members: list[str]) -> list[tuple[str, float, list[str]]]:
@@ -331,6 +330,11 @@ class EvidenceGraph:
             for acct in synced:
                 sync_frac.append(sync_count[acct] / max(1, self.holders[acct].onsets))
             frac = sorted(sync_frac)[len(sync_frac) // 2]
-            out.append((f"y:{len(synced)} accounts, median {frac:.0%} of burst onsets shared",
-                        self.weight["y"] * frac, synced))
+            out.append(
+                (
+                    f"y:{len(synced)} accounts, median {frac:.0%} of burst onsets shared",
+                    self.weight["y"] * frac,
+                    synced,
+                )
+            )
         return out

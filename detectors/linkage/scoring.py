@@ -90,8 +90,9 @@ def evidence_items(
             seen_template_groups.add(group)
         kind, value = describe(key)
         out.append(
-            Evidence(kind=kind, value=value, weight=round(weight, 4),
-                     accounts=sorted(holders)[:accounts])
+            Evidence(
+                kind=kind, value=value, weight=round(weight, 4), accounts=sorted(holders)[:accounts]
+            )
         )
         if len(out) >= items:
             break

@@ -202,8 +202,11 @@ class LinkageStage:
             return
         # A template is a skeleton seen with *different* contents: the same prompt sent
         # twice (a popular question, a retry) must not count as templating.
-        content = zlib.crc32(prompt.encode("utf-8", "replace")) if prompt else int(
-            event.prompt_fingerprint or "0", 16)
+        content = (
+            zlib.crc32(prompt.encode("utf-8", "replace"))
+            if prompt
+            else int(event.prompt_fingerprint or "0", 16)
+        )
         tpl = h.tpl
         g = self._graph
         for key in keys:
@@ -361,8 +364,9 @@ class LinkageStage:
             st.mean_link = self._mean_link(members)
             st.member_risk = self._member_risk(members)
             events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
-            st.risk = cluster_risk(st.mean_link, cfg.link_threshold, len(members), events,
-                                   st.member_risk)
+            st.risk = cluster_risk(
+                st.mean_link, cfg.link_threshold, len(members), events, st.member_risk
+            )
             if len(members) < cfg.min_alert_size or st.risk < cfg.alert_risk:
                 continue
             level = level_for(st.risk)
@@ -474,19 +478,24 @@ class LinkageStage:
             members = self._book.members.get(cid)
             st = self._clusters.get(cid)
             if not members or st is None:
-                out.append(Cluster(cluster_id=cid, members=[], risk=0.0, level="low",
-                                   updated_at=now))
+                out.append(
+                    Cluster(cluster_id=cid, members=[], risk=0.0, level="low", updated_at=now)
+                )
                 continue
             evidence = st.evidence if st.alerted else self._evidence(members)
-            out.append(Cluster(
-                cluster_id=cid,
-                members=sorted(members),
-                risk=round(st.risk, 4),
-                level=level_for(st.risk),
-                evidence=evidence,
-                first_alert_ts=iso(st.first_alert_ts) if st.first_alert_ts is not None else None,
-                updated_at=now,
-            ))
+            out.append(
+                Cluster(
+                    cluster_id=cid,
+                    members=sorted(members),
+                    risk=round(st.risk, 4),
+                    level=level_for(st.risk),
+                    evidence=evidence,
+                    first_alert_ts=iso(st.first_alert_ts)
+                    if st.first_alert_ts is not None
+                    else None,
+                    updated_at=now,
+                )
+            )
         return out
 
     def stats(self) -> dict[str, int]:
@@ -511,8 +520,22 @@ class LinkageStage:
             "next_eval": _finite(self._next_eval),
             "next_revalidate": _finite(self._next_revalidate),
             "holders": [
-                [h.id, h.first_ts, h.last_ts, h.refreshed, _finite(h.behaviour_ts), h.events,
-                 h.out_tokens, h.onsets, h.org, h.snippet, h.keys, h.tpl, h.raw, h.fp_bits]
+                [
+                    h.id,
+                    h.first_ts,
+                    h.last_ts,
+                    h.refreshed,
+                    _finite(h.behaviour_ts),
+                    h.events,
+                    h.out_tokens,
+                    h.onsets,
+                    h.org,
+                    h.snippet,
+                    h.keys,
+                    h.tpl,
+                    h.raw,
+                    h.fp_bits,
+                ]
                 for h in g.holders.values()
             ],
             "values": [
@@ -543,8 +566,22 @@ class LinkageStage:
     def _load(self, state: dict[str, Any]) -> None:
         g = EvidenceGraph(self.config)
         for row in state["holders"]:
-            (aid, first, last, refreshed, beh, events, out, onsets, org, snippet, keys, tpl,
-             raw, fp_bits) = row
+            (
+                aid,
+                first,
+                last,
+                refreshed,
+                beh,
+                events,
+                out,
+                onsets,
+                org,
+                snippet,
+                keys,
+                tpl,
+                raw,
+                fp_bits,
+            ) = row
             h = Holder(aid, first)
             h.last_ts, h.refreshed = last, refreshed
             h.behaviour_ts = -math.inf if beh is None else beh
