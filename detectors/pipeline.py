@@ -124,7 +124,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
 
     ``account`` (default): per-account features, scorers and alerts
     (:class:`~distillguard.detectors.account_pipeline.AccountPipeline`); ``counting``:
-    the counter above, for tests of the edges.
+    the counter above, for tests of the edges; ``linked``: the account pipeline
+    composed with the hydra linkage stage (:class:`~distillguard.detectors.linkage.LinkedPipeline`).
     """
     kind = settings.detectors.pipeline
     if kind == "counting":
@@ -134,4 +135,10 @@ def build_pipeline(settings: Settings) -> Pipeline:
         from distillguard.detectors.account_pipeline import AccountPipeline
 
         return AccountPipeline(settings.detectors)
+    if kind == "linked":
+        # account detectors composed with hydra linkage (detectors/linkage/)
+        from distillguard.detectors.account_pipeline import AccountPipeline
+        from distillguard.detectors.linkage import LinkedPipeline
+
+        return LinkedPipeline(AccountPipeline(settings.detectors))
     raise ValueError(f"unknown detectors.pipeline {kind!r}")
