@@ -13,6 +13,7 @@ from distillguard.store.alerts import AlertNotFound
 from distillguard.store.connection import UNAVAILABLE, async_client
 from distillguard.store.lifecycle import IllegalTransition
 
+from . import console
 from .deps import KeyCache
 from .metrics import MetricsMiddleware
 from .ratelimit import TokenBuckets
@@ -39,7 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.redis.aclose()
 
-    app = FastAPI(title="distillguard", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="distillguard",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Our own Prometheus metrics cover requests; skipping OpenTelemetry's per-request
+        # checks is measurable on the sub-millisecond risk lookup.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.api_settings = settings.api
     app.state.store_settings = settings.api.store
     app.state.key_cache = KeyCache(settings.api.key_cache_s)
@@ -64,4 +73,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # stream before alerts: `/alerts/stream` must not be read as an alert id.
     for module in (risk, stream, alerts, clusters, suppressions, keys, audit):
         app.include_router(module.router)
+    app.include_router(console.router)  # the analyst console's static page
     return app

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
-from distillguard.store.risk import get_risk, get_risks
+from distillguard.records import AccountRisk, dumps
+from distillguard.store.risk import get_risk_json, get_risks
 
 from ..deps import ApiSettingsDep, RedisDep, RiskReader, invalid
 from ..schemas import RiskBatchIn, RiskBatchOut, RiskOut, errors, from_record
@@ -16,10 +17,18 @@ router = APIRouter(prefix="/v1", tags=["risk"], responses=errors())
 AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-@router.get("/accounts/{account_id}/risk", response_model=RiskOut)
-async def account_risk(account_id: AccountPath, client: RedisDep, _: RiskReader) -> RiskOut:
-    """An account's current risk; an account never seen is 0.0 / `low`, not an error."""
-    return from_record(RiskOut, await get_risk(client, account_id))  # type: ignore[no-any-return]
+@router.get("/accounts/{account_id}/risk", response_model=RiskOut,
+            responses={200: {"model": RiskOut}})
+async def account_risk(account_id: AccountPath, client: RedisDep, _: RiskReader) -> Response:
+    """An account's current risk; an account never seen is 0.0 / `low`, not an error.
+
+    The stored record is the CONTRACT §4 document (``records.AccountRisk``), so it is
+    sent as stored: no decode, validate and re-encode on the hottest path.
+    """
+    raw = await get_risk_json(client, account_id)
+    if raw is None:
+        raw = dumps(AccountRisk(account_id=account_id))
+    return Response(raw, media_type="application/json")
 
 
 @router.post("/risk:batch", response_model=RiskBatchOut)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 
 from distillguard.records import dumps, loads
@@ -30,6 +31,9 @@ async def read_audit(
 ) -> tuple[list[tuple[str, AuditEntry]], str | None]:
     """Newest first: ``count`` entries older than stream id ``before``, and the next cursor."""
     upper = f"({before}" if before else "+"
-    rows = await client.xrevrange(AUDIT_STREAM, max=upper, min="-", count=count)
+    try:
+        rows = await client.xrevrange(AUDIT_STREAM, max=upper, min="-", count=count)
+    except redis.exceptions.ResponseError as exc:  # e.g. "(0-0", or past 2**64
+        raise ValueError(f"invalid audit cursor {before!r}") from exc
     out = [(i.decode(), loads(f[b"entry"], AuditEntry)) for i, f in rows]
     return out, (out[-1][0] if len(out) == count else None)

@@ -16,6 +16,11 @@ async def get_risk(client: aredis.Redis, account_id: str) -> AccountRisk:
     return AccountRisk(account_id=account_id) if raw is None else loads(raw, AccountRisk)
 
 
+async def get_risk_json(client: aredis.Redis, account_id: str) -> bytes | None:
+    """The stored CONTRACT §4 JSON as is (None for an account never seen)."""
+    return await client.get(schema.risk(account_id))  # type: ignore[no-any-return]
+
+
 async def get_risks(client: aredis.Redis, account_ids: Sequence[str]) -> list[AccountRisk]:
     if not account_ids:
         return []

@@ -1,0 +1,208 @@
+// SVG charts drawn from API data: reasons as population percentiles, feature history as
+// small line charts, and a cluster as a node-link drawing of accounts and shared evidence.
+// Pure functions: data in, an <svg> element out.
+
+const NS = "http://www.w3.org/2000/svg";
+
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return el;
+}
+
+const title = (text) => svg("title", {}, text);
+
+export function fmtNumber(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
+  if (a >= 1e4) return `${(v / 1e3).toFixed(0)}k`;
+  if (a >= 1e3) return `${(v / 1e3).toFixed(1)}k`;
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(2);
+  return v.toFixed(3);
+}
+
+// One row per reason: the bar is where the account sits in the population (percentile,
+// 0-100). A reason without a percentile (cluster reasons, analyst feedback) gets an empty
+// track and its raw value. For low-tail signals (e.g. machine-regular timing) a LOW
+// percentile is the unusual one, and the row says so.
+export function reasonBars(reasons, signals = {}) {
+  const rowH = 30;
+  const labelW = 210;
+  const barW = 300;
+  const width = labelW + barW + 90;
+  const height = reasons.length * rowH + 26;
+  const x = (p) => labelW + (barW * Math.max(0, Math.min(100, p))) / 100;
+  const root = svg("svg", {
+    class: "chart reasons-chart", viewBox: `0 0 ${width} ${height}`, width, height,
+    role: "img", "aria-label": "Reasons: population percentile of each signal",
+  });
+  for (const p of [0, 50, 90, 100]) {
+    root.append(
+      svg("line", { class: p === 90 ? "grid grid-strong" : "grid", x1: x(p), x2: x(p), y1: 4,
+                    y2: height - 18 }),
+      svg("text", { class: "axis-label", x: x(p), y: height - 4, "text-anchor": "middle" },
+          p === 0 ? "p0" : `p${p}`),
+    );
+  }
+  reasons.forEach((r, i) => {
+    const y = i * rowH + 6;
+    const info = signals[r.signal];
+    const lowTail = info && info.higher_is_suspicious === false;
+    const pct = r.population_percentile;
+    const has = pct !== null && pct !== undefined;
+    const tip = [r.signal, info ? info.meaning : null, r.detail,
+                 `value ${fmtNumber(r.value)}`, has ? `population percentile ${pct}` : null]
+      .filter(Boolean).join("\n");
+    const row = svg("g", { class: "reason-row", "data-signal": r.signal }, title(tip));
+    row.append(
+      svg("text", { class: "reason-label", x: labelW - 10, y: y + 15, "text-anchor": "end" },
+          r.signal.replaceAll("_", " ")),
+      svg("rect", { class: "track", x: labelW, y: y + 3, width: barW, height: 16, rx: 3 }),
+      svg("rect", {
+        class: `bar${has ? "" : " bar-nopct"}${lowTail ? " bar-lowtail" : ""}${has && pct >= 90 ? " bar-hot" : ""}`,
+        x: labelW, y: y + 3, width: has ? Math.max(2, x(pct) - labelW) : 0, height: 16, rx: 3,
+      }),
+      svg("text", { class: "reason-value", x: labelW + barW + 8, y: y + 15 },
+          has ? `p${fmtPct(pct)}${lowTail ? " ↓" : ""}` : fmtNumber(r.value)),
+    );
+    root.append(row);
+  });
+  return root;
+}
+
+function fmtPct(p) {
+  return p >= 99 || p <= 1 ? p.toFixed(1) : p.toFixed(0);
+}
+
+// A small line chart of one series over time, with its own y scale.
+export function lineChart(points, { label, unit = "", width = 360, height = 120 } = {}) {
+  const pad = { l: 44, r: 12, t: 22, b: 22 };
+  const root = svg("svg", {
+    class: "chart line-chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": `${label} over time`,
+  });
+  root.append(svg("text", { class: "chart-title", x: pad.l, y: 13 }, label));
+  const pts = points.filter((p) => Number.isFinite(p.v)).sort((a, b) => a.t - b.t);
+  if (pts.length === 0) {
+    root.append(svg("text", { class: "axis-label", x: width / 2, y: height / 2,
+                              "text-anchor": "middle" }, "no data"));
+    return root;
+  }
+  const t0 = pts[0].t;
+  const t1 = pts[pts.length - 1].t;
+  const vmax = Math.max(...pts.map((p) => p.v), 1e-9) * 1.1;
+  const sx = (t) => pad.l + (t1 === t0 ? 0.5 : (t - t0) / (t1 - t0)) * (width - pad.l - pad.r);
+  const sy = (v) => height - pad.b - (v / vmax) * (height - pad.t - pad.b);
+  for (const f of [0, 0.5, 1]) {
+    const v = (vmax / 1.1) * f;
+    root.append(
+      svg("line", { class: "grid", x1: pad.l, x2: width - pad.r, y1: sy(v), y2: sy(v) }),
+      svg("text", { class: "axis-label", x: pad.l - 6, y: sy(v) + 4, "text-anchor": "end" },
+          fmtNumber(v)),
+    );
+  }
+  const d = pts.map((p, i) => `${i ? "L" : "M"}${sx(p.t).toFixed(1)},${sy(p.v).toFixed(1)}`)
+    .join("");
+  const area = `${d}L${sx(t1).toFixed(1)},${sy(0)}L${sx(t0).toFixed(1)},${sy(0)}Z`;
+  root.append(svg("path", { class: "area", d: area }), svg("path", { class: "line", d }));
+  const last = pts[pts.length - 1];
+  root.append(
+    svg("circle", { class: "last", cx: sx(last.t), cy: sy(last.v), r: 3 }),
+    svg("text", { class: "chart-value", x: width - pad.r, y: 13, "text-anchor": "end" },
+        `${fmtNumber(last.v)}${unit}`),
+    svg("text", { class: "axis-label", x: pad.l, y: height - 6 }, clock(t0)),
+    svg("text", { class: "axis-label", x: width - pad.r, y: height - 6, "text-anchor": "end" },
+        clock(t1)),
+  );
+  return root;
+}
+
+function clock(ms) {
+  return new Date(ms).toISOString().slice(5, 16).replace("T", " ");
+}
+
+export const EVIDENCE_COLOURS = {
+  payment: "#c2410c", net: "#2563eb", asn: "#60a5fa", user_agent: "#7c3aed",
+  system_prompt: "#a855f7", template: "#0f766e", template_centroid: "#14b8a6",
+  sync: "#be123c", behaviour: "#64748b",
+};
+
+// Accounts on an outer circle, each piece of shared evidence inside, an edge from every
+// account holding it. Evidence nodes sit at the mean angle of their holders so the
+// drawing stays readable for the small clusters analysts review.
+export function clusterGraph(cluster, riskByAccount = {}, onAccount = null) {
+  const size = 460;
+  const c = size / 2;
+  const members = cluster.members.slice(0, 40);
+  const rOuter = size / 2 - 70;
+  const angle = new Map(members.map((m, i) => [m, (2 * Math.PI * i) / members.length - Math.PI / 2]));
+  const pos = new Map(members.map((m) => [m, polar(c, angle.get(m), rOuter)]));
+  const evidence = cluster.evidence.filter((e) => e.accounts.some((a) => pos.has(a))).slice(0, 24);
+  const root = svg("svg", {
+    class: "chart cluster-graph", viewBox: `0 0 ${size} ${size}`, width: size, height: size,
+    role: "img", "aria-label": "Accounts and the evidence they share",
+  });
+  const edges = svg("g", { class: "edges" });
+  const evNodes = svg("g", { class: "evidence-nodes" });
+  evidence.forEach((e, i) => {
+    const holders = e.accounts.filter((a) => pos.has(a));
+    let sxv = 0;
+    let syv = 0;
+    for (const a of holders) {
+      sxv += Math.cos(angle.get(a));
+      syv += Math.sin(angle.get(a));
+    }
+    const spread = Math.hypot(sxv, syv) / holders.length; // 0: evenly around; 1: one side
+    const a = holders.length ? Math.atan2(syv, sxv) : 0;
+    const jitter = ((i % 3) - 1) * 0.18;
+    const p = polar(c, a + jitter, rOuter * (0.18 + 0.55 * spread) + (i % 2) * 14);
+    const colour = EVIDENCE_COLOURS[e.kind] || "#64748b";
+    for (const acc of holders) {
+      const q = pos.get(acc);
+      edges.append(svg("line", {
+        class: "edge", x1: p.x, y1: p.y, x2: q.x, y2: q.y, stroke: colour,
+        "stroke-width": 1 + 2 * Math.min(1, e.weight),
+      }));
+    }
+    evNodes.append(svg("g", { class: "ev-node", "data-kind": e.kind },
+      title(`${e.kind}: ${e.value}\nweight ${e.weight}\nheld by ${e.accounts.length} accounts`),
+      svg("rect", { x: p.x - 7, y: p.y - 7, width: 14, height: 14, rx: 3, fill: colour,
+                    transform: `rotate(45 ${p.x} ${p.y})` }),
+    ));
+  });
+  const accNodes = svg("g", { class: "account-nodes" });
+  for (const m of members) {
+    const p = pos.get(m);
+    const risk = riskByAccount[m];
+    const level = risk ? risk.level : "low";
+    const out = polar(c, angle.get(m), rOuter + 16);
+    const anchor = Math.abs(out.x - c) < 8 ? "middle" : out.x > c ? "start" : "end";
+    const node = svg("g", { class: `acc-node level-${level}`, "data-account": m },
+      title(`${m}${risk ? `\nrisk ${risk.risk.toFixed(2)} (${risk.level})` : ""}`),
+      svg("circle", { cx: p.x, cy: p.y, r: 9 + 6 * (risk ? risk.risk : 0) }),
+      svg("text", { class: "node-label", x: out.x, y: out.y + 4, "text-anchor": anchor },
+          shorten(m, 16)),
+    );
+    if (onAccount) node.addEventListener("click", () => onAccount(m));
+    accNodes.append(node);
+  }
+  root.append(edges, evNodes, accNodes);
+  return root;
+}
+
+function polar(c, a, r) {
+  return { x: c + r * Math.cos(a), y: c + r * Math.sin(a) };
+}
+
+export function shorten(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
