@@ -112,7 +112,7 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
 
     def restore(self, assigned: list[TopicPartition]) -> None:
-        """Seek to the offsets in Redis and reload each partition's de-dup window."""
+        """Seek to the offsets in Redis; reload each partition's de-dup window and account state."""
         consumer = self._consumer
         assert consumer is not None
         offsets = self.checkpointer.load_offsets([tp.partition for tp in assigned])
@@ -123,6 +123,10 @@ class Worker:
             self.windows[tp.partition] = DedupWindow(
                 size, self.checkpointer.load_seen(tp.partition)
             )
+            if self.checkpointable:
+                states = self.checkpointer.load_account_states(tp.partition)
+                if states:
+                    self.pipeline.restore_accounts(states)  # type: ignore[attr-defined]
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(t.partition for t in assigned), "restored": offsets},
