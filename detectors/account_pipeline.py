@@ -210,7 +210,17 @@ class AccountPipeline:
         self._events += 1
         if self._events % _SWEEP_EVERY == 0:
             self._evict()
-        if n + 1 >= t.next_score_n or ts - t.last_scored_ts >= cfg.score_interval_s:
+        if (
+            n + 1 >= t.next_score_n
+            or ts - t.last_scored_ts >= cfg.score_interval_s
+            # risk already over the threshold, waiting only for the span gate to open
+            or (
+                t.alert is None
+                and t.risk >= cfg.alert_threshold
+                and ts - state.first_ts >= cfg.min_span_s
+                and n + 1 >= cfg.min_events
+            )
+        ):
             return self._rescore(account_id, t, ts, event.prompt)
         return NO_ALERTS
 
@@ -301,7 +311,7 @@ class AccountPipeline:
         anomaly_part = 0.0
         if anomaly_pct is not None and anomaly_pct > a.from_percentile:
             anomaly_part = a.weight * (anomaly_pct - a.from_percentile) / (100 - a.from_percentile)
-        feedback_part = self.feedback.score_one(scaled) if scaled else 0.0
+        feedback_part = self.feedback.score_one(x)
         z = cfg.calibration_scale * (logit + anomaly_part + feedback_part) + cfg.calibration_shift
         risk = _sigmoid(z)
         reasons = [
@@ -373,8 +383,7 @@ class AccountPipeline:
             if t is None:
                 return
             x = t.state.features(t.state.last_ts)
-        scaled = {k: v / 100.0 for k, v in self.population.percentiles(x).items()}
-        self.feedback.learn_one(scaled, label.label == "distiller")
+        self.feedback.learn_one(x, label.label == "distiller")
         t = self._tracked.get(label.account_id)
         if t is not None and label.label == "benign":
             t.alert = None

@@ -3,12 +3,16 @@
 Two learners, because analysts' labels arrive few and one-sided at first (the first
 twenty labels are usually dismissals of one noisy archetype):
 
-- a *label memory* of labelled accounts' percentile-scaled signal vectors. An
+- a *label memory* of labelled accounts' signal vectors (:func:`feedback_vector`). An
   account close to dismissed ones is pulled down, close to confirmed ones pushed up,
   by a Gaussian kernel on the RMS distance. It works from the first label, needs no
   negatives to balance positives, and explains itself ("like 14 dismissed alerts");
 - river's online :class:`~river.linear_model.LogisticRegression` on the same
   vectors, trusted only once both classes have enough labels to generalise from.
+
+Vectors use a fixed transform (shares as they are, magnitudes on a log scale), not
+population percentiles: a label must mean the same thing after the population has
+drifted, and a freshly started pipeline can learn labels before it has seen traffic.
 
 Both give a log-odds *adjustment* added to the expert and anomaly evidence, bounded
 by ``max_adjustment`` so a handful of labels cannot silence a blatant extractor.
@@ -20,8 +24,31 @@ import math
 from typing import Any
 
 import numpy as np
-from distillguard.detectors.features.signals import SIGNAL_NAMES
+from distillguard.detectors.features.signals import SIGNAL_NAMES, SIGNALS
 from river import linear_model, optim, utils
+
+_LOG_SIGNALS = frozenset(s.name for s in SIGNALS if s.kind == "magnitude")
+#: Magnitudes are mapped to [0, 1] by log10(1 + v) / this (1 at 100,000).
+_LOG_SPAN = 5.0
+
+
+def feedback_vector(x: dict[str, float]) -> list[float]:
+    """Signals in fixed order, each in [0, 1]; an absent signal counts as 0.
+
+    >>> v = feedback_vector({"cot_elicitation_rate": 0.5, "requests_per_hour": 999.0})
+    >>> v[SIGNAL_NAMES.index("cot_elicitation_rate")], v[SIGNAL_NAMES.index("requests_per_hour")]
+    (0.5, 0.6)
+    """
+    out = []
+    for name in SIGNAL_NAMES:
+        v = x.get(name, 0.0)
+        if not math.isfinite(v) or v <= 0.0:
+            out.append(0.0)
+        elif name in _LOG_SIGNALS:
+            out.append(min(1.0, math.log10(1.0 + v) / _LOG_SPAN))
+        else:
+            out.append(min(1.0, v))
+    return out
 
 
 class LabelFeedback:
@@ -30,8 +57,8 @@ class LabelFeedback:
     Parameters
     ----------
     bandwidth
-        RMS distance (in percentile units / 100) at which a label's pull falls to
-        ``exp(-1/2)``. One signal moved from mid-population to its top is 0.1 away.
+        RMS distance between :func:`feedback_vector` s at which a label's pull falls
+        to ``exp(-1/2)``. One share signal moved from 0 to 0.5 is 0.1 away.
     strength
         Log-odds per unit of kernel mass (saturating with ``tanh``).
     max_adjustment
@@ -44,15 +71,15 @@ class LabelFeedback:
     Examples
     --------
     >>> fb = LabelFeedback()
-    >>> research = {"cot_elicitation_rate": 0.95, "requests_per_hour": 0.5}
+    >>> research = {"cot_elicitation_rate": 0.95, "requests_per_hour": 20.0, "duty_cycle": 0.2}
     >>> fb.score_one(research)
     0.0
     >>> for _ in range(20):
     ...     fb.learn_one(research, False)
     >>> fb.score_one(research) < -2.0
     True
-    >>> bulk = {"cot_elicitation_rate": 0.95, "requests_per_hour": 1.0,
-    ...         "requests_per_hour_6h": 1.0, "duty_cycle": 1.0, "scripted_client_rate": 1.0}
+    >>> bulk = {"cot_elicitation_rate": 0.95, "requests_per_hour": 900.0,
+    ...         "requests_per_hour_6h": 900.0, "duty_cycle": 1.0, "scripted_client_rate": 1.0}
     >>> round(fb.score_one(bulk), 1)
     -0.0
     """
@@ -75,20 +102,16 @@ class LabelFeedback:
         self._seen = {False: 0, True: 0}
         self._lr = _new_lr()
 
-    @staticmethod
-    def vector(x: dict[str, float]) -> list[float]:
-        """Percentile-scaled signals in fixed order; unknown signals sit mid-population."""
-        return [x.get(name, 0.5) for name in SIGNAL_NAMES]
-
     def learn_one(self, x: dict[str, float], y: bool) -> None:
         y = bool(y)
         memory = self._memory[y]
-        memory.append(self.vector(x))
+        vector = feedback_vector(x)
+        memory.append(vector)
         if len(memory) > self.capacity:
             del memory[0]
         self._matrix[y] = None
         self._seen[y] += 1
-        self._lr.learn_one(dict(x), y)
+        self._lr.learn_one(dict(zip(SIGNAL_NAMES, vector, strict=True)), y)
 
     def kernel_mass(self, x: dict[str, float], y: bool) -> float:
         """Sum of Gaussian kernels between ``x`` and the remembered labels of class ``y``."""
@@ -98,7 +121,7 @@ class LabelFeedback:
         matrix = self._matrix[y]
         if matrix is None:
             matrix = self._matrix[y] = np.asarray(memory, dtype=np.float64)
-        diff = matrix - np.asarray(self.vector(x), dtype=np.float64)
+        diff = matrix - np.asarray(feedback_vector(x), dtype=np.float64)
         rms2 = np.einsum("ij,ij->i", diff, diff) / matrix.shape[1]
         return float(np.exp(-0.5 * rms2 / (self.bandwidth * self.bandwidth)).sum())
 
@@ -110,7 +133,8 @@ class LabelFeedback:
             math.tanh(self.kernel_mass(x, True)) - math.tanh(self.kernel_mass(x, False))
         )
         if min(self._seen.values()) >= self.min_per_class:
-            p = self._lr.predict_proba_one(x).get(True, 0.5)
+            v = dict(zip(SIGNAL_NAMES, feedback_vector(x), strict=True))
+            p = self._lr.predict_proba_one(v).get(True, 0.5)
             p = min(max(p, 1e-4), 1 - 1e-4)
             adj += math.log(p / (1.0 - p))
         return max(-self.max_adjustment, min(self.max_adjustment, adj))

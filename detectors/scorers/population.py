@@ -43,13 +43,13 @@ class PopulationQuantiles:
     >>> for i in range(1000):
     ...     pop.learn_one({"cot_elicitation_rate": (i % 100) / 100.0})
     >>> round(pop.percentile("cot_elicitation_rate", 0.95), 1)
-    95.5
+    95.0
     >>> pop.percentile("cot_elicitation_rate", 1.0)
     100.0
     >>> pop.percentile("never_seen", 3.0) is None
     True
     >>> round(pop.score_one({"cot_elicitation_rate": 0.99}), 3)
-    0.995
+    0.99
     """
 
     def __init__(self, max_weight: float = 50_000.0) -> None:
@@ -74,14 +74,18 @@ class PopulationQuantiles:
             self._totals[name] = total
 
     def percentile(self, signal: str, value: float) -> float | None:
-        """Percent of observations below ``value`` (ties count half); None if unseen."""
+        """Percent of observations below ``value`` (interpolated in its bin); None if unseen."""
         counts = self._counts.get(signal)
         total = self._totals.get(signal, 0.0)
         if counts is None or total <= 0.0 or not math.isfinite(value):
             return None
-        i = bisect_right(_edges_for(signal), value)
+        edges = _edges_for(signal)
+        i = bisect_right(edges, value)
         below = sum(counts[:i])
-        return min(100.0, 100.0 * (below + 0.5 * counts[i]) / total)
+        # interpolate inside the bin (half of it for the open-ended end bins)
+        inner = 0 < i < len(edges)
+        frac = (value - edges[i - 1]) / (edges[i] - edges[i - 1]) if inner else 0.5
+        return min(100.0, 100.0 * (below + frac * counts[i]) / total)
 
     def percentiles(self, x: dict[str, float]) -> dict[str, float]:
         """Percentile of every known signal in ``x`` (unknown ones are left out)."""
