@@ -1,17 +1,19 @@
 """``distillguard demo``: the whole product, live, on the embedded stack.
 
-Starts the broker and Valkey, the worker, the API (when installed) and a traffic
-feed, then shows what flows until Ctrl-C, and stops everything it started.
+Starts the broker and Valkey, the worker, the API with its console, and the
+simulator streaming the ``default`` scenario in compressed time; creates an analyst
+key; shows what flows until Ctrl-C; then stops everything it started.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Annotated
 
@@ -22,11 +24,14 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from distillguard.infra import EmbeddedStack, stop_process
+from distillguard.infra import EmbeddedStack, free_port, stop_process
+from distillguard.records import Alert, loads
 from distillguard.settings import PROJECT_ROOT, get_settings
+from distillguard.store import schema
 from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY
 
 console = Console()
+LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -41,89 +46,155 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         )
 
 
-def _synthetic_feed(stack: EmbeddedStack, topic: str, rate: float, stop: threading.Event) -> None:
-    """Valid events with a sprinkle of malformed ones, at ``rate`` per second."""
-    from distillguard.stream.producer import EventPublisher
-    from distillguard.synthetic import stream
-
-    with EventPublisher(stack.bootstrap, topic) as pub:
-        start = time.monotonic()
-        for i, m in enumerate(stream(10**9, accounts=500, malformed_share=0.005)):
-            if stop.is_set():
-                break
-            pub.send(m.key, m.value)
-            ahead = i / rate - (time.monotonic() - start)
-            if ahead > 0.05:
-                time.sleep(ahead)
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited with code {proc.returncode}; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
-def _view(client: redis.Redis, started: float) -> Group:
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _create_key(env: dict[str, str], role: str, name: str) -> str:
+    """Through the documented CLI: the key is alone on the last line of its output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "distillguard", "keys", "create", "--role", role, "--name", name],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _recent_alerts(client: redis.Redis, n: int = 8) -> list[Alert]:
+    members = client.zrange(schema.ALERTS_ALL, 0, n - 1, desc=True)
+    ids = [schema.member_alert_id(m) for m in members]
+    raws = client.mget([schema.alert(i) for i in ids]) if ids else []
+    return [loads(r, Alert) for r in raws if r is not None]
+
+
+def _view(client: redis.Redis, started: float, header: str) -> Group:
     stats = {k.decode(): v.decode() for k, v in client.hgetall(STATS_KEY).items()}
     fields = ("processed", "rejected", "duplicates", "lag")
-    head = Table.grid(padding=(0, 3))
-    for _ in fields:
-        head.add_column()
-    head.add_row(
-        *(
-            f"[bold]{n}[/bold] {stats.get(n, '0')}"
-            for n in ("processed", "rejected", "duplicates", "lag")
+    line = "   ".join(f"[bold]{n}[/bold] {int(float(stats.get(n, 0))):,}" for n in fields)
+    n_alerts = client.zcard(schema.ALERTS_ALL)
+    n_open = client.hlen(schema.ALERTS_OPEN)
+    line += f"   [bold]alerts[/bold] {n_alerts:,} ({n_open:,} open)"
+    line += f"   [bold]clusters[/bold] {client.zcard(schema.CLUSTERS):,}"
+
+    alerts = Table(title="newest alerts", expand=True)
+    for col in ("created", "subject", "level", "risk", "why"):
+        alerts.add_column(col, overflow="fold")
+    for a in _recent_alerts(client):
+        subject = (
+            a.subject_id
+            if a.subject_type == "account"
+            else (f"cluster {a.subject_id} ({len(a.members)} accounts)")
         )
-    )
+        why = ", ".join(f"{r.signal}={r.value:.3g}" for r in a.reasons[:3])
+        alerts.add_row(
+            a.created_at[11:19],
+            subject,
+            f"[{LEVEL_STYLE.get(a.level, '')}]{a.level}[/]",
+            f"{a.risk:.2f}",
+            why,
+        )
+
     counts = client.hgetall(COUNTS_KEY)
-    top = sorted(((int(v), k.decode()) for k, v in counts.items()), reverse=True)[:10]
-    table = Table(title=f"busiest accounts ({len(counts)} seen)", expand=False)
-    table.add_column("account")
-    table.add_column("requests", justify="right")
+    top = sorted(((int(v), k.decode()) for k, v in counts.items()), reverse=True)[:5]
+    busiest = Table(title=f"busiest of {len(counts):,} accounts")
+    busiest.add_column("account")
+    busiest.add_column("requests", justify="right")
     for n, account in top:
-        table.add_row(account, f"{n:,}")
+        busiest.add_row(account, f"{n:,}")
     elapsed = time.monotonic() - started
-    return Group(Panel(head, title=f"distillguard demo · {elapsed:,.0f}s · Ctrl-C stops"), table)
+    title = f"distillguard demo · {elapsed:,.0f}s · Ctrl-C stops everything"
+    return Group(Panel(f"{header}\n{line}", title=title), alerts, busiest)
 
 
 def demo(
-    rate: Annotated[float, typer.Option(help="Events per second fed to the broker.")] = 2000.0,
+    scenario: Annotated[str, typer.Option(help="Scenario streamed live.")] = "default",
+    rate: Annotated[float, typer.Option(help="Events per second fed to the broker.")] = 3000.0,
+    port: Annotated[
+        int, typer.Option(help="API/console port (a free one if taken, or with 0).")
+    ] = 8000,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
 ) -> None:
-    """Start the embedded stack, the worker and a traffic feed; show counts flowing live."""
+    """Run the whole product live: broker, Valkey, worker, API + console, simulated traffic."""
     settings = get_settings()
     run_dir = PROJECT_ROOT / ".distillguard" / "demo"
     run_dir.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    if port == 0 or not _port_free(port):
+        port = free_port()
     children: list[subprocess.Popen[bytes]] = []
     console.print("[bold]starting[/bold] embedded Kafka-protocol broker (Tansu) and Valkey…")
     with EmbeddedStack(topics=settings.topics, workdir=run_dir / "stack") as stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
         env.update(stack.env())
-        children.append(_spawn(["worker"], env, run_dir / "worker.log"))
-        console.print(
-            f"broker {stack.bootstrap} · redis {stack.redis_url} · "
-            f"logs in {run_dir.relative_to(PROJECT_ROOT)}/"
-        )
-        feeder = threading.Thread(
-            target=_synthetic_feed,
-            args=(stack, settings.topics.requests, rate, stop),
-            daemon=True,
-        )
-        feeder.start()
-        client = redis.Redis.from_url(stack.redis_url)
-        started = time.monotonic()
         try:
-            with Live(_view(client, started), console=console, refresh_per_second=2) as live:
-                while not stop.is_set():
+            console.print("[bold]starting[/bold] worker, API and console…")
+            children.append(_spawn(["worker"], env, run_dir / "worker.log"))
+            api = _spawn(
+                ["serve", "--host", "127.0.0.1", "--port", str(port)], env, run_dir / "api.log"
+            )
+            children.append(api)
+            base = f"http://127.0.0.1:{port}"
+            _wait_http(f"{base}/healthz", api)
+            key = _create_key(env, "analyst", "demo-analyst")
+            console.print(f"[bold]streaming[/bold] scenario {scenario!r} at {rate:,.0f} events/s…")
+            children.append(
+                _spawn(
+                    ["simulate", "--scenario", scenario, "--to-kafka", "--rate", str(rate)],
+                    env,
+                    run_dir / "simulate.log",
+                )
+            )
+            header = (
+                f"console  [link={base}/console]{base}/console[/link]\n"
+                f"analyst key  [bold]{key}[/bold]\n"
+                f"API docs  {base}/docs · logs in "
+                f"{run_dir.relative_to(PROJECT_ROOT)}/"
+            )
+            console.print(Panel(header, title="sign in to the console with this key"))
+            client = redis.Redis.from_url(stack.redis_url)
+            started = time.monotonic()
+            with Live(
+                _view(client, started, header), console=console, refresh_per_second=1
+            ) as live:
+                while not stopping:
                     if duration is not None and time.monotonic() - started > duration:
                         break
-                    time.sleep(0.5)
-                    live.update(_view(client, started))
+                    time.sleep(1.0)
+                    live.update(_view(client, started, header))
         except KeyboardInterrupt:
             pass
         finally:
-            stop.set()
-            console.print("[bold]stopping[/bold] feed, worker, broker and Valkey…")
-            feeder.join(5)
-            for child in children:
+            console.print("[bold]stopping[/bold] simulator, API, worker, broker and Valkey…")
+            for child in reversed(children):
                 stop_process(child, timeout_s=15)
     console.print("stopped cleanly.")
 
