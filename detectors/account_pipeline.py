@@ -209,7 +209,7 @@ class AccountPipeline:
             t.samples.append(event.prompt[:500])
         self._events += 1
         if self._events % _SWEEP_EVERY == 0:
-            self._evict()
+            self.evict_idle()
         if (
             n + 1 >= t.next_score_n
             or ts - t.last_scored_ts >= cfg.score_interval_s
@@ -404,8 +404,12 @@ class AccountPipeline:
 
     # -- memory -----------------------------------------------------------------------
 
-    def _evict(self) -> None:
-        """Forget accounts idle longer than ``idle_evict_s``, and the oldest beyond the cap."""
+    def evict_idle(self) -> int:
+        """Forget accounts idle longer than ``idle_evict_s`` and the oldest beyond the cap.
+
+        Runs by itself every 65,536 events; returns how many accounts were forgotten.
+        """
+        before = len(self._tracked)
         horizon = self._clock - self.config.idle_evict_s
         idle = [a for a, t in self._tracked.items() if t.state.last_ts < horizon]
         for account_id in idle:
@@ -415,6 +419,7 @@ class AccountPipeline:
             oldest = sorted(self._tracked, key=lambda a: self._tracked[a].state.last_ts)
             for account_id in oldest[:excess]:
                 del self._tracked[account_id]
+        return before - len(self._tracked)
 
     # -- state ------------------------------------------------------------------------
 
