@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -69,6 +70,6 @@ def test_demo_runs_shows_flowing_counts_and_stops_cleanly() -> None:
     leftover = [
         p
         for p in seen_children
-        if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
+        if os.path.exists(f"/proc/{p}") and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"
     ]
     assert not leftover, f"processes left behind: {leftover}"
