@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 from distillguard.api.live import start_valkey
@@ -185,3 +186,43 @@ def test_clusters_and_chart_data(client: redis.Redis) -> None:
     prompts = client.lrange(schema.prompts("a"), 0, -1)
     assert len(prompts) == 2 and all(len(p) == 500 for p in prompts)
     assert prompts[0].startswith(b"p4")
+
+
+def test_analyst_change_during_a_batch_is_not_overwritten(
+    client: redis.Redis, redis_url: str
+) -> None:
+    AlertWriter(client).write([], [make_alert("al1", "acct", 0.75)], [])
+
+    class AckMidway(AlertWriter):
+        """Acknowledges the alert between the batch's reads and its write, once."""
+
+        attempts = 0
+
+        def _plan(self, pipe, latest, now, at):  # type: ignore[no-untyped-def]
+            planned = super()._plan(pipe, latest, now, at)
+            AckMidway.attempts += 1
+            if AckMidway.attempts == 1:
+                run(redis_url, alert_store.acknowledge, "al1", "ana", None, "mine")
+            return planned
+
+    written = AckMidway(client).write([], [make_alert("al9", "acct", 0.95)], [])
+    assert AckMidway.attempts == 2  # the first attempt's transaction was refused
+    assert [(a.alert_id, a.status, a.risk) for a in written] == [("al1", "acknowledged", 0.95)]
+    stored = run(redis_url, alert_store.get_alert, "al1")
+    assert (stored.status, stored.assignee, stored.risk) == ("acknowledged", "ana", 0.95)
+
+
+def test_reused_or_corrupt_ids_do_not_clobber_or_crash(client: redis.Redis, redis_url: str) -> None:
+    writer = AlertWriter(client)
+    writer.write([], [make_alert("fixed", "acct", 0.8)], [])
+    run(redis_url, alert_store.review, "fixed", "ana", "dismiss", "benign")
+    # a detector reusing its id for the next alert on the subject gets a fresh one
+    (again,) = writer.write([], [make_alert("fixed", "acct", 0.9)], [])
+    assert again.alert_id.startswith("fixed-") and again.status == "open"
+    assert run(redis_url, alert_store.get_alert, "fixed").status == "dismissed"
+    # a corrupt stored alert is replaced, not fatal; a bad created_at is replaced by now
+    client.set(schema.alert(again.alert_id), b"{not json")
+    bad_stamp = msgspec.structs.replace(make_alert("new", "acct", 0.9), created_at="yesterday")
+    (fresh,) = writer.write([], [bad_stamp], [])
+    assert fresh.alert_id == "new" and fresh.status == "open"
+    assert schema.epoch_ms(fresh.created_at) > 0

@@ -11,6 +11,8 @@ overwritten.
 
 from __future__ import annotations
 
+import logging
+import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +22,12 @@ import orjson
 import redis
 
 from distillguard.records import AccountRisk, Alert, Cluster, HistoryEntry, dumps, iso, loads
+from distillguard.settings import Settings
 from distillguard.store import schema
 from distillguard.store.lifecycle import OPEN_STATUSES
 from distillguard.store.models import Suppression
+
+log = logging.getLogger(__name__)
 
 DETECTOR_ACTOR = "detector"
 MAX_SAMPLE_PROMPTS = 5
@@ -160,6 +165,13 @@ class AlertWriter:
         self.sample_prompts_len = sample_prompts_len
         self.max_attempts = max_attempts
 
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings: Settings) -> AlertWriter:
+        store = settings.api.store
+        return cls(client, risk_ttl_s=store.risk_ttl_s,
+                   feature_history_len=store.feature_history_len,
+                   sample_prompts_len=store.sample_prompts_len)
+
     def write(
         self,
         risks: Sequence[AccountRisk],
@@ -204,26 +216,35 @@ class AlertWriter:
         fields = list(latest)
         pipe.watch(schema.ALERTS_OPEN)
         open_ids = pipe.hmget(schema.ALERTS_OPEN, fields)
-        rules = [_load_rule(raw) for raw in pipe.hvals(schema.SUPPRESSIONS)]
-        rules = [r for r in rules if r is not None]
-        keys = {f: schema.alert(i.decode()) for f, i in zip(fields, open_ids, strict=True) if i}
+        rules = [r for r in map(_load_rule, pipe.hvals(schema.SUPPRESSIONS)) if r is not None]
+        open_keys = {f: schema.alert(i.decode()) for f, i in zip(fields, open_ids, strict=True)
+                     if i}
+        # Ids the detector proposes for new alerts: one already taken (by a closed alert
+        # of a detector that reuses ids) must not overwrite that alert's record.
+        new_keys = {f: schema.alert(a.alert_id) for f, a in latest.items()}
+        if open_keys:
+            pipe.watch(*open_keys.values())
+        wanted = [*open_keys.values(), *new_keys.values()]
+        stored = {k: raw for k, raw in zip(wanted, pipe.mget(wanted), strict=True)
+                  if raw is not None}
         existing: dict[str, Alert] = {}
-        if keys:
-            pipe.watch(*keys.values())
-            for field, raw in zip(keys, pipe.mget(list(keys.values())), strict=True):
-                if raw is not None:
-                    current = loads(raw, Alert)
-                    if current.status in OPEN_STATUSES:
-                        existing[field] = current
+        for field, key in open_keys.items():
+            current = _load_alert(stored[key]) if key in stored else None
+            if current is not None and current.status in OPEN_STATUSES:
+                existing[field] = current
         planned: list[_Planned] = []
         for field, incoming in latest.items():
             if suppressed_by(incoming, rules, now) is not None:
                 continue
             previous = existing.get(field)
-            if previous is None:
-                planned.append(_Planned(_as_new(incoming, at), "created", None))
-            else:
+            if previous is not None:
                 planned.append(_Planned(merge_update(previous, incoming, at), "updated", previous))
+                continue
+            if schema.alert(incoming.alert_id) in stored:
+                incoming = msgspec.structs.replace(
+                    incoming, alert_id=f"{incoming.alert_id}-{secrets.token_hex(4)}"
+                )
+            planned.append(_Planned(_as_new(incoming, at), "created", None))
         return planned
 
     def _queue_alerts(
@@ -277,6 +298,14 @@ class AlertWriter:
         key = schema.features(account_id)
         pipe.lpush(key, orjson.dumps({"ts": iso(now), "features": dict(snapshot)}))
         pipe.ltrim(key, 0, self.feature_history_len - 1)
+
+
+def _load_alert(raw: bytes) -> Alert | None:
+    try:
+        return loads(raw, Alert)
+    except msgspec.DecodeError:
+        log.warning("ignoring undecodable stored alert: %.200r", raw)
+        return None  # a corrupt record is replaced by a fresh alert, not a crashed batch
 
 
 def _load_rule(raw: bytes) -> Suppression | None:
