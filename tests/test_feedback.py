@@ -110,7 +110,7 @@ def test_dismissed_archetype_raises_fewer_false_alerts(
 def test_learnt_labels_survive_a_restart(
     config: Detectors, dismissals: list[Label], week2: tuple[list[RequestEvent], dict[str, str]]
 ) -> None:
-    events, archetypes = week2
+    events, _ = week2
     taught = AccountPipeline(config)
     for label in dismissals:
         taught.learn_label(label)
