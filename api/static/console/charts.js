@@ -20,6 +20,7 @@ const title = (text) => svg("title", {}, text);
 
 export function fmtNumber(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (v === 0) return "0";
   const a = Math.abs(v);
   if (a >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
   if (a >= 1e4) return `${(v / 1e3).toFixed(0)}k`;
@@ -45,14 +46,16 @@ export function reasonBars(reasons, signals = {}) {
     class: "chart reasons-chart", viewBox: `0 0 ${width} ${height}`, width, height,
     role: "img", "aria-label": "Reasons: population percentile of each signal",
   });
-  for (const p of [0, 50, 90, 100]) {
+  for (const p of [0, 25, 50, 75, 100]) {
     root.append(
-      svg("line", { class: p === 90 ? "grid grid-strong" : "grid", x1: x(p), x2: x(p), y1: 4,
-                    y2: height - 18 }),
+      svg("line", { class: "grid", x1: x(p), x2: x(p), y1: 4, y2: height - 18 }),
       svg("text", { class: "axis-label", x: x(p), y: height - 4, "text-anchor": "middle" },
-          p === 0 ? "p0" : `p${p}`),
+          `p${p}`),
     );
   }
+  // the tail where reasons usually sit
+  root.append(svg("line", { class: "grid grid-strong", x1: x(90), x2: x(90), y1: 4,
+                            y2: height - 18 }, title("p90")));
   reasons.forEach((r, i) => {
     const y = i * rowH + 6;
     const info = signals[r.signal];
@@ -136,47 +139,52 @@ export const EVIDENCE_COLOURS = {
   sync: "#be123c", behaviour: "#64748b",
 };
 
-// Accounts on an outer circle, each piece of shared evidence inside, an edge from every
-// account holding it. Evidence nodes sit at the mean angle of their holders so the
-// drawing stays readable for the small clusters analysts review.
+// Accounts on an outer circle, the pieces of shared evidence on an inner one, an edge
+// from each piece to every account holding it. Evidence is ordered round the inner ring
+// by the mean angle of its holders, so edges stay short and rarely cross.
 export function clusterGraph(cluster, riskByAccount = {}, onAccount = null) {
-  const size = 460;
-  const c = size / 2;
+  const width = 600;
+  const height = 470;
+  const cx = width / 2;
+  const cy = height / 2;
   const members = cluster.members.slice(0, 40);
-  const rOuter = size / 2 - 70;
+  const rOuter = Math.min(cx, cy) - 48;
+  const rInner = rOuter * 0.46;
   const angle = new Map(members.map((m, i) => [m, (2 * Math.PI * i) / members.length - Math.PI / 2]));
-  const pos = new Map(members.map((m) => [m, polar(c, angle.get(m), rOuter)]));
-  const evidence = cluster.evidence.filter((e) => e.accounts.some((a) => pos.has(a))).slice(0, 24);
+  const pos = new Map(members.map((m) => [m, polar(cx, cy, angle.get(m), rOuter)]));
+  const evidence = cluster.evidence.filter((e) => e.accounts.some((a) => pos.has(a))).slice(0, 24)
+    .map((e) => {
+      const holders = e.accounts.filter((a) => pos.has(a));
+      const sx = holders.reduce((t, a) => t + Math.cos(angle.get(a)), 0);
+      const sy = holders.reduce((t, a) => t + Math.sin(angle.get(a)), 0);
+      const mean = Math.hypot(sx, sy) < 1e-6 ? -Math.PI / 2 : Math.atan2(sy, sx);
+      return { e, holders, mean: (mean + 2.5 * Math.PI) % (2 * Math.PI) };
+    })
+    .sort((a, b) => a.mean - b.mean);
   const root = svg("svg", {
-    class: "chart cluster-graph", viewBox: `0 0 ${size} ${size}`, width: size, height: size,
+    class: "chart cluster-graph", viewBox: `0 0 ${width} ${height}`, width, height,
     role: "img", "aria-label": "Accounts and the evidence they share",
   });
   const edges = svg("g", { class: "edges" });
   const evNodes = svg("g", { class: "evidence-nodes" });
-  evidence.forEach((e, i) => {
-    const holders = e.accounts.filter((a) => pos.has(a));
-    let sxv = 0;
-    let syv = 0;
-    for (const a of holders) {
-      sxv += Math.cos(angle.get(a));
-      syv += Math.sin(angle.get(a));
-    }
-    const spread = Math.hypot(sxv, syv) / holders.length; // 0: evenly around; 1: one side
-    const a = holders.length ? Math.atan2(syv, sxv) : 0;
-    const jitter = ((i % 3) - 1) * 0.18;
-    const p = polar(c, a + jitter, rOuter * (0.18 + 0.55 * spread) + (i % 2) * 14);
+  evidence.forEach(({ e, holders }, i) => {
+    const a = (2 * Math.PI * i) / evidence.length - Math.PI / 2 + Math.PI / evidence.length;
+    const p = polar(cx, cy, a, evidence.length === 1 ? 0 : rInner);
     const colour = EVIDENCE_COLOURS[e.kind] || "#64748b";
     for (const acc of holders) {
       const q = pos.get(acc);
       edges.append(svg("line", {
         class: "edge", x1: p.x, y1: p.y, x2: q.x, y2: q.y, stroke: colour,
-        "stroke-width": 1 + 2 * Math.min(1, e.weight),
+        "stroke-width": 1 + 1.5 * Math.min(1, e.weight),
       }));
     }
+    const right = Math.cos(a) >= 0;
     evNodes.append(svg("g", { class: "ev-node", "data-kind": e.kind },
       title(`${e.kind}: ${e.value}\nweight ${e.weight}\nheld by ${e.accounts.length} accounts`),
-      svg("rect", { x: p.x - 7, y: p.y - 7, width: 14, height: 14, rx: 3, fill: colour,
+      svg("rect", { x: p.x - 8, y: p.y - 8, width: 16, height: 16, rx: 3, fill: colour,
                     transform: `rotate(45 ${p.x} ${p.y})` }),
+      svg("text", { class: "ev-label", x: p.x + (right ? 14 : -14), y: p.y + 4,
+                    "text-anchor": right ? "start" : "end" }, e.kind.replaceAll("_", " ")),
     ));
   });
   const accNodes = svg("g", { class: "account-nodes" });
@@ -184,13 +192,17 @@ export function clusterGraph(cluster, riskByAccount = {}, onAccount = null) {
     const p = pos.get(m);
     const risk = riskByAccount[m];
     const level = risk ? risk.level : "low";
-    const out = polar(c, angle.get(m), rOuter + 16);
-    const anchor = Math.abs(out.x - c) < 8 ? "middle" : out.x > c ? "start" : "end";
+    const a = angle.get(m);
+    const r = 9 + 7 * (risk ? risk.risk : 0);
+    const out = polar(cx, cy, a, rOuter + r + 6);
+    const side = Math.cos(a);
+    const anchor = Math.abs(side) < 0.3 ? "middle" : side > 0 ? "start" : "end";
+    const dy = Math.sin(a) < -0.7 ? -2 : Math.sin(a) > 0.7 ? 12 : 4;
     const node = svg("g", { class: `acc-node level-${level}`, "data-account": m },
       title(`${m}${risk ? `\nrisk ${risk.risk.toFixed(2)} (${risk.level})` : ""}`),
-      svg("circle", { cx: p.x, cy: p.y, r: 9 + 6 * (risk ? risk.risk : 0) }),
-      svg("text", { class: "node-label", x: out.x, y: out.y + 4, "text-anchor": anchor },
-          shorten(m, 16)),
+      svg("circle", { cx: p.x, cy: p.y, r }),
+      svg("text", { class: "node-label", x: out.x, y: out.y + dy, "text-anchor": anchor },
+          shorten(m, 18)),
     );
     if (onAccount) node.addEventListener("click", () => onAccount(m));
     accNodes.append(node);
@@ -199,8 +211,8 @@ export function clusterGraph(cluster, riskByAccount = {}, onAccount = null) {
   return root;
 }
 
-function polar(c, a, r) {
-  return { x: c + r * Math.cos(a), y: c + r * Math.sin(a) };
+function polar(cx, cy, a, r) {
+  return { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) };
 }
 
 export function shorten(text, n) {

@@ -48,17 +48,17 @@ export function ago(iso) {
 
 export const utc = (iso) => (iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : "–");
 
-export function subjectLabel(alert) {
+export function subjectLabel(alert, withOrg = true) {
   if (alert.subject_type === "cluster") {
     return h("span", { class: "subject" }, h("span", { class: "tag" }, "cluster"),
              ` ${alert.subject_id} `, h("span", { class: "muted" }, `· ${alert.members.length} accounts`));
   }
   return h("span", { class: "subject" }, alert.subject_id,
-           alert.org_id ? h("span", { class: "muted" }, ` · ${alert.org_id}`) : null);
+           withOrg && alert.org_id ? h("span", { class: "muted" }, ` · ${alert.org_id}`) : null);
 }
 
-function riskCell(risk) {
-  const m = h("span", { class: "riskbar" }, h("span", { class: "riskbar-fill" }));
+function riskCell(risk, level) {
+  const m = h("span", { class: "riskbar" }, h("span", { class: `riskbar-fill fill-${level}` }));
   m.firstChild.style.width = `${Math.round(risk * 100)}%`;
   return h("span", { class: "risk" }, h("strong", {}, risk.toFixed(2)), m);
 }
@@ -113,7 +113,7 @@ export function queueRow(alert, { selected, fresh, onOpen }) {
     onclick: () => onOpen(alert.alert_id),
   },
     h("td", {}, levelBadge(alert.level)),
-    h("td", {}, riskCell(alert.risk)),
+    h("td", {}, riskCell(alert.risk, alert.level)),
     h("td", {}, subjectLabel(alert)),
     h("td", { class: "why" }, reasons),
     h("td", {}, statusPill(alert.status)),
@@ -140,7 +140,7 @@ export function alertView(alert, ctx) {
   const head = h("div", { class: "card alert-head" },
     h("div", { class: "alert-title" },
       h("a", { href: "#/", class: "back", title: "Back to the queue (Esc)" }, "← Queue"),
-      h("h1", {}, subjectLabel(alert)),
+      h("h1", {}, subjectLabel(alert, false)),
       h("div", { class: "meta" },
         levelBadge(alert.level), statusPill(alert.status),
         h("span", { class: "muted" }, alert.alert_id))),
@@ -202,6 +202,7 @@ export function alertView(alert, ctx) {
       : h("p", { class: "muted" }, "No prompts sampled."));
 
   const history = h("section", { class: "card" }, h("h2", {}, "History"),
+    alert.history.length ? null : h("p", { class: "muted" }, "No changes yet."),
     h("ol", { class: "history" }, [...alert.history].reverse().map((e) => h("li", {},
       h("span", { class: "when", title: e.at }, utc(e.at)),
       h("span", { class: "who" }, e.actor.split("#")[0]),
@@ -254,7 +255,7 @@ function evidenceTable(evidence) {
   return h("table", { class: "kv evidence" }, h("tbody", {}, evidence.map((e) => h("tr", {},
     h("th", {}, kindDot(e.kind), e.kind.replaceAll("_", " ")),
     h("td", { class: "mono" }, shorten(e.value, 48)),
-    h("td", { class: "muted small" }, `${e.accounts.length} accounts · weight ${fmtNumber(e.weight)}`)))));
+    h("td", { class: "muted small" }, `${e.accounts.length} accounts · weight ${e.weight.toFixed(2)}`)))));
 }
 
 function kindDot(kind) {
@@ -275,7 +276,7 @@ export function clusterListView(clusters, selectedIndex, onOpen) {
           class: `qrow${i === selectedIndex ? " selected" : ""}`, tabindex: i === selectedIndex ? "0" : "-1",
           dataset: { clusterId: c.cluster_id }, onclick: () => onOpen(c.cluster_id),
         },
-          h("td", {}, levelBadge(c.level)), h("td", {}, riskCell(c.risk)),
+          h("td", {}, levelBadge(c.level)), h("td", {}, riskCell(c.risk, c.level)),
           h("td", { class: "mono" }, c.cluster_id), h("td", {}, String(c.members.length)),
           h("td", {}, [...new Set(c.evidence.map((e) => e.kind))].map((k) => h("span", { class: "chip" }, kindDot(k), k))),
           h("td", { title: utc(c.updated_at) }, c.updated_at ? ago(c.updated_at) : "–"))))),
@@ -298,7 +299,7 @@ export function clusterView(cluster, alerts, handlers) {
         return h("tr", { dataset: { account: m } },
           h("td", { class: "mono" }, h("a", { href: "#/", onclick: (e) => { e.preventDefault(); handlers.onAccount(m); } }, m)),
           h("td", {}, r ? levelBadge(r.level) : h("span", { class: "muted" }, "unknown")),
-          h("td", {}, r ? riskCell(r.risk) : "–"),
+          h("td", {}, r ? riskCell(r.risk, r.level) : "–"),
           h("td", { class: "muted small" }, r && r.reasons.length ? r.reasons[0].signal.replaceAll("_", " ") : "–"));
       }))));
   const evidence = h("section", { class: "card" }, h("h2", {}, "Shared evidence"),
