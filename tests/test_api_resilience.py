@@ -22,10 +22,13 @@ def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:
     redis_url = f"redis://127.0.0.1:{port}/0"
     record, key = new_key("service", "gateway")
     auth = {"Authorization": f"Bearer {key}"}
+    ana_record, ana_key = new_key("analyst", "ana")
+    analyst = {"Authorization": f"Bearer {ana_key}"}
 
     def seed() -> None:  # no persistence: a restarted Valkey is empty
         client = redis.Redis.from_url(redis_url)
         client.set(schema.api_key(record.key_id), dumps(record))
+        client.set(schema.api_key(ana_record.key_id), dumps(ana_record))
         client.set(schema.risk("acct"), dumps(AccountRisk(account_id="acct", risk=0.5,
                                                           level="medium")))
         client.close()
@@ -33,9 +36,12 @@ def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:
     valkey = start_valkey(port, tmp_path)
     try:
         seed()
-        with ApiServer(redis_url) as api:
+        # keys stay cached through the outage, so the 503s below come from the data
+        # reads themselves, not from authentication
+        with ApiServer(redis_url, env={"DISTILLGUARD_API__KEY_CACHE_S": "60"}) as api:
             risk_url = f"{api.url}/v1/accounts/acct/risk"
             assert httpx.get(risk_url, headers=auth).json()["risk"] == 0.5
+            assert httpx.get(f"{api.url}/v1/clusters", headers=analyst).status_code == 200
 
             # a hung Redis (accepts nothing, answers nothing) costs one socket timeout
             os.kill(valkey.pid, signal.SIGSTOP)
@@ -60,6 +66,11 @@ def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:
             batch = httpx.post(f"{api.url}/v1/risk:batch", headers=auth, timeout=10,
                                json={"account_ids": ["acct"]})
             assert batch.status_code == 503
+            stream = httpx.get(f"{api.url}/v1/alerts/stream", headers=analyst, timeout=10)
+            assert stream.status_code == 503
+            _, unseen = new_key("admin", "never cached")  # authentication needs Redis too
+            unseen_auth = {"Authorization": f"Bearer {unseen}"}
+            assert httpx.get(risk_url, headers=unseen_auth, timeout=10).status_code == 503
 
             valkey = start_valkey(port, tmp_path)
             seed()

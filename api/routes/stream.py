@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from distillguard.store.connection import UNAVAILABLE
@@ -23,7 +23,13 @@ from ..schemas import errors
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=errors())
 
 
-@router.get("/alerts/stream", response_class=EventSourceResponse)
+async def _redis_up(client: RedisDep) -> None:
+    """PING first: with Redis down the caller gets a 503, not an empty 200 stream."""
+    await client.ping()
+
+
+@router.get("/alerts/stream", response_class=EventSourceResponse,
+            dependencies=[Depends(_redis_up)])
 async def alert_stream(
     request: Request, client: RedisDep, _: Analyst
 ) -> AsyncIterator[ServerSentEvent]:
