@@ -52,7 +52,7 @@ DEFAULT_KINDS: dict[str, KindParams] = {
     "payment": KindParams(
         weight=1.4, cap=1.4, half_life_s=259_200, max_share=0.5, group="identity"
     ),
-    "net": KindParams(weight=0.5, cap=0.8, half_life_s=43_200, max_share=0.05, group="network"),
+    "net": KindParams(weight=0.5, cap=0.8, half_life_s=43_200, max_share=0.1, group="network"),
     "asn": KindParams(weight=0.15, cap=0.15, half_life_s=43_200, max_share=0.02, group="network"),
     "user_agent": KindParams(
         weight=0.15, cap=0.15, half_life_s=86_400, max_share=0.03, group="product"
@@ -93,11 +93,11 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     link_threshold: float = 1.0
     group_caps: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_GROUP_CAPS))
     #: Candidate links below this are not kept at all (memory).
-    store_threshold: float = 0.35
+    store_threshold: float = 0.6
     #: Event-time cadence of link scoring and cluster updates.
     eval_interval_s: float = 60.0
     #: Event-time cadence of the full re-validation (expiry, rescoring, splits).
-    revalidate_interval_s: float = 900.0
+    revalidate_interval_s: float = 3600.0
     #: A membership expires after this many half-lives of its kind without a sighting.
     expire_half_lives: float = 4.0
     #: Accounts silent this long are forgotten.
@@ -121,9 +121,11 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: Width of the time bucket in which onsets count as synchronised.
     sync_bucket_s: float = 300.0
     #: Onsets two accounts must share before their schedules count as synchronised.
-    sync_min_shared: int = 3
-    #: ... and that make at least this share of the quieter account's onsets.
-    sync_min_fraction: float = 0.34
+    sync_min_shared: int = 2
+    #: Chance co-onsets are multiplied by this (people start work at similar hours).
+    sync_diurnal: float = 10.0
+    #: -log10 of the chance probability at which synchronisation counts fully.
+    sync_full_surprise: float = 4.0
     #: Onsets remembered per account.
     sync_max_onsets: int = 32
     #: Tokens at each end of a prompt that make up its template skeleton.

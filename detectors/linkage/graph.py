@@ -16,10 +16,13 @@ weight times its *rarity* times its *freshness*:
   honest colleagues behind one NAT share its /24s *and* its ASN, honest users of one
   product share its template, system prompt *and* user agent; each group alone stays
   below the link threshold, so a link needs two independent groups or a shared card;
-- synchronised activity counts differently: the Jaccard overlap of the two accounts'
-  burst-onset buckets, once they share at least ``sync_min_shared`` onsets and that
-  many make ``sync_min_fraction`` of the quieter account's onsets (busy accounts with
-  onsets all day share some buckets by chance).
+- synchronised activity counts by surprise: two accounts with ``a`` and ``b`` burst
+  onsets over ``s`` time buckets would share ``a * b / s`` buckets by chance (times
+  ``sync_diurnal``, since people start work at similar hours); sharing ``k >= 2`` of
+  them has Poisson tail probability ``p``, and the link gains ``-log10 p`` relative to
+  ``sync_full_surprise``. Two quiet accounts that both woke up in the same two
+  five-minute buckets out of a thousand are synchronised; two busy ones sharing seven
+  of thirty onsets over a day are not.
 
 Membership is exact (a dict per value, ordered by arrival so the earliest holders
 serve as anchors) and bounded: by ``max_members`` per value, by the drop rule, and
@@ -34,6 +37,35 @@ from collections import deque
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
 
 
+def poisson_tail(k: int, lam: float) -> float:
+    """P(X >= k) for X ~ Poisson(lam), accurate in the far tail.
+
+    >>> round(poisson_tail(2, 0.05), 6), poisson_tail(0, 3.0)
+    (0.001209, 1.0)
+    """
+    if k <= 0:
+        return 1.0
+    if lam <= 0:
+        return 0.0
+    term = math.exp(-lam)
+    if lam >= k:
+        cdf = 0.0
+        for i in range(k):
+            if i:
+                term *= lam / i
+            cdf += term
+        return max(0.0, 1.0 - cdf)
+    for i in range(1, k + 1):
+        term *= lam / i
+    tail = 0.0
+    i = k
+    while term > tail * 1e-12 and i < k + 200:
+        tail += term
+        i += 1
+        term *= lam / i
+    return min(1.0, tail)
+
+
 class Holder:
     """One account's side of the graph: the values it holds and when each was last seen."""
 
@@ -45,6 +77,7 @@ class Holder:
         "id",
         "keys",
         "last_ts",
+        "onset_first",
         "onsets",
         "org",
         "out_tokens",
@@ -66,6 +99,7 @@ class Holder:
         #: template band -> [sightings with distinct content, crc of the last content]
         self.tpl: dict[str, list[int]] = {}
         self.onsets = 0  # sync keys among ``keys``
+        self.onset_first = 0  # bucket of the oldest remembered onset
         self.org: str | None = None
         #: last raw value per slot (payment, ip, asn, ua, system prompt) and its key,
         #: so an unchanged attribute costs one comparison per event.
@@ -138,12 +172,20 @@ class EvidenceGraph:
         self._free = max(2, cfg.rarity_free_holders)
         self._log_pop = math.log(pop)
         self._log_norm = math.log(pop / self._free)
+        self._rarity: list[float] = []
+        self._rarity = [self._compute_rarity(n) for n in range(1024)]
         for prefix, name in KIND_OF_PREFIX.items():
             share = cfg.kind(name).max_share
             self.drop_at[prefix] = min(cfg.max_members, max(cfg.min_common, int(share * pop)))
 
     def rarity(self, holders: int) -> float:
         """IDF-like weight of a value held by ``holders`` accounts, in [0, 1]."""
+        cache = self._rarity
+        if holders < len(cache):
+            return cache[holders]
+        return self._compute_rarity(holders)
+
+    def _compute_rarity(self, holders: int) -> float:
         if holders <= self._free:
             return 1.0
         r = (self._log_pop - math.log(holders)) / self._log_norm
@@ -179,8 +221,11 @@ class EvidenceGraph:
         value.recent.append(h.id)
         if key[0] == "y":
             h.onsets += 1
-            if h.onsets > self.config.sync_max_onsets:
+            if h.onsets == 1:
+                h.onset_first = int(key[2:])
+            elif h.onsets > self.config.sync_max_onsets:
                 self.forget(h, next(k for k in keys if k[0] == "y"))
+                h.onset_first = int(next(k for k in keys if k[0] == "y")[2:])
         if len(keys) > self.config.max_keys_per_account:
             self.forget(h, min(keys, key=keys.__getitem__))
         return len(members) > 1
@@ -262,6 +307,7 @@ class EvidenceGraph:
         shared_onsets = 0
         same_org = a.org is not None and a.org == b.org
         values = self.values
+        rarity = self._rarity
         for key, ta in ka.items():
             tb = kb.get(key)
             if tb is None:
@@ -276,7 +322,8 @@ class EvidenceGraph:
             if value is None:
                 continue
             age = now - (ta if ta < tb else tb)
-            w = self.weight[p] * self.rarity(len(value.members))
+            n = len(value.members)
+            w = self.weight[p] * (rarity[n] if n < 1024 else self._compute_rarity(n))
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w
@@ -290,14 +337,19 @@ class EvidenceGraph:
         for g, w in groups.items():
             cap = self.group_cap[g]
             total += w if w < cap else cap
-        if shared_onsets >= self.config.sync_min_shared and shared_onsets >= (
-            self.config.sync_min_fraction * min(a.onsets, b.onsets)
-        ):
-            union = a.onsets + b.onsets - shared_onsets
-            total += min(
-                self.weight["y"] * shared_onsets / max(union, 1), self.group_cap[group_of["y"]]
-            )
+        if shared_onsets >= self.config.sync_min_shared:
+            total += self.sync_weight(a, b, shared_onsets, now)
         return total
+
+    def sync_weight(self, a: Holder, b: Holder, shared: int, now: float) -> float:
+        """Link weight of ``shared`` common onset buckets, by how unlikely chance makes it."""
+        cfg = self.config
+        bucket = int(now // cfg.sync_bucket_s)
+        span = max(1, bucket - max(a.onset_first, b.onset_first) + 1)
+        expected = cfg.sync_diurnal * a.onsets * b.onsets / span
+        surprise = -math.log10(max(poisson_tail(shared, expected), 1e-300))
+        frac = surprise / cfg.sync_full_surprise
+        return self.weight["y"] * (frac if frac < 1.0 else 1.0)
 
     def shared(self, members: list[str]) -> list[tuple[str, float, list[str]]]:
         """Values held by at least two of ``members``: (key, rarity weight, holders).

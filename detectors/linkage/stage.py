@@ -47,6 +47,8 @@ NO_ALERTS: tuple[Alert, ...] = ()
 _REFRESH_S = 60.0
 _SNIPPET_CHARS = 240
 _SNAPSHOT_VERSION = 1
+_MEMBER_RISK_SAMPLE = 64
+_RISK_CHANGE = 0.02
 
 
 class _ClusterState(msgspec.Struct, kw_only=True):
@@ -111,7 +113,8 @@ class LinkageStage:
         self._strong: dict[str, dict[str, float]] = {}
         self._pending: list[tuple[str, str]] = []
         self._clusters: dict[str, _ClusterState] = {}
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # membership changed: score and report
+        self._rescore: set[str] = set()  # links may have moved: score, report if risk moved
         self._changed: set[str] = set()
         self._alerts: list[Alert] = []
         self._now = -math.inf
@@ -278,6 +281,7 @@ class LinkageStage:
         """A cluster id that no longer exists (dissolved, or merged into an older one)."""
         self._clusters.pop(cid, None)
         self._dirty.discard(cid)
+        self._rescore.discard(cid)
         self._changed.add(cid)
 
     def _link_pending(self, now: float) -> None:
@@ -344,29 +348,35 @@ class LinkageStage:
         self._strong = strong
         changed, dissolved = self._book.rebuild(edges)
         self._dirty |= changed
+        # Links strengthen without membership changing (more shared templates, more
+        # co-onsets): every cluster is rescored here, and reported if its risk moved.
+        self._rescore |= set(self._book.members) - changed
         for cid in dissolved:
             self._retire(cid)
 
     def _score_dirty(self, now: float) -> tuple[Alert, ...]:
-        if not self._dirty:
+        if not self._dirty and not self._rescore:
             return NO_ALERTS
         cfg = self.config
         dirty, self._dirty = self._dirty, set()
+        rescore, self._rescore = self._rescore - dirty, set()
         alerts: list[Alert] = []
-        for cid in sorted(dirty, key=lambda c: int(c[4:])):
+        for cid in sorted(dirty | rescore, key=lambda c: int(c[4:])):
             members = self._book.members.get(cid)
             if not members:
                 continue
-            self._changed.add(cid)
             st = self._clusters.get(cid)
             if st is None:
                 st = self._clusters[cid] = _ClusterState()
+            old_risk = st.risk
             st.mean_link = self._mean_link(members)
             st.member_risk = self._member_risk(members)
             events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
             st.risk = cluster_risk(
                 st.mean_link, cfg.link_threshold, len(members), events, st.member_risk
             )
+            if cid in dirty or abs(st.risk - old_risk) >= _RISK_CHANGE:
+                self._changed.add(cid)
             if len(members) < cfg.min_alert_size or st.risk < cfg.alert_risk:
                 continue
             level = level_for(st.risk)
@@ -396,7 +406,9 @@ class LinkageStage:
     def _member_risk(self, members: set[str]) -> float:
         if self.member_risk is None:
             return 0.0
-        top = sorted((self.member_risk(a) for a in members), reverse=True)[:3]
+        # Bounded: a cluster of hundreds is scored from a fixed sample of its members.
+        sample = sorted(members)[:_MEMBER_RISK_SAMPLE]
+        top = sorted((self.member_risk(a) for a in sample), reverse=True)[:3]
         return sum(top) / len(top) if top else 0.0
 
     def _evidence(self, members: set[str]) -> list[Evidence]:
@@ -535,6 +547,7 @@ class LinkageStage:
                     h.tpl,
                     h.raw,
                     h.fp_bits,
+                    h.onset_first,
                 ]
                 for h in g.holders.values()
             ],
@@ -548,6 +561,7 @@ class LinkageStage:
             "cluster_state": self._clusters,
             "pending": self._pending,
             "dirty": sorted(self._dirty),
+            "rescore": sorted(self._rescore),
             "changed": sorted(self._changed),
             "behaviour": self._behaviour.state(),
         }
@@ -581,12 +595,14 @@ class LinkageStage:
                 tpl,
                 raw,
                 fp_bits,
+                onset_first,
             ) = row
             h = Holder(aid, first)
             h.last_ts, h.refreshed = last, refreshed
             h.behaviour_ts = -math.inf if beh is None else beh
             h.events, h.out_tokens, h.onsets, h.org, h.snippet = events, out, onsets, org, snippet
             h.keys, h.tpl, h.raw, h.fp_bits = keys, tpl, list(raw), fp_bits
+            h.onset_first = onset_first
             g.holders[aid] = h
         for key, members, recent, common, last_seen in state["values"]:
             v = Value(self.config.anchors)
@@ -612,6 +628,7 @@ class LinkageStage:
         self._clusters = msgspec.convert(state["cluster_state"], dict[str, _ClusterState])
         self._pending = [(a, k) for a, k in state["pending"]]
         self._dirty = set(state["dirty"])
+        self._rescore = set(state["rescore"])
         self._changed = set(state["changed"])
         self._now = _infinite(state["now"])
         self._next_eval = _infinite(state["next_eval"])
