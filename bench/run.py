@@ -19,6 +19,7 @@ import redis
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.checkpoint import STATS_KEY
 from distillguard.stream.producer import EventPublisher
+from distillguard.stream.publish_file import account_key
 from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
@@ -77,18 +78,25 @@ def read_decode(bootstrap: str, topic: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def worker_end_to_end(stack: EmbeddedStack, topics: Topics, n: int) -> float:
-    """Broker -> decode -> dedup -> pipeline -> Redis checkpoint -> commit, one process."""
+def worker_end_to_end(
+    stack: EmbeddedStack, topics: Topics, n: int, pipeline: str = "counting"
+) -> float:
+    """Broker -> decode -> dedup -> pipeline -> Redis (state, risks, alerts) -> commit.
+
+    One worker process; the rate is taken from its first processed event to its last,
+    so group join and start-up are excluded.
+    """
     client = redis.Redis.from_url(stack.redis_url)
-    client.delete(STATS_KEY)
+    client.flushdb()
     env = (
         dict(os.environ)
         | stack.env()
         | {
             "DISTILLGUARD_TOPICS__REQUESTS": topics.requests,
             "DISTILLGUARD_TOPICS__DEAD_LETTER": topics.dead_letter,
+            "DISTILLGUARD_TOPICS__ALERTS": topics.alerts,
             "DISTILLGUARD_WORKER__GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
-            "DISTILLGUARD_DETECTORS__PIPELINE": "counting",
+            "DISTILLGUARD_DETECTORS__PIPELINE": pipeline,
         }
     )
     proc = subprocess.Popen(
@@ -97,19 +105,52 @@ def worker_end_to_end(stack: EmbeddedStack, topics: Topics, n: int) -> float:
         cwd=ROOT,
     )
     start = None
+    first = 0
     try:
         while True:
-            done = int(client.hget(STATS_KEY, "processed") or 0)
+            stats = client.hmget(STATS_KEY, ["processed", "rejected", "duplicates"])
+            done = sum(int(v or 0) for v in stats)
             if start is None and done:
                 start, first = time.perf_counter(), done
             if done >= n:
                 break
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
             time.sleep(0.02)
         assert start is not None
         return (n - first) / (time.perf_counter() - start)
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+#: Detector pipelines measured in the worker on simulated traffic (settings names).
+DETECTOR_PIPELINES = ("account", "linked")
+
+
+def simulated_events() -> list[bytes]:
+    """The `small` scenario's events (realistic prompts and behaviour), generated once."""
+    out = ROOT / ".distillguard" / "bench" / "small.jsonl"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "distillguard",
+                "simulate",
+                "--scenario",
+                "small",
+                "--out",
+                str(out),
+                "--labels",
+                str(out.with_name("small_labels.jsonl")),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return out.read_bytes().splitlines()
 
 
 def main() -> None:
@@ -141,6 +182,22 @@ def main() -> None:
         table.add_row(
             "worker end to end (counting pipeline)", f"{worker_end_to_end(stack, topics, N):,.0f}"
         )
+        sim_events = simulated_events()
+        sim_topics = Topics(
+            requests=f"bench-sim-{tag}",
+            dead_letter=f"bench-sim-{tag}.dlq",
+            alerts=f"bench-sim-{tag}.alerts",
+            partitions=6,
+        )
+        ensure_topics(stack.bootstrap, sim_topics)
+        with EventPublisher(stack.bootstrap, sim_topics.requests) as pub:
+            for line in sim_events:
+                pub.send(account_key(line), line)
+        for pipeline in DETECTOR_PIPELINES:
+            rate = worker_end_to_end(stack, sim_topics, len(sim_events), pipeline)
+            table.add_row(
+                f"worker end to end ({pipeline} pipeline, `small` scenario)", f"{rate:,.0f}"
+            )
     console.print(table)
     console.print(
         f"[dim]{N:,} events of ~{sum(map(len, payloads)) / len(payloads):.0f} bytes, "
