@@ -79,6 +79,8 @@ def client(live: Live) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)")
     with sync_playwright() as p:
         # a fresh temporary profile per launch: nothing from a previous run leaks in
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -311,9 +313,14 @@ def test_live_alert_open_and_confirm_by_keyboard(
         (account, "distiller", fresh.alert_id)]
     assert labels[0].analyst is not None and labels[0].analyst.startswith("ana#")
 
-    # Esc back to the queue: the default "needs review" queue no longer lists it
+    # j: on to the alert that was below it; Esc: the "needs review" queue no longer lists it
+    below = next(a for a in seeded.values() if a.subject_id == RING[0])
+    page.keyboard.press("j")
+    expect(page.locator(f'.alert-view[data-alert-id="{below.alert_id}"]')).to_be_visible(
+        timeout=TIMEOUT_MS)
     page.keyboard.press("Escape")
     expect(rows).to_have_count(len(seeded), timeout=TIMEOUT_MS)
+    expect(page.locator(f'#queue-body tr[data-alert-id="{fresh.alert_id}"]')).to_have_count(0)
     assert problems.errors == []
     page.close()
 
@@ -325,6 +332,9 @@ def test_dismiss_needs_a_note_and_suppress_needs_admin(
     key = make_key(client, "analyst", "ana")
     page = browser.new_page(viewport=VIEWPORT)
     problems = Problems(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{live.url}/console")
+    page.screenshot(path=str(ARTIFACTS / "console-signin.png"))
     sign_in(page, live.url, key)
     target = next(a for a in seeded.values() if a.subject_id == "acct_71be09d2c5")
     # j/k, arrows and Enter: walk down to the medium alert
@@ -340,6 +350,7 @@ def test_dismiss_needs_a_note_and_suppress_needs_admin(
 
     page.keyboard.press("?")
     expect(page.locator("#help")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "console-help.png"))
     page.keyboard.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
 
@@ -352,6 +363,8 @@ def test_dismiss_needs_a_note_and_suppress_needs_admin(
     expect(page.locator(".verdict .error")).to_contain_text("needs a note")
     assert api_get(live, key, f"/v1/alerts/{target.alert_id}").json()["status"] == "acknowledged"
     page.keyboard.type("internal load test, ticket OPS-2231")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-dismiss.png"))
     page.keyboard.press("Enter")
     expect(view.locator(".meta .pill")).to_have_text("dismissed", timeout=TIMEOUT_MS)
     labels, _ = read_labels(client)

@@ -25,6 +25,7 @@ const state = {
   clusters: [],
   clusterIndex: 0,
   panel: null, // "confirm" | "dismiss" | "suppress" while an action form is open
+  gap: null, // queue position of an alert that just left the queue (j/k continue from it)
   streamEverLive: false,
 };
 
@@ -48,6 +49,7 @@ function showSignIn(message = "") {
   $("signin").hidden = false;
   $("view").hidden = true;
   $("signout").hidden = true;
+  document.querySelector(".nav").hidden = true;
   $("whoami").textContent = "";
   $("signin-error").textContent = message;
   $("key-input").value = "";
@@ -89,6 +91,7 @@ async function start(key) {
   $("signin").hidden = true;
   $("view").hidden = false;
   $("signout").hidden = false;
+  document.querySelector(".nav").hidden = false;
   const keyId = key.split("_")[1] || "";
   $("whoami").textContent = keyId ? `key ${keyId}` : "";
   try {
@@ -132,7 +135,9 @@ function onStreamEvent(msg) {
     state.alerts.set(alert.alert_id, alert);
     if (!known || parsed.event === "created") flash(alert.alert_id);
   } else if (known) {
-    state.alerts.delete(alert.alert_id); // e.g. confirmed while the queue shows open ones
+    // e.g. confirmed while the queue shows open ones
+    if (alert.alert_id === state.selectedId) state.gap = state.order.indexOf(alert.alert_id);
+    state.alerts.delete(alert.alert_id);
   } else {
     return;
   }
@@ -174,6 +179,7 @@ function route() {
   if (parts[0] === "alerts" && parts[1]) {
     state.route = { name: "alert", id: parts[1] };
     navActive("queue");
+    if (!state.order.length) loadQueue(); // so j/k work when a link opened the alert
     openAlert(parts[1]);
   } else if (parts[0] === "clusters" && parts[1]) {
     state.route = { name: "cluster", id: parts[1] };
@@ -301,7 +307,10 @@ function moveSelection(step) {
   }
   if (!state.order.length) return;
   const i = state.order.indexOf(state.selectedId);
-  const next = i < 0 ? 0 : Math.max(0, Math.min(state.order.length - 1, i + step));
+  const clamp = (n) => Math.max(0, Math.min(state.order.length - 1, n));
+  // an alert just reviewed has left the queue: "next" is the one that took its place
+  const next = i >= 0 ? clamp(i + step) : state.gap !== null ? clamp(step > 0 ? state.gap : state.gap - 1) : 0;
+  state.gap = null;
   state.selectedId = state.order[next];
   if (state.route.name === "alert") {
     go(`#/alerts/${encodeURIComponent(state.selectedId)}`);
@@ -357,8 +366,12 @@ function renderAlert(alert, cluster) {
 
 function afterChange(alert, message) {
   state.detail = alert;
-  if (matchesFilters(alert)) state.alerts.set(alert.alert_id, alert);
-  else state.alerts.delete(alert.alert_id);
+  if (matchesFilters(alert)) {
+    state.alerts.set(alert.alert_id, alert);
+  } else if (state.alerts.has(alert.alert_id)) {
+    state.gap = state.order.indexOf(alert.alert_id);
+    state.alerts.delete(alert.alert_id);
+  }
   sortQueue();
   closePanel();
   renderAlert(alert, state.detailCluster);
@@ -407,6 +420,7 @@ function openVerdict(verdict) {
   note.addEventListener("keydown", (e) => {
     if (e.key === "Enter") { e.preventDefault(); submit(); }
   });
+  note.addEventListener("input", () => { error.textContent = ""; });
   showPanel(verdict, h("div", { class: `verdict verdict-${verdict}` },
     h("strong", {}, confirm ? "Confirm: this account is distilling" : "Dismiss: benign"),
     note,
@@ -456,6 +470,7 @@ function openSuppress() {
   reason.addEventListener("keydown", (e) => {
     if (e.key === "Enter") { e.preventDefault(); submit(); }
   });
+  reason.addEventListener("input", () => { error.textContent = ""; });
   showPanel("suppress", h("div", { class: "verdict verdict-suppress" },
     h("strong", {}, "Suppress new alerts about"), scope, expiry, reason,
     h("button", { type: "button", class: "primary", onclick: submit }, "Suppress"),
