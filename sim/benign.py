@@ -61,10 +61,15 @@ IDE_SYSTEM_PROMPT = (
     "and propose edits through the provided tools. Prefer small, reviewable changes."
 )
 AGENT_SYSTEM_PROMPT = (
-    "You are an autonomous operations agent. Plan, call tools to gather information, act, "
-    "and report back. Think before each tool call, stop when the task is done, and never "
-    "perform irreversible actions without confirmation."
+    "You are {name}, the autonomous {domain} agent of {company}. Plan, call tools to gather "
+    "information, act, and report back. Think before each tool call, stop when the task is "
+    "done, and never perform irreversible actions without confirmation."
 )
+COMPANY_WORDS = ("Blue", "River", "North", "Peak", "Harbor", "Cedar", "Summit", "Vector",
+                 "Lumen", "Granite", "Meadow", "Signal")
+AGENT_NAMES = ("Atlas", "Nova", "Pilot", "Sage", "Orbit", "Relay", "Quill", "Beacon")
+AGENT_DOMAINS = ("operations", "customer-support", "data-analysis", "travel", "IT helpdesk",
+                 "sales", "research", "procurement")
 IDE_TEMPLATES = (
     "I'm working in src/app/handlers.py. {p}",
     "Context: the failing test is tests/test_api.py::test_create.\n\n{p}",
@@ -378,7 +383,11 @@ def agent_products(ctx: Context, group: Group, _rng: np.random.Generator
         ev.put("key", rng.integers(0, acct.keys, size=ev.n))
         agents = ["langchain-anthropic/0.3.0", "anthropic-python/0.39.0", "litellm/1.52.0"]
         ev.put("ua", ctx.uas.add(choose(rng, agents, 1)[0]))
-        ev.put("system", ctx.systems.add(AGENT_SYSTEM_PROMPT))
+        # Each product writes its own system prompt: distinct companies, distinct text.
+        ev.put("system", ctx.systems.add(AGENT_SYSTEM_PROMPT.format(
+            name=AGENT_NAMES[int(rng.integers(len(AGENT_NAMES)))],
+            domain=AGENT_DOMAINS[int(rng.integers(len(AGENT_DOMAINS)))],
+            company=" ".join(choose(rng, list(COMPANY_WORDS), 2).tolist()) + " Ltd")))
         ev.put("tool_count", int(rng.integers(12, 41)))
         ev.put("temperature", float(rng.uniform(0.2, 1.0)))
         ev.put("max_tokens", 4096)

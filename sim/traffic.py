@@ -192,8 +192,7 @@ def session_times(
     if sessions <= 0:
         return np.empty(0)
     starts = poisson_times(rng, ctx, sessions, weights)
-    lengths = 1 + rng.geometric(1.0 / max(mean_len, 1.0), size=sessions) - 1
-    lengths = np.maximum(lengths, 1)
+    lengths = rng.geometric(1.0 / max(mean_len, 1.0), size=sessions)  # >= 1, mean mean_len
     total = int(lengths.sum())
     gaps = rng.lognormal(np.log(gap_median_s), gap_sigma, size=total)
     first = np.cumsum(lengths) - lengths
