@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import subprocess
 import sys
@@ -93,6 +94,12 @@ def run_load(port: int, key: str, rate: float, duration: float, connections: int
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def seed(redis_url: str, accounts: int) -> str:
     import redis
 
@@ -154,16 +161,20 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--load", str(api.port), key,
                             "--rate", "200", "--duration", "2", "--connections", "2",
                             "--accounts", str(args.accounts)], check=True, capture_output=True)
+            cpu_before = cpu_seconds(api.proc.pid)  # type: ignore[union-attr]
             done = subprocess.run(
                 [sys.executable, __file__, "--load", str(api.port), key, "--rate", str(rate),
                  "--duration", str(duration), "--connections", str(args.connections),
                  "--accounts", str(args.accounts)],
                 check=True, capture_output=True, text=True,
             )
+            server_cpu = cpu_seconds(api.proc.pid) - cpu_before  # type: ignore[union-attr]
     finally:
         stop_process(valkey)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(target_rps=rate, connections=args.connections, accounts=args.accounts)
+    result.update(target_rps=rate, connections=args.connections, accounts=args.accounts,
+                  server_cpu_us_per_request=round(
+                      server_cpu / max(1, int(result["requests_ok"])) * 1e6, 1))
     if args.json:
         print(json.dumps(result))
         return
@@ -174,6 +185,8 @@ def main() -> None:
           f"{result['errors']} errors")
     print(f"  latency p50 {result['p50_ms']} ms  p90 {result['p90_ms']} ms  "
           f"p99 {result['p99_ms']} ms  p99.9 {result['p999_ms']} ms  max {result['max_ms']} ms")
+    print(f"  server CPU {result['server_cpu_us_per_request']} us per request "
+          "(less sensitive to other load on the machine than latency)")
     print(f"  load generator fell behind schedule by at most {result['max_sender_lag_ms']} ms")
 
 
