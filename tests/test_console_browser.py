@@ -276,7 +276,11 @@ def test_live_alert_open_and_confirm_by_keyboard(
     rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     assert levels == sorted(levels, key=lambda lv: rank[lv or "low"])
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "console-queue.png"))
+    table = page.locator(".table-card").bounding_box()
+    assert table is not None
+    page.screenshot(path=str(ARTIFACTS / "console-queue.png"),
+                    clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
+                          "height": min(VIEWPORT["height"], table["y"] + table["height"] + 24)})
 
     # keyboard alone: move to the new alert, open it
     for _ in range(len(seeded) + 2):
