@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
-def _progress(console: object, total: int, label: str):  # type: ignore[no-untyped-def]
+
+def _progress(console: Console) -> Progress:
+    """A byte-based bar: replay reads the file once, so bytes are the honest unit."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -21,7 +26,7 @@ def _progress(console: object, total: int, label: str):  # type: ignore[no-untyp
 
     return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console)  # type: ignore[arg-type]
+                    console=console)
 
 
 def replay_cmd(
@@ -39,7 +44,7 @@ def replay_cmd(
 
     console = Console(stderr=True)
     settings = get_settings()
-    with _progress(console, events.stat().st_size, "replay") as bar:
+    with _progress(console) as bar:
         task = bar.add_task("replay", total=events.stat().st_size)
         result = replay_file(events, build_pipeline(settings), decoder_for(settings),
                              progress=lambda n: bar.advance(task, n))
@@ -71,7 +76,7 @@ def evaluate_cmd(
 
     console = Console(stderr=True)
     t0 = time.perf_counter()
-    with _progress(console, events.stat().st_size, "evaluate") as bar:
+    with _progress(console) as bar:
         task = bar.add_task("replay", total=events.stat().st_size)
         try:
             result = evaluate(events, labels, get_settings(),
