@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from distillguard.detectors.alerts import AlertPolicy, OpenAlert, alert_id_for, build_alert
 from distillguard.detectors.features.account import AccountState
-from distillguard.detectors.features.signals import BY_NAME
+from distillguard.detectors.features.signals import BY_NAME, unit_signals
 from distillguard.detectors.pipeline import NO_ALERTS, PipelineOutput
 from distillguard.detectors.scorers.anomaly import PopulationAnomaly
 from distillguard.detectors.scorers.feedback import LabelFeedback
@@ -296,26 +296,35 @@ class AccountPipeline:
         """Risk, reasons and the signals behind them; ``learn`` feeds the population."""
         cfg = self.config
         x = t.state.features(now)
-        pct = self.population.percentiles(x)
-        scaled = {k: v / 100.0 for k, v in pct.items()}
-        anomaly = self.anomaly.score_one(scaled) if scaled else 0.0
+        unit = unit_signals(x)
+        anomaly = self.anomaly.score_one(unit)
         anomaly_pct = self.anomaly_scores.percentile(ANOMALY_SIGNAL, anomaly)
         if learn and now - t.last_pop_ts >= cfg.population_interval_s and t.state.n >= 2:
             t.last_pop_ts = now
             self.population.learn_one(x)
-            if scaled:
-                self.anomaly.learn_one(scaled)
-                self.anomaly_scores.learn_one({ANOMALY_SIGNAL: anomaly})
+            self.anomaly.learn_one(unit)
+            self.anomaly_scores.learn_one({ANOMALY_SIGNAL: anomaly})
         logit, parts = self.rules.explain(x)
         a = cfg.anomaly
         anomaly_part = 0.0
         if anomaly_pct is not None and anomaly_pct > a.from_percentile:
             anomaly_part = a.weight * (anomaly_pct - a.from_percentile) / (100 - a.from_percentile)
         feedback_part = self.feedback.score_one(x)
+        # Evidence from a few minutes of activity is discounted towards the prior: a
+        # burst shorter than the alert span gate (benchmark runs, retry storms) should
+        # not read as a high risk to a platform service either.
+        if cfg.min_span_s > 0.0:
+            confidence = min(1.0, (t.state.last_ts - t.state.first_ts) / cfg.min_span_s)
+            logit = cfg.bias + (logit - cfg.bias) * confidence
+            anomaly_part *= confidence
         z = cfg.calibration_scale * (logit + anomaly_part + feedback_part) + cfg.calibration_shift
         risk = _sigmoid(z)
         reasons = [
-            Reason(signal=s, value=round(x[s], 6), population_percentile=_pct(pct.get(s)))
+            Reason(
+                signal=s,
+                value=round(x[s], 6),
+                population_percentile=_pct(self.population.percentile(s, x[s])),
+            )
             for s, c in sorted(parts.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
             if c > 0.0
         ]
@@ -337,12 +346,14 @@ class AccountPipeline:
                     f"{confirmed} confirmed) on similar accounts",
                 )
             )
-        if not reasons and pct:
+        if not reasons:
             # nothing suspicious: still say where the account stands, most extreme first
-            s = max(pct, key=lambda k: _tail(k, pct[k]))
-            reasons.append(
-                Reason(signal=s, value=round(x[s], 6), population_percentile=_pct(pct[s]))
-            )
+            pct = self.population.percentiles(x)
+            if pct:
+                s = max(pct, key=lambda k: _tail(k, pct[k]))
+                reasons.append(
+                    Reason(signal=s, value=round(x[s], 6), population_percentile=_pct(pct[s]))
+                )
         return risk, reasons, x
 
     # -- Pipeline protocol ------------------------------------------------------------

@@ -10,6 +10,7 @@ rules: for regularity the *low* tail (machine-like timing) is the suspicious one
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -232,3 +233,36 @@ SIGNALS: tuple[Signal, ...] = (
 
 SIGNAL_NAMES: tuple[str, ...] = tuple(s.name for s in SIGNALS)
 BY_NAME: dict[str, Signal] = {s.name: s for s in SIGNALS}
+
+_LOG_SIGNALS = frozenset(s.name for s in SIGNALS if s.kind == "magnitude")
+#: Magnitudes are mapped to [0, 1] by log10(1 + v) / this (1 at 100,000).
+_LOG_SPAN = 5.0
+
+
+def unit_vector(x: dict[str, float]) -> list[float]:
+    """Signals in :data:`SIGNAL_NAMES` order, each mapped to [0, 1] by a fixed transform.
+
+    Shares as they are, magnitudes on a log scale; an absent or non-finite signal is 0.
+    Fixed rather than population percentiles: models fed with it (anomaly trees,
+    label memory) mean the same thing after the population drifts, and it costs no
+    lookups.
+
+    >>> v = unit_vector({"cot_elicitation_rate": 0.5, "requests_per_hour": 999.0})
+    >>> v[SIGNAL_NAMES.index("cot_elicitation_rate")], v[SIGNAL_NAMES.index("requests_per_hour")]
+    (0.5, 0.6)
+    """
+    out = []
+    for name in SIGNAL_NAMES:
+        v = x.get(name, 0.0)
+        if not v > 0.0 or not math.isfinite(v):
+            out.append(0.0)
+        elif name in _LOG_SIGNALS:
+            out.append(min(1.0, math.log10(1.0 + v) / _LOG_SPAN))
+        else:
+            out.append(min(1.0, v))
+    return out
+
+
+def unit_signals(x: dict[str, float]) -> dict[str, float]:
+    """:func:`unit_vector` as a mapping (the input river models take)."""
+    return dict(zip(SIGNAL_NAMES, unit_vector(x), strict=True))

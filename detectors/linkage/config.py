@@ -120,6 +120,8 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     onset_gap_s: float = 600.0
     #: Width of the time bucket in which onsets count as synchronised.
     sync_bucket_s: float = 300.0
+    #: Distinct /24 (/64) networks two accounts must share before network counts.
+    net_min_shared: int = 2
     #: Onsets two accounts must share before their schedules count as synchronised.
     sync_min_shared: int = 2
     #: Chance co-onsets are multiplied by this (people start work at similar hours).

@@ -11,7 +11,8 @@ weight times its *rarity* times its *freshness*:
   mega-cluster together however many accounts it has;
 - freshness halves every ``half_life_s`` of event time since the older of the two
   sightings, and a membership unseen for ``expire_half_lives`` half-lives expires;
-- each kind's total is capped (sharing five proxy /24s beats one, up to a point);
+- each kind's total is capped (sharing five proxy /24s beats two, up to a point), and
+  a single shared /24 does not count (cloud tenants and NAT neighbours share one);
 - kinds that are not independent are capped together by group (``group_caps``):
   honest colleagues behind one NAT share its /24s *and* its ASN, honest users of one
   product share its template, system prompt *and* user agent; each group alone stays
@@ -130,12 +131,12 @@ class EvidenceGraph:
     >>> g = EvidenceGraph(LinkageConfig())
     >>> a, b = g.holder("a", 0.0), g.holder("b", 0.0)
     >>> for h in (a, b):
-    ...     _ = g.observe(h, "p:card-1", 0.0)
-    ...     _ = g.observe(h, "n:203.0.113", 0.0)
+    ...     for key in ("p:card-1", "n:203.0.113", "n:198.51.100"):
+    ...         _ = g.observe(h, key, 0.0)
     >>> round(g.link_weight(a, b, 0.0), 2)
-    1.9
+    2.1
     >>> round(g.link_weight(a, b, 86_400.0), 2)  # a day later, nothing seen since
-    1.24
+    1.36
     """
 
     def __init__(self, config: LinkageConfig) -> None:
@@ -304,7 +305,7 @@ class EvidenceGraph:
         if len(ka) > len(kb):
             ka, kb = kb, ka
         totals: dict[str, float] = {}
-        shared_onsets = 0
+        shared_onsets = shared_nets = 0
         same_org = a.org is not None and a.org == b.org
         values = self.values
         rarity = self._rarity
@@ -318,6 +319,8 @@ class EvidenceGraph:
                 continue
             if p == "p" and same_org:  # one organisation paying for its accounts is normal
                 continue
+            if p == "n":
+                shared_nets += 1
             value = values.get(key)
             if value is None:
                 continue
@@ -327,6 +330,10 @@ class EvidenceGraph:
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w
+        if shared_nets and shared_nets < self.config.net_min_shared:
+            # One common /24 is what cloud tenants and NAT neighbours have; a pool of
+            # addresses spread over several /24s used by both accounts is not.
+            del totals["n"]
         groups: dict[str, float] = {}
         group_of = self.group_of
         for p, w in totals.items():

@@ -1,8 +1,8 @@
 """Unsupervised population model: how unlike the population an account's mix of signals is.
 
 River's :class:`~river.anomaly.HalfSpaceTrees` over the account's signals, each
-scaled to its population percentile so every input lies in [0, 1] (the trees'
-assumption) whatever the signal's units. The joint view catches accounts that are
+mapped to [0, 1] (the trees' assumption) by ``signals.unit_signals``: shares as they
+are, magnitudes on a log scale. The joint view catches accounts that are
 unusual in combination even when no single signal is extreme. River's docs warn
 that HST struggles when anomalies arrive packed together in time (exactly what a
 coordinated burst looks like), so this is one input to fusion, never the decision.
@@ -20,7 +20,7 @@ from river.tree.padded import PaddedBranch, PaddedLeaf
 
 
 class PopulationAnomaly:
-    """Half-space-tree anomaly score over percentile-scaled signals.
+    """Half-space-tree anomaly score over unit-scaled signals.
 
     Parameters
     ----------

@@ -3,7 +3,7 @@
 Two learners, because analysts' labels arrive few and one-sided at first (the first
 twenty labels are usually dismissals of one noisy archetype):
 
-- a *label memory* of labelled accounts' signal vectors (:func:`feedback_vector`). An
+- a *label memory* of labelled accounts' signal vectors (:func:`unit_vector`). An
   account close to dismissed ones is pulled down, close to confirmed ones pushed up,
   by a Gaussian kernel on the RMS distance. It works from the first label, needs no
   negatives to balance positives, and explains itself ("like 14 dismissed alerts");
@@ -24,31 +24,8 @@ import math
 from typing import Any
 
 import numpy as np
-from distillguard.detectors.features.signals import SIGNAL_NAMES, SIGNALS
+from distillguard.detectors.features.signals import SIGNAL_NAMES, unit_vector
 from river import linear_model, optim, utils
-
-_LOG_SIGNALS = frozenset(s.name for s in SIGNALS if s.kind == "magnitude")
-#: Magnitudes are mapped to [0, 1] by log10(1 + v) / this (1 at 100,000).
-_LOG_SPAN = 5.0
-
-
-def feedback_vector(x: dict[str, float]) -> list[float]:
-    """Signals in fixed order, each in [0, 1]; an absent signal counts as 0.
-
-    >>> v = feedback_vector({"cot_elicitation_rate": 0.5, "requests_per_hour": 999.0})
-    >>> v[SIGNAL_NAMES.index("cot_elicitation_rate")], v[SIGNAL_NAMES.index("requests_per_hour")]
-    (0.5, 0.6)
-    """
-    out = []
-    for name in SIGNAL_NAMES:
-        v = x.get(name, 0.0)
-        if not math.isfinite(v) or v <= 0.0:
-            out.append(0.0)
-        elif name in _LOG_SIGNALS:
-            out.append(min(1.0, math.log10(1.0 + v) / _LOG_SPAN))
-        else:
-            out.append(min(1.0, v))
-    return out
 
 
 class LabelFeedback:
@@ -57,7 +34,7 @@ class LabelFeedback:
     Parameters
     ----------
     bandwidth
-        RMS distance between :func:`feedback_vector` s at which a label's pull falls
+        RMS distance between :func:`unit_vector` s at which a label's pull falls
         to ``exp(-1/2)``. One share signal moved from 0 to 0.5 is 0.1 away.
     strength
         Log-odds per unit of kernel mass (saturating with ``tanh``).
@@ -105,7 +82,7 @@ class LabelFeedback:
     def learn_one(self, x: dict[str, float], y: bool) -> None:
         y = bool(y)
         memory = self._memory[y]
-        vector = feedback_vector(x)
+        vector = unit_vector(x)
         memory.append(vector)
         if len(memory) > self.capacity:
             del memory[0]
@@ -121,7 +98,7 @@ class LabelFeedback:
         matrix = self._matrix[y]
         if matrix is None:
             matrix = self._matrix[y] = np.asarray(memory, dtype=np.float64)
-        diff = matrix - np.asarray(feedback_vector(x), dtype=np.float64)
+        diff = matrix - np.asarray(unit_vector(x), dtype=np.float64)
         rms2 = np.einsum("ij,ij->i", diff, diff) / matrix.shape[1]
         return float(np.exp(-0.5 * rms2 / (self.bandwidth * self.bandwidth)).sum())
 
@@ -133,7 +110,7 @@ class LabelFeedback:
             math.tanh(self.kernel_mass(x, True)) - math.tanh(self.kernel_mass(x, False))
         )
         if min(self._seen.values()) >= self.min_per_class:
-            v = dict(zip(SIGNAL_NAMES, feedback_vector(x), strict=True))
+            v = dict(zip(SIGNAL_NAMES, unit_vector(x), strict=True))
             p = self._lr.predict_proba_one(v).get(True, 0.5)
             p = min(max(p, 1e-4), 1 - 1e-4)
             adj += math.log(p / (1.0 - p))
