@@ -155,14 +155,27 @@ def test_rarity_weights_rare_evidence_above_common():
     g.set_population(3_000)
     assert g.rarity(2) == 1.0
     assert 1.0 > g.rarity(10) > g.rarity(100) > g.rarity(1_000) > 0.0
-    # The same /24 shared by two accounts versus by 120 of them.
+    # The same two /24s shared by two accounts versus by 120 of them.
     for i in range(120):
-        g.observe(g.holder(f"c{i}", T0), "n:10.9.9", T0)
+        for key in ("n:10.9.9", "n:10.9.10"):
+            g.observe(g.holder(f"c{i}", T0), key, T0)
     pair = [g.holder(x, T0) for x in ("x", "y")]
     for h in pair:
-        g.observe(h, "n:10.8.8", T0)
+        for key in ("n:10.8.8", "n:10.8.9"):
+            g.observe(h, key, T0)
     crowd = g.link_weight(g.holders["c0"], g.holders["c1"], T0)
     assert g.link_weight(*pair, T0) > 1.5 * crowd > 0
+
+
+def test_one_shared_network_is_not_evidence():
+    g = EvidenceGraph(load_config())
+    a, b = g.holder("a", T0), g.holder("b", T0)
+    for h in (a, b):
+        g.observe(h, "n:10.1.2", T0)
+    assert g.link_weight(a, b, T0) == 0.0
+    for h in (a, b):
+        g.observe(h, "n:10.1.3", T0)
+    assert g.link_weight(a, b, T0) > 0.5
 
 
 def test_values_above_population_share_are_dropped():
