@@ -155,14 +155,12 @@ def test_rarity_weights_rare_evidence_above_common():
     g.set_population(3_000)
     assert g.rarity(2) == 1.0
     assert 1.0 > g.rarity(10) > g.rarity(100) > g.rarity(1_000) > 0.0
-    # The same two /24s shared by two accounts versus by 120 of them.
+    # A card shared by two accounts versus one shared by 120 of them.
     for i in range(120):
-        for key in ("n:10.9.9", "n:10.9.10"):
-            g.observe(g.holder(f"c{i}", T0), key, T0)
+        g.observe(g.holder(f"c{i}", T0), "p:card-crowd", T0)
     pair = [g.holder(x, T0) for x in ("x", "y")]
     for h in pair:
-        for key in ("n:10.8.8", "n:10.8.9"):
-            g.observe(h, key, T0)
+        g.observe(h, "p:card-pair", T0)
     crowd = g.link_weight(g.holders["c0"], g.holders["c1"], T0)
     assert g.link_weight(*pair, T0) > 1.5 * crowd > 0
 
