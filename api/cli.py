@@ -17,14 +17,16 @@ CLI_ACTOR = "cli"
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: api.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api.port).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (rate limits and "
+                                         "the key cache are per process).")] = 1,
 ) -> None:
     """Run the HTTP API (Redis from DISTILLGUARD_REDIS_URL / settings)."""
     import uvicorn
-    from distillguard.api.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.api.host,
-                port=port or settings.api.port, log_level="warning", access_log=False)
+    uvicorn.run("distillguard.api.app:create_app", factory=True, workers=workers,
+                host=host or settings.api.host, port=port or settings.api.port,
+                log_level="warning", access_log=False)
 
 
 def _client():  # type: ignore[no-untyped-def]

@@ -41,6 +41,7 @@ class ApiServer:
     redis_url: str
     env: Mapping[str, str] = field(default_factory=dict)
     port: int = 0
+    workers: int = 1
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,7 +54,8 @@ class ApiServer:
         env.update(self.env)
         env["DISTILLGUARD_REDIS_URL"] = self.redis_url
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "distillguard", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "distillguard", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
             env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s

@@ -100,6 +100,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu(pid: int) -> float:
+    """CPU time of a process's live children (uvicorn's worker processes)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        total += sum(cpu_seconds(int(c)) for c in children)
+    return total
+
+
 def seed(redis_url: str, accounts: int) -> str:
     import redis
 
@@ -133,6 +142,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--accounts", type=int, default=100_000, help="risks seeded")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--json", action="store_true", help="print one JSON line only")
     parser.add_argument("--load", nargs=2, metavar=("PORT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,30 +166,34 @@ def main() -> None:
     redis_url = f"redis://127.0.0.1:{port}/0"
     try:
         key = seed(redis_url, args.accounts)
-        with ApiServer(redis_url) as api:
+        with ApiServer(redis_url, workers=args.workers) as api:
             # warm-up: connections, imports, key cache
             subprocess.run([sys.executable, __file__, "--load", str(api.port), key,
                             "--rate", "200", "--duration", "2", "--connections", "2",
                             "--accounts", str(args.accounts)], check=True, capture_output=True)
             cpu_before = cpu_seconds(api.proc.pid)  # type: ignore[union-attr]
+            cpu_before_children = children_cpu(api.proc.pid)  # type: ignore[union-attr]
             done = subprocess.run(
                 [sys.executable, __file__, "--load", str(api.port), key, "--rate", str(rate),
                  "--duration", str(duration), "--connections", str(args.connections),
                  "--accounts", str(args.accounts)],
                 check=True, capture_output=True, text=True,
             )
-            server_cpu = cpu_seconds(api.proc.pid) - cpu_before  # type: ignore[union-attr]
+            server_cpu = (cpu_seconds(api.proc.pid) - cpu_before  # type: ignore[union-attr]
+                          + children_cpu(api.proc.pid) - cpu_before_children)  # type: ignore[union-attr]
     finally:
         stop_process(valkey)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update(target_rps=rate, connections=args.connections, accounts=args.accounts,
+                  workers=args.workers,
                   server_cpu_us_per_request=round(
                       server_cpu / max(1, int(result["requests_ok"])) * 1e6, 1))
     if args.json:
         print(json.dumps(result))
         return
     print(f"risk lookup, GET /v1/accounts/{{id}}/risk, {rate:.0f} req/s target for "
-          f"{duration:.0f} s over {args.connections} keep-alive connections "
+          f"{duration:.0f} s over {args.connections} keep-alive connections, "
+          f"{args.workers} uvicorn worker(s) "
           f"({args.accounts} accounts seeded, 10% unknown)")
     print(f"  throughput {result['throughput_rps']} req/s, {result['requests_ok']} ok, "
           f"{result['errors']} errors")
