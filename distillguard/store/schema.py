@@ -44,9 +44,21 @@ key                                    type    TTL          written by       rea
   ``feature_history_len``.
 ``dg:prompts:{account}``               list    none (cap)   worker           API alert detail
   newest first, each prompt truncated to 500 chars, capped at ``sample_prompts_len``.
-``dg:worker:stats``                    hash    none         worker (lead)    API ``/metrics``
+``dg:worker:stats``                    hash    none         worker           API ``/metrics``
   numeric fields (processed, rejected, duplicates, lag ...) exported as gauges.
 =====================================  ======  ===========  ===============  =================
+
+The worker's checkpoint keys are spelt in ``distillguard.stream.checkpoint`` (they
+belong to its commit protocol) and listed here so the whole keyspace is in one table:
+
+=============================================  ======  ==================================
+``dg:account:requests``                        hash    account -> requests counted
+``dg:ckpt:{group}:{topic}:offsets``            hash    partition -> next offset
+``dg:ckpt:{group}:{topic}:{partition}:seen``   list    event-id de-duplication window
+``dg:ckpt:{group}:{topic}:{partition}:state``  hash    account -> detector state
+``dg:ckpt:{group}:{topic}:shared``             string  shared-model snapshot
+``dg:ckpt:{group}:{topic}:feedback``           string  feedback stream id learnt up to
+=============================================  ======  ==================================
 """
 
 from __future__ import annotations
