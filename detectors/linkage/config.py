@@ -60,11 +60,9 @@ DEFAULT_KINDS: dict[str, KindParams] = {
     "system_prompt": KindParams(
         weight=0.1, cap=0.1, half_life_s=86_400, max_share=0.03, group="product"
     ),
-    "template": KindParams(
-        weight=0.8, cap=0.8, half_life_s=43_200, max_share=0.05, group="product"
-    ),
+    "template": KindParams(weight=0.8, cap=0.8, half_life_s=43_200, max_share=0.1, group="product"),
     "template_centroid": KindParams(
-        weight=0.15, cap=0.8, half_life_s=43_200, max_share=0.05, group="product"
+        weight=0.8, cap=0.8, half_life_s=43_200, max_share=0.1, group="product"
     ),
     "sync": KindParams(weight=0.8, cap=0.8, half_life_s=21_600, max_share=0.2, group="timing"),
     "behaviour": KindParams(
@@ -138,9 +136,14 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: then one request in ``sample_every``.
     sample_first: int = 8
     sample_every: int = 8
-    #: Redacted prompts: the centroid of an account's fingerprints is banded after this
-    #: many fingerprints (and again at doublings, then every 16).
-    centroid_min: int = 4
+    #: Redacted prompts: an account's fingerprint centroid is used once it has this many
+    #: fingerprints (and refreshed every ``centroid_every``).
+    centroid_min: int = 6
+    centroid_every: int = 4
+    #: Bits (of 64) on which two centroids agree: from ``centroid_agree_from`` (chance
+    #: is 32) the template_centroid weight grows linearly to full at ``centroid_agree_full``.
+    centroid_agree_from: int = 44
+    centroid_agree_full: int = 56
     #: Template band keys remembered per account before it is known to repeat them.
     max_template_candidates: int = 64
     #: Minimum seconds between two behaviour-vector observations of one account.

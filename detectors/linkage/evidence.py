@@ -161,27 +161,29 @@ def add_fingerprint(bits: list[int], fingerprint: str) -> None:
         i += 1
 
 
-def centroid_keys(bits: list[int]) -> list[str]:
-    """Band keys (8 bands of 8 bits) of the majority bits of an account's fingerprints.
+def centroid_keys(bits: list[int]) -> tuple[int, list[str]]:
+    """The majority bits of an account's fingerprints, and their 8 bands of 8 bits.
 
     One fingerprint of a templated prompt differs from another in ~20 of 64 bits,
     since the slot contents differ; but the bits the template decides are the same in
     all of them, so the per-account majority converges to the template's signature and
     accounts sending one template (in any mix with other prompts) end up with close
-    centroids, while an account of varied human prompts gets a random one.
+    centroids, while an account of varied human prompts gets a random one. The bands
+    only find candidate pairs; a link weighs how many of the 64 bits agree.
 
     >>> bits = [0] * 65
     >>> for fp in ("00000000000000ff", "00000000000000fe", "00000000000001ff"):
     ...     add_fingerprint(bits, fp)
-    >>> centroid_keys(bits)[:2]
-    ['c:0ff', 'c:100']
+    >>> value, keys = centroid_keys(bits)
+    >>> hex(value), keys[:2]
+    ('0xff', ['c:0ff', 'c:100'])
     """
     n = bits[0]
     value = 0
     for i in range(64):
         if 2 * bits[i + 1] > n:
             value |= 1 << i
-    return [f"c:{band}{(value >> (8 * band)) & 0xFF:02x}" for band in range(8)]
+    return value, [f"c:{band}{(value >> (8 * band)) & 0xFF:02x}" for band in range(8)]
 
 
 def onset_key(ts: float, bucket_s: float) -> str:

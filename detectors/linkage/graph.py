@@ -74,6 +74,7 @@ class Holder:
         "behaviour_ts",
         "events",
         "first_ts",
+        "centroid",
         "fp_bits",
         "id",
         "keys",
@@ -108,6 +109,7 @@ class Holder:
         self.snippet: str | None = None
         #: redacted prompts: [fingerprints seen, then count of 1s per bit position]
         self.fp_bits: list[int] | None = None
+        self.centroid: int | None = None  # majority bits of the fingerprints
 
 
 class Value:
@@ -317,6 +319,8 @@ class EvidenceGraph:
             if p == "y":
                 shared_onsets += 1
                 continue
+            if p == "c":  # centroid bands only find candidates; bits are compared below
+                continue
             if p == "p" and same_org:  # one organisation paying for its accounts is normal
                 continue
             if p == "n":
@@ -330,6 +334,14 @@ class EvidenceGraph:
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w
+        if a.centroid is not None and b.centroid is not None:
+            cfg = self.config
+            agree = 64 - (a.centroid ^ b.centroid).bit_count()
+            if agree > cfg.centroid_agree_from:
+                frac = (agree - cfg.centroid_agree_from) / (
+                    cfg.centroid_agree_full - cfg.centroid_agree_from
+                )
+                totals["c"] = self.weight["c"] * (frac if frac < 1.0 else 1.0)
         if shared_nets and shared_nets < self.config.net_min_shared:
             # One common /24 is what cloud tenants and NAT neighbours have; a pool of
             # addresses spread over several /24s used by both accounts is not.

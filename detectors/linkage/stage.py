@@ -190,6 +190,9 @@ class LinkageStage:
         n = h.events
         if n <= self._sample_first or n % self._sample_every == 0:
             self._sample_template(h, event, ts)
+        elif event.prompt is None and event.prompt_fingerprint is not None:
+            # a fingerprint costs ~2 µs to count: every one goes into the centroid
+            self._update_centroid(h, event.prompt_fingerprint, ts)
         if self._now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
@@ -236,10 +239,10 @@ class LinkageStage:
         if bits is None:
             bits = h.fp_bits = [0] * 65
         add_fingerprint(bits, fingerprint)
-        n, first = bits[0], self.config.centroid_min
-        if n < first or not (n % 16 == 0 or (n & (n - 1) == 0) or n == first):
+        n, cfg = bits[0], self.config
+        if n < cfg.centroid_min or (n - cfg.centroid_min) % cfg.centroid_every:
             return
-        new = centroid_keys(bits)
+        h.centroid, new = centroid_keys(bits)
         g = self._graph
         for key in [k for k in h.keys if k[0] == "c" and k not in new]:
             g.forget(h, key)
@@ -548,6 +551,7 @@ class LinkageStage:
                     h.raw,
                     h.fp_bits,
                     h.onset_first,
+                    h.centroid,
                 ]
                 for h in g.holders.values()
             ],
@@ -596,13 +600,14 @@ class LinkageStage:
                 raw,
                 fp_bits,
                 onset_first,
+                centroid,
             ) = row
             h = Holder(aid, first)
             h.last_ts, h.refreshed = last, refreshed
             h.behaviour_ts = -math.inf if beh is None else beh
             h.events, h.out_tokens, h.onsets, h.org, h.snippet = events, out, onsets, org, snippet
             h.keys, h.tpl, h.raw, h.fp_bits = keys, tpl, list(raw), fp_bits
-            h.onset_first = onset_first
+            h.onset_first, h.centroid = onset_first, centroid
             g.holders[aid] = h
         for key, members, recent, common, last_seen in state["values"]:
             v = Value(self.config.anchors)
