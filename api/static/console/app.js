@@ -335,6 +335,8 @@ async function openAlert(id, { quiet = false } = {}) {
     let cluster = null;
     if (clusterId) cluster = await api.get(`/v1/clusters/${encodeURIComponent(clusterId)}`).catch(() => null);
     if (api !== state.api || state.route.name !== "alert" || state.route.id !== id) return;
+    // a background refresh must not wipe a form the analyst has started filling in
+    if (quiet && state.panel) return;
     state.detail = alert;
     state.selectedId = id;
     renderAlert(alert, cluster);
@@ -350,6 +352,7 @@ async function openAlert(id, { quiet = false } = {}) {
 
 function renderAlert(alert, cluster) {
   state.detailCluster = cluster;
+  state.panel = null; // the action panel is rebuilt empty
   $("view").replaceChildren(alertView(alert, {
     signals: state.signals,
     cluster,
