@@ -72,9 +72,9 @@ class Holder:
 
     __slots__ = (
         "behaviour_ts",
+        "centroid",
         "events",
         "first_ts",
-        "centroid",
         "fp_bits",
         "id",
         "keys",
