@@ -26,7 +26,10 @@ def serve(
     settings = get_settings()
     uvicorn.run("distillguard.api.app:create_app", factory=True, workers=workers,
                 host=host or settings.api.host, port=port or settings.api.port,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False,
+                # open SSE streams never finish by themselves: without a bound, SIGTERM
+                # would wait for every analyst to close their tab
+                timeout_graceful_shutdown=3)
 
 
 def _client():  # type: ignore[no-untyped-def]
