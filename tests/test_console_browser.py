@@ -444,3 +444,36 @@ def test_bad_key_is_refused_and_nothing_is_fetched_from_elsewhere(
     assert hosts == {"127.0.0.1"}
     assert [e for e in problems.errors if "status of 401" not in e] == []
     page.close()
+
+
+def test_event_stream_reader_survives_split_chunks(live: Live, browser: Browser) -> None:
+    """The hand-written text/event-stream parser, fed the awkward splits a network makes:
+    CR LF torn between chunks, a JSON line cut in two, a UTF-8 character cut in half."""
+    page = browser.new_page()
+    problems = Problems(page)
+    page.goto(f"{live.url}/console")
+    messages = page.evaluate("""async () => {
+        const { readEventStream } = await import("/console/api.js");
+        const enc = new TextEncoder();
+        const e = enc.encode("é");
+        const parts = [
+            enc.encode("event: created\\r"),
+            enc.encode('\\nid: a1\\ndata: {"x"'),
+            enc.encode(':1}\\r\\n\\r\\n: ready\\nretry: 2000\\n\\n'),
+            enc.encode("data: l1\\ndata: caf"), e.slice(0, 1), e.slice(1), enc.encode("\\n\\n"),
+            enc.encode("data: unterminated"),
+        ];
+        const body = new ReadableStream({
+            start(c) { parts.forEach((p) => c.enqueue(p)); c.close(); },
+        });
+        const out = [];
+        await readEventStream(body, new AbortController().signal, (m) => out.push(m));
+        return out;
+    }""")
+    assert messages == [
+        {"event": "created", "id": "a1", "data": '{"x":1}'},
+        {"event": "message", "comment": "ready", "retry": 2000},
+        {"event": "message", "data": "l1\ncafé"},
+    ]
+    assert problems.errors == []
+    page.close()
