@@ -1,7 +1,7 @@
 """The account pipeline: events -> per-account state -> scores, reasons and alerts.
 
 Per event (the hot path): update the account's decayed state, analyse the prompt
-text on a per-account sample, count. Per *scoring* (a cadence per account: at 2, 4,
+text on a per-account sample, count. Per *scoring* (a cadence per account: at 4,
 8, ... events, then every ``score_every`` events or ``score_interval_s`` of event
 time): compute the named signals, place them in the population, run the expert
 rules, the population anomaly model and the label feedback, fuse into one risk and
@@ -63,7 +63,7 @@ class Tracked:
         self.state = AccountState()
         self.risk = 0.0
         self.reasons: list[Reason] = []
-        self.next_score_n = 2
+        self.next_score_n = 4
         self.last_scored_ts = -math.inf
         self.last_pop_ts = -math.inf
         self.drained_risk = 0.0

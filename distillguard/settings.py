@@ -130,14 +130,14 @@ class Detectors(_Section):
     min_events: int = Field(10, ge=1)
     #: no first alert before the account's activity spans this much event time
     min_span_s: float = Field(600.0, ge=0)
-    #: score an account at 2, 4, 8, ... events up to ``score_every``, then every
+    #: score an account at 4, 8, 16, ... events up to ``score_every``, then every
     #: ``score_every`` events, and at least every ``score_interval_s`` of event time
     score_every: int = Field(32, ge=1)
-    score_interval_s: float = Field(600.0, gt=0)
+    score_interval_s: float = Field(1800.0, gt=0)
     #: analyse every prompt of an account's first ``text_full_events`` events, then
-    #: one in ``text_sample_every`` (rates stay unbiased; throughput triples)
-    text_full_events: int = Field(64, ge=0)
-    text_sample_every: int = Field(4, ge=1)
+    #: one in ``text_sample_every`` (shares stay unbiased; see bench/detectors.py)
+    text_full_events: int = Field(32, ge=0)
+    text_sample_every: int = Field(8, ge=1)
     #: an account feeds the population statistics at most once per this much event time
     population_interval_s: float = Field(900.0, gt=0)
     #: accounts idle this long (event time) are forgotten

@@ -27,7 +27,9 @@ from itertools import repeat
 HEAD_CHARS = 400
 TAIL_CHARS = 200
 SKELETON_CHARS = 32
-MAX_WORDS = 80
+MAX_WORDS = 64
+#: Reasoning phrasings are searched for in this many characters at each end.
+PHRASE_CHARS = 160
 
 
 def _words(text: str) -> list[str]:
@@ -91,7 +93,7 @@ _WORD_TOPIC: dict[str, int] = {
     for word in words
     for variant in (word, word + ",", word + ".", word + "?", word + ":", word + ")", "(" + word)
 }
-_DIGIT_CHARS = "0123456789"
+_ASCII_DIGITS = b"0123456789"
 _ASCII_DIGITS_TO_HASH = bytes.maketrans(b"0123456789", b"##########")
 _MATH = TOPICS.index("math")
 _OTHER = len(TOPICS) - 1
@@ -123,6 +125,8 @@ def elicits_reasoning(text: str, words: list[str] | None = None) -> bool:
     """
     if _REASONING_TRIGGERS.isdisjoint(words if words is not None else words_of(text)):
         return False
+    if len(text) > 2 * PHRASE_CHARS:  # phrasings sit in a template's head or tail
+        text = text[:PHRASE_CHARS] + "\n" + text[-PHRASE_CHARS:]
     return _REASONING.search(text) is not None
 
 
@@ -142,7 +146,8 @@ def topic_of(text: str, words: list[str]) -> int:
     # map/list.count keep the per-word loop in C (a Python loop over words cost 3x).
     ids = list(map(_WORD_TOPIC.get, words, repeat(_OTHER)))
     counts = [ids.count(topic) for topic in range(_OTHER)]
-    counts[_MATH] += sum(map(text.count, _DIGIT_CHARS)) // 3
+    raw = text.encode(errors="replace")
+    counts[_MATH] += (len(raw) - len(raw.translate(None, _ASCII_DIGITS))) // 3
     best = max(counts)
     return counts.index(best) if best > 0 else _OTHER
 
