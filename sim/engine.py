@@ -22,7 +22,7 @@ from distillguard.sim.scenario import Scenario
 from distillguard.sim.text import simhash64
 from distillguard.sim.traffic import COLUMNS, Account, Context, Events, Group
 
-CHUNK = 50_000
+CHUNK = 4096  # small: orjson output buffers are large until freed
 
 
 @dataclass
