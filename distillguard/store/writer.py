@@ -278,8 +278,11 @@ class AlertWriter:
         prompts: Mapping[str, Sequence[str]] | None,
         now: float,
     ) -> None:
+        # execute_command, not pipe.set(): redis-py's set() argument checks cost more than
+        # the command itself when a batch carries thousands of risks.
+        ttl = self.risk_ttl_s
         for risk in risks:
-            pipe.set(schema.risk(risk.account_id), dumps(risk), ex=self.risk_ttl_s)
+            pipe.execute_command("SET", schema.risk(risk.account_id), dumps(risk), "EX", ttl)
         for cluster in clusters:
             pipe.set(schema.cluster(cluster.cluster_id), dumps(cluster))
             pipe.zadd(schema.CLUSTERS, {cluster.cluster_id: cluster.risk})
