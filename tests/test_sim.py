@@ -268,3 +268,17 @@ def test_scenario_errors_are_clear(tmp_path: Path) -> None:
         load_scenario(str(bad))
     with pytest.raises(FileNotFoundError, match=r"known: .*small"):
         load_scenario("no-such-scenario")
+
+
+@pytest.mark.slow
+def test_default_scenario_meets_the_issue_minimums() -> None:
+    """>= 2,000 benign accounts, >= 6 campaigns, >= 3 days, >= 1M events (columns only)."""
+    scenario = load_scenario("default")
+    assert scenario.days >= 3 and len(scenario.campaigns) >= 6
+    traffic = generate(scenario)
+    assert traffic.events >= 1_000_000
+    per_account = np.bincount(traffic.acct, minlength=len(traffic.accounts))
+    label = np.asarray([a.label for a in traffic.accounts])
+    arch = np.asarray([a.archetype for a in traffic.accounts])
+    assert (label == "benign").sum() >= 2000
+    assert per_account[arch == "hydra"].max() < np.median(per_account[label == "benign"])
