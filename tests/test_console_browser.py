@@ -477,3 +477,20 @@ def test_event_stream_reader_survives_split_chunks(live: Live, browser: Browser)
     ]
     assert problems.errors == []
     page.close()
+
+
+def test_console_assets_are_local_listed_and_keyless(live: Live) -> None:
+    page = httpx.get(f"{live.url}/console", follow_redirects=True, timeout=5.0)
+    assert page.status_code == 200 and page.url.path == "/console/"
+    assert "text/html" in page.headers["content-type"]
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp
+    assert "http" not in page.text.replace("http-equiv", "")  # no absolute URL to anywhere
+    js = httpx.get(f"{live.url}/console/app.js", timeout=5.0)
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    for name in ("api.py", "..%2Fconsole.py", "index.htm", "static"):
+        assert httpx.get(f"{live.url}/console/{name}", timeout=5.0).status_code == 404, name
+    signals = httpx.get(f"{live.url}/console/signals.json", timeout=5.0).json()
+    assert {"logprobs_rate", "interarrival_log_std"} <= {s["name"] for s in signals}
+    paths = httpx.get(f"{live.url}/openapi.json", timeout=5.0).json()["paths"]
+    assert not [p for p in paths if p.startswith("/console")]
