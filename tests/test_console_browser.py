@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 import orjson
 import pytest
 import redis
@@ -269,6 +270,14 @@ def test_live_alert_open_and_confirm_by_keyboard(
     row = page.locator(f'#queue-body tr[data-alert-id="{fresh.alert_id}"]')
     expect(row).to_have_count(1, timeout=TIMEOUT_MS)
     assert len(navigations) == loaded, "the page reloaded instead of updating live"
+    expect(rows).to_have_count(len(seeded) + 1)
+    # the detector sees more of the same account: the same alert, updated in place
+    grown = msgspec.structs.replace(fresh, risk=0.98, updated_at=iso(time.time()))
+    AlertWriter(client).write(
+        [AccountRisk(account_id=account, risk=0.98, level="critical", reasons=fresh.reasons)],
+        [grown], [],
+    )
+    expect(row.locator(".risk strong")).to_have_text("0.98", timeout=TIMEOUT_MS)
     expect(rows).to_have_count(len(seeded) + 1)
     # severity first, then newest: the new critical sorts above every other alert
     assert rows.first.get_attribute("data-alert-id") == fresh.alert_id
