@@ -21,7 +21,8 @@ const state = {
   selectedId: null,
   fresh: new Set(),
   route: { name: "queue" },
-  detail: null,
+  detail: null, // the open alert (detail shape)
+  detailCluster: null, // its cluster, when it has one
   clusters: [],
   clusterIndex: 0,
   panel: null, // "confirm" | "dismiss" | "suppress" while an action form is open
@@ -297,6 +298,7 @@ function focusSelected(scroll = true) {
 }
 
 function moveSelection(step) {
+  if (state.route.name === "cluster") return; // one cluster on screen: nothing to step through
   if (state.route.name === "clusters") {
     const n = state.clusters.length;
     if (!n) return;
