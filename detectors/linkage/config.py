@@ -152,8 +152,9 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_alert_size: int = 4
     #: Cluster risk at and above which a cluster alert is raised.
     alert_risk: float = 0.7
-    #: Re-raise (update) a cluster alert when it has grown by this fraction.
-    realert_growth: float = 0.25
+    #: An alerted cluster's alert is updated when members join or its level rises, at
+    #: most once per this many seconds of event time.
+    realert_interval_s: float = 300.0
     #: Members listed per evidence item in an alert.
     evidence_accounts: int = 50
     #: Evidence items per alert.

@@ -55,7 +55,8 @@ class _ClusterState(msgspec.Struct, kw_only=True):
     risk: float = 0.0
     alerted: bool = False
     first_alert_ts: float | None = None
-    alert_size: int = 0
+    last_alert_ts: float | None = None
+    alerted_members: list[str] = msgspec.field(default_factory=list)
     alert_level: str = "low"
     mean_link: float = 0.0
     member_risk: float = 0.0
@@ -114,7 +115,10 @@ class LinkageStage:
         self._pending: list[tuple[str, str]] = []
         self._clusters: dict[str, _ClusterState] = {}
         self._dirty: set[str] = set()  # membership changed: score and report
-        self._rescore: set[str] = set()  # links may have moved: score, report if risk moved
+        #: links may have moved: score, report if the risk moved
+        self._rescore: set[str] = set()
+        #: alerted clusters with members not yet in an alert
+        self._realert: set[str] = set()
         self._changed: set[str] = set()
         self._alerts: list[Alert] = []
         self._now = -math.inf
@@ -285,6 +289,7 @@ class LinkageStage:
         self._clusters.pop(cid, None)
         self._dirty.discard(cid)
         self._rescore.discard(cid)
+        self._realert.discard(cid)
         self._changed.add(cid)
 
     def _link_pending(self, now: float) -> None:
@@ -358,7 +363,7 @@ class LinkageStage:
             self._retire(cid)
 
     def _score_dirty(self, now: float) -> tuple[Alert, ...]:
-        if not self._dirty and not self._rescore:
+        if not self._dirty and not self._rescore and not self._realert:
             return NO_ALERTS
         cfg = self.config
         dirty, self._dirty = self._dirty, set()
@@ -380,22 +385,45 @@ class LinkageStage:
             )
             if cid in dirty or abs(st.risk - old_risk) >= _RISK_CHANGE:
                 self._changed.add(cid)
-            if len(members) < cfg.min_alert_size or st.risk < cfg.alert_risk:
-                continue
-            level = level_for(st.risk)
-            if (
-                not st.alerted
-                or len(members) >= st.alert_size * (1 + cfg.realert_growth)
-                or _LEVEL_ORDER[level] > _LEVEL_ORDER[st.alert_level]
-            ):
-                if not st.alerted:
-                    st.alerted = True
-                    st.first_alert_ts = now
-                st.alert_size = len(members)
-                st.alert_level = level
-                alerts.append(self._alert(cid, members, st, now))
+            if len(members) >= cfg.min_alert_size and st.risk >= cfg.alert_risk:
+                self._maybe_alert(cid, members, st, now, alerts)
+        for cid in sorted(self._realert - dirty - rescore, key=lambda c: int(c[4:])):
+            members = self._book.members.get(cid)
+            st = self._clusters.get(cid)
+            if members and st is not None:
+                self._maybe_alert(cid, members, st, now, alerts)
+            else:
+                self._realert.discard(cid)
         self._alerts.extend(alerts)
         return tuple(alerts)
+
+    def _maybe_alert(
+        self, cid: str, members: set[str], st: _ClusterState, now: float, out: list[Alert]
+    ) -> None:
+        """Raise the cluster's alert, or update it when members joined or its level rose.
+
+        Updates are spaced by ``realert_interval_s`` so a cluster growing by a member a
+        minute does not re-send its member list every minute; a member that joined
+        meanwhile waits in ``_realert`` for the next allowed update.
+        """
+        level = level_for(st.risk)
+        new_members = len(members) != len(st.alerted_members) or not members.issuperset(
+            st.alerted_members
+        )
+        if st.alerted and not new_members and _LEVEL_ORDER[level] <= _LEVEL_ORDER[st.alert_level]:
+            self._realert.discard(cid)
+            return
+        if st.alerted and now - (st.last_alert_ts or now) < self.config.realert_interval_s:
+            self._realert.add(cid)
+            return
+        if not st.alerted:
+            st.alerted = True
+            st.first_alert_ts = now
+        st.last_alert_ts = now
+        st.alerted_members = sorted(members)
+        st.alert_level = level
+        self._realert.discard(cid)
+        out.append(self._alert(cid, members, st, now))
 
     def _mean_link(self, members: set[str]) -> float:
         total, count = 0.0, 0
@@ -566,6 +594,7 @@ class LinkageStage:
             "pending": self._pending,
             "dirty": sorted(self._dirty),
             "rescore": sorted(self._rescore),
+            "realert": sorted(self._realert),
             "changed": sorted(self._changed),
             "behaviour": self._behaviour.state(),
         }
@@ -634,6 +663,7 @@ class LinkageStage:
         self._pending = [(a, k) for a, k in state["pending"]]
         self._dirty = set(state["dirty"])
         self._rescore = set(state["rescore"])
+        self._realert = set(state["realert"])
         self._changed = set(state["changed"])
         self._now = _infinite(state["now"])
         self._next_eval = _infinite(state["next_eval"])
