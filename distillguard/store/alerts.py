@@ -19,7 +19,6 @@ from distillguard.store import lifecycle, schema
 from distillguard.store.audit import entry, queue_audit
 from distillguard.store.feedback import queue_label
 from distillguard.store.models import AuditEntry, now_iso
-from distillguard.store.writer import event_message
 
 MAX_ATTEMPTS = 8
 
@@ -165,7 +164,7 @@ async def _change(
                 queue_audit(pipe, audit(new))
                 for label in labels(new) if labels else ():
                     queue_label(pipe, label)
-                pipe.publish(schema.ALERT_EVENTS_CHANNEL, event_message("updated", new))
+                pipe.publish(schema.ALERT_EVENTS_CHANNEL, schema.event_message("updated", new))
                 await pipe.execute()
                 return new
             except redis.WatchError:

@@ -64,6 +64,12 @@ belong to its commit protocol) and listed here so the whole keyspace is in one t
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+from distillguard.records import dumps as _dumps
+
+if TYPE_CHECKING:
+    from distillguard.records import Alert
 
 PREFIX = "dg:"
 
@@ -150,3 +156,24 @@ def index_member(created_at: str, alert_id: str) -> str:
 def member_alert_id(member: bytes | str) -> str:
     text = member.decode() if isinstance(member, bytes) else member
     return text.split(":", 1)[1]
+
+
+def alert_index_keys(alert: Alert) -> list[str]:
+    """Every index zset the alert belongs in (status and level included)."""
+    keys = [
+        ALERTS_ALL,
+        alerts_by_status(alert.status),
+        alerts_by_level(alert.level),
+    ]
+    if alert.subject_type == "account":
+        keys.append(alerts_by_account(alert.subject_id))
+    keys.extend(alerts_by_account(m) for m in alert.members)
+    cluster_id = alert.subject_id if alert.subject_type == "cluster" else alert.cluster_id
+    if cluster_id:
+        keys.append(alerts_by_cluster(cluster_id))
+    return list(dict.fromkeys(keys))
+
+
+def event_message(kind: str, alert: Alert) -> bytes:
+    """The pub/sub payload SSE clients receive."""
+    return b'{"event":"' + kind.encode() + b'","alert":' + _dumps(alert) + b"}"

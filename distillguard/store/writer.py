@@ -14,121 +14,21 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 import orjson
 import redis
 
-from distillguard.records import AccountRisk, Alert, Cluster, HistoryEntry, dumps, iso, loads
+from distillguard.records import AccountRisk, Alert, Cluster, dumps, iso, loads
 from distillguard.settings import Settings
 from distillguard.store import schema
 from distillguard.store.lifecycle import OPEN_STATUSES
+from distillguard.store.merge import as_new, merge_update, suppressed_by
 from distillguard.store.models import Suppression
 
 log = logging.getLogger(__name__)
-
-DETECTOR_ACTOR = "detector"
-MAX_SAMPLE_PROMPTS = 5
-
-
-def truncate_prompts(prompts: Iterable[str], limit: int = MAX_SAMPLE_PROMPTS) -> list[str]:
-    """At most ``limit`` prompts of at most 500 characters: enough to judge, cheap to ship.
-
-    >>> [len(p) for p in truncate_prompts(["x" * 900, "short"])]
-    [500, 5]
-    """
-    return [p[: schema.PROMPT_MAX_CHARS] for p in list(prompts)[:limit]]
-
-
-def alert_index_keys(alert: Alert) -> list[str]:
-    """Every index zset the alert belongs in (status and level included)."""
-    keys = [
-        schema.ALERTS_ALL,
-        schema.alerts_by_status(alert.status),
-        schema.alerts_by_level(alert.level),
-    ]
-    if alert.subject_type == "account":
-        keys.append(schema.alerts_by_account(alert.subject_id))
-    keys.extend(schema.alerts_by_account(m) for m in alert.members)
-    cluster_id = alert.subject_id if alert.subject_type == "cluster" else alert.cluster_id
-    if cluster_id:
-        keys.append(schema.alerts_by_cluster(cluster_id))
-    return list(dict.fromkeys(keys))
-
-
-def suppressed_by(alert: Alert, rules: Sequence[Suppression], now: float) -> Suppression | None:
-    """The first active rule that silences this alert, if any.
-
-    An account rule matches an alert about that account; an org rule any alert whose
-    ``org_id`` is the org; a cluster rule the cluster's alert and its members' alerts.
-    """
-    for rule in rules:
-        if not rule.active(now):
-            continue
-        if rule.scope == "account" and alert.subject_type == "account":
-            hit = alert.subject_id == rule.value
-        elif rule.scope == "org":
-            hit = alert.org_id == rule.value
-        elif rule.scope == "cluster":
-            hit = alert.cluster_id == rule.value or (
-                alert.subject_type == "cluster" and alert.subject_id == rule.value
-            )
-        else:
-            hit = False
-        if hit:
-            return rule
-    return None
-
-
-def merge_update(existing: Alert, incoming: Alert, at: str) -> Alert:
-    """The open alert ``existing`` updated with a newer detection of the same subject.
-
-    Keeps identity, status, assignee and history; takes the detector's current view
-    of risk, reasons and evidence; notes in the history when the risk rose.
-    """
-    history = existing.history
-    if incoming.risk > existing.risk:
-        note = f"risk {existing.risk:.3f} -> {incoming.risk:.3f}"
-        history = [*history, HistoryEntry(at=at, actor=DETECTOR_ACTOR, action="evidence grew",
-                                          note=note)]
-    return msgspec.structs.replace(
-        existing,
-        risk=incoming.risk,
-        level=incoming.level,
-        reasons=incoming.reasons or existing.reasons,
-        evidence=incoming.evidence or existing.evidence,
-        members=incoming.members or existing.members,
-        features=incoming.features or existing.features,
-        sample_prompts=truncate_prompts(incoming.sample_prompts) or existing.sample_prompts,
-        first_event_ts=existing.first_event_ts or incoming.first_event_ts,
-        last_event_ts=incoming.last_event_ts or existing.last_event_ts,
-        cluster_id=incoming.cluster_id or existing.cluster_id,
-        org_id=incoming.org_id or existing.org_id,
-        updated_at=at,
-        history=history,
-    )
-
-
-def _as_new(incoming: Alert, at: str) -> Alert:
-    created = incoming.created_at
-    try:
-        schema.epoch_ms(created)
-    except (ValueError, TypeError):
-        created = at  # a detector's unparsable stamp must not lose the alert
-    return msgspec.structs.replace(
-        incoming,
-        status="open",
-        created_at=created,
-        updated_at=incoming.updated_at or at,
-        sample_prompts=truncate_prompts(incoming.sample_prompts),
-    )
-
-
-def event_message(kind: str, alert: Alert) -> bytes:
-    """The pub/sub payload SSE clients receive."""
-    return b'{"event":"' + kind.encode() + b'","alert":' + dumps(alert) + b"}"
 
 
 @dataclass
@@ -244,7 +144,7 @@ class AlertWriter:
                 incoming = msgspec.structs.replace(
                     incoming, alert_id=f"{incoming.alert_id}-{secrets.token_hex(4)}"
                 )
-            planned.append(_Planned(_as_new(incoming, at), "created", None))
+            planned.append(_Planned(as_new(incoming, at), "created", None))
         return planned
 
     def _queue_alerts(
@@ -254,10 +154,10 @@ class AlertWriter:
             alert = item.alert
             member = schema.index_member(alert.created_at, alert.alert_id)
             if item.previous is not None:
-                stale = set(alert_index_keys(item.previous)) - set(alert_index_keys(alert))
-                for key in stale:
+                now_in = set(schema.alert_index_keys(alert))
+                for key in set(schema.alert_index_keys(item.previous)) - now_in:
                     pipe.zrem(key, member)
-            for key in alert_index_keys(alert):
+            for key in schema.alert_index_keys(alert):
                 pipe.zadd(key, {member: 0})
             pipe.set(schema.alert(alert.alert_id), dumps(alert))
             pipe.hset(
@@ -267,7 +167,7 @@ class AlertWriter:
             )
             if alert.subject_type == "account" and alert.features:
                 self._push_features(pipe, alert.subject_id, alert.features, now)
-            pipe.publish(schema.ALERT_EVENTS_CHANNEL, event_message(item.kind, alert))
+            pipe.publish(schema.ALERT_EVENTS_CHANNEL, schema.event_message(item.kind, alert))
 
     def _queue_scores(
         self,
