@@ -42,7 +42,7 @@ from distillguard.settings import Detectors, get_settings
 
 SINGLE_ACCOUNT_ARCHETYPES = {"bulk_distiller", "logprob_harvester", "release_pivot"}
 CHUNK = 50_000
-console = Console()
+console = Console(width=150)
 
 
 def chunks(path: Path, limit: int | None) -> Iterator[list[RequestEvent]]:
