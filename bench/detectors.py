@@ -104,7 +104,10 @@ def single_account_attackers(labels: dict[str, dict], per_account: Counter[str])
 
 def state_per_account(pipe: AccountPipeline, config: Detectors) -> tuple[float, float, int]:
     accounts = pipe.accounts()
+    t0 = time.process_time()
     blobs = pipe.snapshot_accounts(accounts)
+    per_snapshot = (time.process_time() - t0) / max(1, len(accounts))
+    console.print(f"snapshot_accounts: {per_snapshot * 1e6:.1f} µs CPU per account")
     snapshot_bytes = sum(len(b) for b in blobs.values()) / max(1, len(accounts))
     fresh = AccountPipeline(config)
     gc.collect()

@@ -472,6 +472,15 @@ class AccountPipeline:
                 out[account_id] = _ENCODER.encode(t.to_state())
         return out
 
+    def forget_accounts(self, account_ids: list[str]) -> int:
+        """Drop the given accounts' state (e.g. their partition moved to another worker)."""
+        dropped = 0
+        for account_id in account_ids:
+            if self._tracked.pop(account_id, None) is not None:
+                dropped += 1
+            self._dirty.discard(account_id)
+        return dropped
+
     def restore(self, data: bytes) -> None:
         """Replace all state with a :meth:`snapshot` (or :meth:`snapshot_shared`).
 

@@ -366,3 +366,12 @@ def test_odd_but_valid_events_do_not_break_anything(config: Detectors) -> None:
         pipe.process(e)
     assert pipe.drain().counts["x"] == 4
     assert 0.0 <= pipe.risk("x").risk <= 1.0
+
+
+def test_forgotten_accounts_start_afresh(config: Detectors) -> None:
+    pipe = AccountPipeline(config)
+    for e in bulk_events("bulk", 50) + human_events("h", 5, 1):
+        pipe.process(e)
+    assert pipe.forget_accounts(["bulk", "nobody"]) == 1
+    assert pipe.accounts() == ["h"]
+    assert pipe.risk("bulk").risk == 0.0
