@@ -147,6 +147,13 @@ def main() -> None:
         action="append",
         help="run only these pipelines (repeatable); default: all three",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a top-level linkage parameter, value in JSON (repeatable)",
+    )
     args = parser.parse_args()
     tmp = None
     if args.events is None:
@@ -166,10 +173,15 @@ def main() -> None:
                 lab = orjson.loads(line)
                 labels[lab["account_id"]] = lab
     which = args.only or ["linkage", "account", "linked"]
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = orjson.loads(value)
+    config = load_config(**overrides)
     rows = []
 
     if "linkage" in which:
-        stage = LinkageStage(load_config())
+        stage = LinkageStage(config)
         first_alert: dict[str, float] = {}
         camp_start: dict[str, float] = {}
 
@@ -204,7 +216,7 @@ def main() -> None:
             n, spent = timed(args.events, args.limit, AccountPipeline(detectors).process)
             rows.append(("account pipeline", n, spent))
         if "linked" in which:
-            linked = LinkedPipeline(AccountPipeline(detectors), LinkageStage(load_config()))
+            linked = LinkedPipeline(AccountPipeline(detectors), LinkageStage(config))
             n, spent = timed(args.events, args.limit, linked.process)
             rows.append(("account + linkage (LinkedPipeline)", n, spent))
 

@@ -138,8 +138,8 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sample_every: int = 8
     #: Redacted prompts: an account's fingerprint centroid is used once it has this many
     #: fingerprints (and refreshed every ``centroid_every``).
-    centroid_min: int = 6
-    centroid_every: int = 4
+    centroid_min: int = 3
+    centroid_every: int = 2
     #: Bits (of 64) on which two centroids agree: from ``centroid_agree_from`` (chance
     #: is 32) the template_centroid weight grows linearly to full at ``centroid_agree_full``.
     centroid_agree_from: int = 44
