@@ -281,7 +281,18 @@ def test_one_product_alone_does_not_link():
 
 
 def test_snapshot_round_trip_continues_identically():
-    events = sorted(hydra(seed=5) + nat_population(80, seed=6), key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
+    rng = random.Random(8)
+    redacted = [
+        ev(
+            f"red{i}",
+            T0 + rng.uniform(0, 6 * 3600),
+            ip=f"51.15.{rng.randint(1, 3)}.{i}",
+            prompt_fingerprint=f"{rng.getrandbits(64) & 0xFFFF00000000FFFF:016x}",
+        )
+        for i in range(6)
+        for _ in range(10)
+    ]
+    events = sorted(hydra(seed=5) + nat_population(80, seed=6) + redacted, key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
     half = len(events) // 4
     a = LinkageStage(load_config())
     run(a, events[:half])
