@@ -405,3 +405,20 @@ def test_linked_pipeline_with_account_pipeline_is_checkpointable():
     assert sorted(b.accounts()) == sorted(a.accounts())
     assert b.risk("hydra2") == a.risk("hydra2")
     assert b.linkage.cluster_of("hydra2") == a.linkage.cluster_of("hydra2") is not None
+
+
+def test_behaviour_hook_adds_weak_evidence_only():
+    stage = LinkageStage(load_config())
+    for i, acct in enumerate(("a", "b", "c")):
+        stage.process(ev(acct, T0 + i))
+    profile = {"rate": 40.0, "cot": 0.9, "logprobs": 1.0}
+    for t in range(0, 5 * 600, 600):
+        for acct in ("a", "b"):
+            assert stage.wants_features(acct, T0 + t + 10)
+            stage.observe_features(acct, profile, T0 + t + 10)
+            assert not stage.wants_features(acct, T0 + t + 20)  # throttled
+        stage.observe_features("c", {"rate": 1.0, "cot": 0.0, "logprobs": 0.0}, T0 + t + 10)
+    g = stage._graph
+    same = g.link_weight(g.holders["a"], g.holders["b"], T0 + 3000)
+    assert 0 < same <= load_config().group_caps["behaviour"] < load_config().link_threshold
+    assert g.link_weight(g.holders["a"], g.holders["c"], T0 + 3000) < same

@@ -28,6 +28,10 @@ class LinkedPipeline:
     linkage
         The linkage stage; a default one when omitted. Unless it already has one, it
         is given the account pipeline's risk as ``member_risk``.
+    behaviour
+        Feed the account pipeline's ``account_features`` to the stage as behaviour
+        evidence (throttled per account). Off by default: it is weak evidence that
+        the shipped figures were measured without.
 
     Examples
     --------
@@ -48,12 +52,20 @@ class LinkedPipeline:
     0.0
     """
 
-    def __init__(self, account: Pipeline, linkage: LinkageStage | None = None) -> None:
+    def __init__(
+        self,
+        account: Pipeline,
+        linkage: LinkageStage | None = None,
+        *,
+        behaviour: bool = False,
+    ) -> None:
         self.account = account
         self.linkage = linkage if linkage is not None else LinkageStage()
         if self.linkage.member_risk is None:
             self.linkage.member_risk = self._account_risk
         self._published: dict[str, list[str]] = {}
+        features = getattr(account, "account_features", None)
+        self._features = features if behaviour and callable(features) else None
 
     def _account_risk(self, account_id: str) -> float:
         return self.account.risk(account_id).risk
@@ -61,6 +73,12 @@ class LinkedPipeline:
     def process(self, event: RequestEvent) -> tuple[Alert, ...]:
         own = self.account.process(event)
         linked = self.linkage.process(event)
+        if self._features is not None:
+            aid, ts = event.account_id, float(event.ts)
+            if self.linkage.wants_features(aid, ts):
+                features = self._features(aid)
+                if features:
+                    self.linkage.observe_features(aid, features, ts)
         return own + linked if linked else own
 
     def drain(self) -> PipelineOutput:

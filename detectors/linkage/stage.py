@@ -254,6 +254,11 @@ class LinkageStage:
             if g.observe(h, key, ts):
                 self._pending.append((h.id, key))
 
+    def wants_features(self, account_id: str, ts: float) -> bool:
+        """Whether :meth:`observe_features` would use a feature dict for this account now."""
+        h = self._graph.holders.get(account_id)
+        return h is not None and ts - h.behaviour_ts >= self.config.behaviour_interval_s
+
     def observe_features(self, account_id: str, features: dict[str, float], ts: float) -> None:
         """Optional hook: the account detectors' feature dict, as behaviour evidence.
 
