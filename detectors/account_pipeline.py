@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -40,6 +41,8 @@ TOP_REASONS = 3
 #: risk from which an account starts keeping sample prompts for a future alert
 WATCH_RISK = 0.4
 _SWEEP_EVERY = 1 << 16
+_CLOCK_SAMPLE_EVERY = 16
+_CLOCK_SAMPLES = 9
 
 
 class Tracked:
@@ -177,7 +180,9 @@ class AccountPipeline:
         self._tracked: dict[str, Tracked] = {}
         self._model_first_seen: dict[str, float] = {}
         self._stream_start: float | None = None
-        self._clock = -math.inf
+        # Event-time clock for eviction: the median of a few sampled recent timestamps,
+        # so one event stamped years ahead cannot make every account look idle.
+        self._clock_samples: list[float] = []
         self._events = 0
         self._counts: Counter[str] = Counter()
         self._alerts: list[Alert] = []
@@ -186,16 +191,21 @@ class AccountPipeline:
     # -- hot path ---------------------------------------------------------------------
 
     def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+        ts = event.ts  # decoded events carry epoch seconds (EventDecoder normalises)
+        if type(ts) is not float:
+            ts = _epoch(ts)  # before anything is counted: a bad event changes nothing
         account_id = event.account_id
         self._counts[account_id] += 1
-        ts = float(event.ts)  # decoded events carry epoch seconds (EventDecoder normalises)
         t = self._tracked.get(account_id)
         if t is None:
             t = self._tracked[account_id] = Tracked(event.org_id)
         elif event.org_id is not None and t.org_id is None:
             t.org_id = event.org_id
-        if ts > self._clock:
-            self._clock = ts
+        if self._events % _CLOCK_SAMPLE_EVERY == 0:
+            samples = self._clock_samples
+            samples.append(ts)
+            if len(samples) > _CLOCK_SAMPLES:
+                del samples[0]
         state = t.state
         n = state.n
         cfg = self.config
@@ -415,13 +425,18 @@ class AccountPipeline:
 
     # -- memory -----------------------------------------------------------------------
 
+    def clock(self) -> float:
+        """Event time now, robustly: the median of recently sampled event timestamps."""
+        samples = sorted(self._clock_samples)
+        return samples[len(samples) // 2] if samples else -math.inf
+
     def evict_idle(self) -> int:
         """Forget accounts idle longer than ``idle_evict_s`` and the oldest beyond the cap.
 
         Runs by itself every 65,536 events; returns how many accounts were forgotten.
         """
         before = len(self._tracked)
-        horizon = self._clock - self.config.idle_evict_s
+        horizon = self.clock() - self.config.idle_evict_s
         idle = [a for a, t in self._tracked.items() if t.state.last_ts < horizon]
         for account_id in idle:
             del self._tracked[account_id]
@@ -442,7 +457,7 @@ class AccountPipeline:
             "feedback": self.feedback.to_state(),
             "models": self._model_first_seen,
             "stream_start": self._stream_start,
-            "clock": _finite(self._clock),
+            "clock": self._clock_samples,
             "events": self._events,
         }
 
@@ -508,8 +523,8 @@ class AccountPipeline:
         self._model_first_seen = models
         start = shared.get("stream_start")
         self._stream_start = None if start is None else float(start)
-        clock = shared.get("clock")
-        self._clock = -math.inf if clock is None else float(clock)
+        clock = shared.get("clock") or []
+        self._clock_samples = [float(v) for v in clock][-_CLOCK_SAMPLES:]
         self._events = int(shared.get("events", 0))
         if "accounts" in doc:
             self._tracked = tracked
@@ -526,6 +541,19 @@ class AccountPipeline:
 
 
 _ENCODER = msgspec.msgpack.Encoder()
+
+
+def _epoch(ts: float | int | str) -> float:
+    """Epoch seconds of an event built by hand (the decoder already normalises ``ts``)."""
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"event ts {ts[:40]!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"event ts {ts[:40]!r} has no UTC offset")
+        return parsed.timestamp()
+    return float(ts)
 
 
 def _sigmoid(z: float) -> float:

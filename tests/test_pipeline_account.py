@@ -253,11 +253,23 @@ def test_idle_accounts_are_evicted(config: Detectors) -> None:
     for e in human_events("old", 5, 1):
         pipe.process(e)
     last_old = max(float(e.ts) for e in human_events("old", 5, 1))
-    for e in bulk_events("new", 20, start=last_old + 7200):
+    for e in bulk_events("new", 300, start=last_old + 7200):
         pipe.process(e)
     assert pipe.evict_idle() == 1
     assert pipe.accounts() == ["new"]
     assert pipe.risk("old").risk == 0.0
+
+
+def test_one_event_stamped_years_ahead_does_not_evict_everyone(config: Detectors) -> None:
+    pipe = AccountPipeline(config.model_copy(update={"idle_evict_s": 3600.0}))
+    stream = bulk_events("a", 300)
+    for e in stream[:150]:
+        pipe.process(e)
+    pipe.process(msgspec.structs.replace(stream[0], account_id="liar", ts=T0 + 5 * 365 * 86_400))
+    for e in stream[150:]:
+        pipe.process(e)
+    assert pipe.evict_idle() == 0
+    assert sorted(pipe.accounts()) == ["a", "liar"]
 
 
 def test_account_cap_evicts_the_least_recent(config: Detectors) -> None:
@@ -375,3 +387,46 @@ def test_forgotten_accounts_start_afresh(config: Detectors) -> None:
     assert pipe.forget_accounts(["bulk", "nobody"]) == 1
     assert pipe.accounts() == ["h"]
     assert pipe.risk("bulk").risk == 0.0
+
+
+def test_hand_built_events_with_rfc3339_or_integer_time_work(config: Detectors) -> None:
+    pipe = AccountPipeline(config)
+    pipe.process(
+        RequestEvent(
+            event_id="1",
+            ts="2026-09-21T10:00:00Z",
+            account_id="x",
+            model="m",
+            input_tokens=1,
+            output_tokens=1,
+            status=200,
+        )
+    )
+    pipe.process(
+        RequestEvent(
+            event_id="2",
+            ts=1_789_984_860,
+            account_id="x",  # type: ignore[arg-type]
+            model="m",
+            input_tokens=1,
+            output_tokens=1,
+            status=200,
+        )
+    )
+    features = pipe.account_features("x")
+    assert features is not None and features["active_span_hours"] == pytest.approx(1 / 60)
+    before = pipe.snapshot()
+    with pytest.raises(ValueError, match="RFC 3339"):
+        pipe.process(
+            RequestEvent(
+                event_id="3",
+                ts="yesterday",
+                account_id="x",
+                model="m",
+                input_tokens=1,
+                output_tokens=1,
+                status=200,
+            )
+        )
+    assert pipe.snapshot() == before
+    assert pipe.drain().counts["x"] == 2
