@@ -15,6 +15,7 @@ from distillguard.store.lifecycle import IllegalTransition
 
 from . import console
 from .deps import KeyCache
+from .fastpath import RiskLookupFastPath
 from .metrics import MetricsMiddleware
 from .ratelimit import TokenBuckets
 from .routes import alerts, audit, clusters, health, keys, risk, stream, suppressions
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store_settings = settings.api.store
     app.state.key_cache = KeyCache(settings.api.key_cache_s)
     app.state.buckets = TokenBuckets()
+    app.add_middleware(RiskLookupFastPath)  # inner: counted by the metrics middleware
     app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(UNAVAILABLE[0])

@@ -316,3 +316,23 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_risk_fast_path_answers_like_the_framework_routes(live: Live, client: redis.Redis) -> None:
+    """GET .../risk is served by an ASGI shortcut; its errors must look like FastAPI's."""
+    seed(client)
+    _, key = make_key(client, "service")
+    fast = f"{live.url}/v1/accounts/acct_1/risk"
+    routed = f"{live.url}/v1/risk:batch"
+    body = {"account_ids": ["acct_1"]}
+    for headers in ({}, bearer("dg_000000000000_guess"), bearer("nonsense"),
+                    {"Authorization": "Basic eDp5"}, {"Authorization": "Bearer"}):
+        a = httpx.get(fast, headers=headers)
+        b = httpx.post(routed, headers=headers, json=body)
+        assert (a.status_code, a.json(), a.headers.get("www-authenticate")) == (
+            b.status_code, b.json(), b.headers.get("www-authenticate")), headers
+    single = httpx.get(fast, headers=bearer(key)).json()
+    assert [single] == httpx.post(routed, headers=bearer(key), json=body).json()["results"]
+    # what the shortcut does not take (too long an id) still gets FastAPI's validation
+    assert httpx.get(f"{live.url}/v1/accounts/{'x' * 129}/risk",
+                     headers=bearer(key)).status_code == 422
