@@ -11,7 +11,8 @@ in two configurations:
 
 - shipped: every prompt of an account's first ``text_full_events`` events analysed,
   then one in ``text_sample_every``;
-- full text: every prompt analysed.
+- full text: every prompt analysed;
+- with ``--per-event-scoring``: every event scored (what the scoring cadence saves).
 
 For each it prints events/s and, when labels are given, the detection delay of
 single-account attackers (events before the first alert), so the price of text
@@ -126,6 +127,11 @@ def main() -> None:
     parser.add_argument("--events", type=Path)
     parser.add_argument("--labels", type=Path)
     parser.add_argument("--limit", type=int, help="replay only the first N events")
+    parser.add_argument(
+        "--per-event-scoring",
+        action="store_true",
+        help="also run with every event scored (slow: shows what the cadence saves)",
+    )
     args = parser.parse_args()
 
     tmp = None
@@ -160,7 +166,11 @@ def main() -> None:
     ):
         table.add_column(col, justify="right" if col != "configuration" else "left")
     last = None
-    for name, config in (("shipped (text sampled)", shipped), ("full text", full_text)):
+    configs = [("shipped (text sampled)", shipped), ("full text", full_text)]
+    if args.per_event_scoring:
+        every_event = shipped.model_copy(update={"score_every": 1, "score_interval_s": 1e-9})
+        configs.append(("every event scored", every_event))
+    for name, config in configs:
         pipe, n, busy, per_account, first_alert = replay(config, args.events, args.limit)
         singles = single_account_attackers(labels, per_account) if labels else []
         delays = sorted(first_alert[a] for a in singles if a in first_alert)
