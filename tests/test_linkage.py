@@ -310,12 +310,18 @@ def test_snapshot_round_trip_continues_identically():
 
 def test_restore_rejects_garbage():
     stage = LinkageStage(load_config())
+    run(stage, hydra(n=6, hours=1.0))
+    before = stage.snapshot()
     with pytest.raises(ValueError):
         stage.restore(b"not json")
     with pytest.raises(ValueError):
         stage.restore(b'{"version": 99}')
     with pytest.raises(ValueError):
         stage.restore(b'{"version": 1, "holders": [[1]]}')
+    broken = before.replace(b'"links"', b'"lynx"')
+    with pytest.raises(ValueError):
+        stage.restore(broken)
+    assert stage.snapshot() == before
 
 
 def test_cluster_ids_survive_merge_and_split():

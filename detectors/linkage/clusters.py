@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 
 class ClusterBook:
@@ -36,6 +37,19 @@ class ClusterBook:
         self.seq = 0
         #: ids merged into an older cluster since the owner last emptied this list
         self.retired: list[str] = []
+
+    def to_state(self) -> dict[str, Any]:
+        return {"seq": self.seq, "clusters": {c: sorted(m) for c, m in self.members.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ClusterBook:
+        book = cls()
+        book.seq = int(state["seq"])
+        for cid, members in state["clusters"].items():
+            book.members[cid] = set(members)
+            for acct in members:
+                book.cluster_of[acct] = cid
+        return book
 
     def _new_id(self) -> str:
         self.seq += 1

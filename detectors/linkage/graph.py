@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
 
@@ -110,6 +111,28 @@ class Holder:
         #: redacted prompts: [fingerprints seen, then count of 1s per bit position]
         self.fp_bits: list[int] | None = None
         self.centroid: int | None = None  # majority bits of the fingerprints
+
+    _FIELDS = (
+        "id", "first_ts", "last_ts", "refreshed", "behaviour_ts", "events", "out_tokens",
+        "onsets", "onset_first", "org", "snippet", "keys", "tpl", "raw", "fp_bits", "centroid",
+    )  # fmt: skip
+
+    def to_row(self) -> list[Any]:
+        row = [getattr(self, f) for f in self._FIELDS]
+        row[4] = None if not math.isfinite(self.behaviour_ts) else self.behaviour_ts
+        return row
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Holder:
+        if len(row) != len(cls._FIELDS):
+            raise ValueError(f"holder row of {len(row)} fields, expected {len(cls._FIELDS)}")
+        h = cls(str(row[0]), float(row[1]))
+        for name, value in zip(cls._FIELDS, row, strict=True):
+            setattr(h, name, value)
+        if h.behaviour_ts is None:
+            h.behaviour_ts = -math.inf
+        h.raw = list(h.raw)
+        return h
 
 
 class Value:
@@ -263,6 +286,30 @@ class EvidenceGraph:
                     value.members.pop(account_id, None)
                     if not value.members and not value.common:
                         del self.values[key]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "holders": [h.to_row() for h in self.holders.values()],
+            "values": [
+                [k, list(v.members), list(v.recent), v.common, v.last_seen]
+                for k, v in self.values.items()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, config: LinkageConfig, state: dict[str, Any]) -> EvidenceGraph:
+        g = cls(config)
+        for row in state["holders"]:
+            h = Holder.from_row(row)
+            g.holders[h.id] = h
+        for key, members, recent, common, last_seen in state["values"]:
+            v = Value(config.anchors)
+            v.members = dict.fromkeys(members)
+            v.recent.extend(recent)
+            v.common, v.last_seen = bool(common), float(last_seen)
+            g.values[str(key)] = v
+        g.set_population(len(g.holders))
+        return g
 
     def anchors(self, key: str, exclude: str) -> list[str]:
         """The holders a newcomer to ``key`` is compared with: earliest and latest few."""

@@ -37,7 +37,7 @@ from distillguard.detectors.linkage.evidence import (
     template_keys,
     text_key,
 )
-from distillguard.detectors.linkage.graph import EvidenceGraph, Holder, Value
+from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
 
 from distillguard.events import RequestEvent
@@ -561,40 +561,14 @@ class LinkageStage:
 
     def snapshot(self) -> bytes:
         """The whole state as JSON (no pickle): restoring it continues bit for bit."""
-        g = self._graph
         state = {
             "version": _SNAPSHOT_VERSION,
             "now": _finite(self._now),
             "next_eval": _finite(self._next_eval),
             "next_revalidate": _finite(self._next_revalidate),
-            "holders": [
-                [
-                    h.id,
-                    h.first_ts,
-                    h.last_ts,
-                    h.refreshed,
-                    _finite(h.behaviour_ts),
-                    h.events,
-                    h.out_tokens,
-                    h.onsets,
-                    h.org,
-                    h.snippet,
-                    h.keys,
-                    h.tpl,
-                    h.raw,
-                    h.fp_bits,
-                    h.onset_first,
-                    h.centroid,
-                ]
-                for h in g.holders.values()
-            ],
-            "values": [
-                [k, list(v.members), list(v.recent), v.common, v.last_seen]
-                for k, v in g.values.items()
-            ],
+            "graph": self._graph.to_state(),
             "links": [[a, b, w] for (a, b), w in self._links.items()],
-            "seq": self._book.seq,
-            "clusters": {cid: sorted(m) for cid, m in self._book.members.items()},
+            "book": self._book.to_state(),
             "cluster_state": self._clusters,
             "pending": self._pending,
             "dirty": sorted(self._dirty),
@@ -606,75 +580,41 @@ class LinkageStage:
         return msgspec.json.encode(state)
 
     def restore(self, data: bytes) -> None:
-        """Replace the state with a :meth:`snapshot`; a bad snapshot raises ValueError."""
+        """Replace the state with a :meth:`snapshot`; a bad one raises ValueError, no change."""
         try:
             state = msgspec.json.decode(data)
-            if state.get("version") != _SNAPSHOT_VERSION:
-                raise ValueError(f"unsupported snapshot version {state.get('version')!r}")
-            self._load(state)
-        except (msgspec.DecodeError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            if not isinstance(state, dict) or state.get("version") != _SNAPSHOT_VERSION:
+                raise ValueError("unsupported snapshot version")
+            graph = EvidenceGraph.from_state(self.config, state["graph"])
+            book = ClusterBook.from_state(state["book"])
+            links = {(a, b): float(w) for a, b, w in state["links"]}
+            clusters = msgspec.convert(state["cluster_state"], dict[str, _ClusterState])
+            pending = [(str(a), str(k)) for a, k in state["pending"]]
+            sets = [set(state[k]) for k in ("dirty", "rescore", "realert", "changed")]
+            clock = [_infinite(state[k]) for k in ("now", "next_eval", "next_revalidate")]
+            behaviour = BehaviourBands()
+            behaviour.load(state["behaviour"])
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+        ) as exc:
             raise ValueError(f"not a linkage snapshot: {exc}") from None
-
-    def _load(self, state: dict[str, Any]) -> None:
-        g = EvidenceGraph(self.config)
-        for row in state["holders"]:
-            (
-                aid,
-                first,
-                last,
-                refreshed,
-                beh,
-                events,
-                out,
-                onsets,
-                org,
-                snippet,
-                keys,
-                tpl,
-                raw,
-                fp_bits,
-                onset_first,
-                centroid,
-            ) = row
-            h = Holder(aid, first)
-            h.last_ts, h.refreshed = last, refreshed
-            h.behaviour_ts = -math.inf if beh is None else beh
-            h.events, h.out_tokens, h.onsets, h.org, h.snippet = events, out, onsets, org, snippet
-            h.keys, h.tpl, h.raw, h.fp_bits = keys, tpl, list(raw), fp_bits
-            h.onset_first, h.centroid = onset_first, centroid
-            g.holders[aid] = h
-        for key, members, recent, common, last_seen in state["values"]:
-            v = Value(self.config.anchors)
-            v.members = dict.fromkeys(members)
-            v.recent.extend(recent)
-            v.common, v.last_seen = common, last_seen
-            g.values[key] = v
-        g.set_population(len(g.holders))
-        book = ClusterBook()
-        book.seq = state["seq"]
-        for cid, members in state["clusters"].items():
-            book.members[cid] = set(members)
-            for a in members:
-                book.cluster_of[a] = cid
-        self._graph = g
-        self._book = book
-        self._links = {(a, b): w for a, b, w in state["links"]}
+        self._graph, self._book, self._links, self._clusters = graph, book, links, clusters
+        self._pending = pending
+        self._dirty, self._rescore, self._realert, self._changed = sets
+        self._now, self._next_eval, self._next_revalidate = clock
+        self._behaviour = behaviour
+        threshold = self.config.link_threshold
         self._strong = {}
-        for (a, b), w in self._links.items():
-            if w >= self.config.link_threshold:
+        for (a, b), w in links.items():
+            if w >= threshold:
                 self._strong.setdefault(a, {})[b] = w
                 self._strong.setdefault(b, {})[a] = w
-        self._clusters = msgspec.convert(state["cluster_state"], dict[str, _ClusterState])
-        self._pending = [(a, k) for a, k in state["pending"]]
-        self._dirty = set(state["dirty"])
-        self._rescore = set(state["rescore"])
-        self._realert = set(state["realert"])
-        self._changed = set(state["changed"])
-        self._now = _infinite(state["now"])
-        self._next_eval = _infinite(state["next_eval"])
-        self._next_revalidate = _infinite(state["next_revalidate"])
-        self._behaviour = BehaviourBands()
-        self._behaviour.load(state["behaviour"])
 
 
 _LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
