@@ -37,6 +37,8 @@ class Caller:
         return f"{self.name}#{self.key_id}"
 
 
+# async although they await nothing: FastAPI runs a plain ``def`` dependency in its
+# thread pool, which measured ~0.5 ms per request on the risk lookup.
 async def get_redis(request: Request) -> aredis.Redis:
     return request.app.state.redis  # type: ignore[no-any-return]
 
