@@ -135,7 +135,7 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: Every prompt of an account's first ``sample_first`` requests is fingerprinted,
     #: then one request in ``sample_every``.
     sample_first: int = 8
-    sample_every: int = 8
+    sample_every: int = 16
     #: Redacted prompts: an account's fingerprint centroid is used once it has this many
     #: fingerprints (and refreshed every ``centroid_every``).
     centroid_min: int = 3

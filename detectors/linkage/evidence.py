@@ -150,15 +150,24 @@ def fingerprint_keys(fingerprint: str) -> list[str]:
 
 
 def add_fingerprint(bits: list[int], fingerprint: str) -> None:
-    """Count a 64-bit SimHash into ``bits`` = [fingerprints, ones at bit 0, ..., bit 63]."""
+    """Count a 64-bit SimHash into ``bits`` = [fingerprints, ones at bit 0, ..., bit 63].
+
+    >>> bits = [0] * 65
+    >>> add_fingerprint(bits, "8000000000000003")
+    >>> bits[0], bits[1], bits[2], bits[3], bits[64]
+    (1, 1, 1, 0, 1)
+    """
     x = int(fingerprint, 16)
     bits[0] += 1
-    i = 1
-    while x:
-        if x & 1:
-            bits[i] += 1
-        x >>= 1
-        i += 1
+    for base in range(1, 65, 8):
+        for pos in _SET_BITS[x & 0xFF]:
+            bits[base + pos] += 1
+        x >>= 8
+
+
+_SET_BITS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(i for i in range(8) if byte >> i & 1) for byte in range(256)
+)
 
 
 def centroid_keys(bits: list[int]) -> tuple[int, list[str]]:
