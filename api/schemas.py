@@ -120,6 +120,10 @@ class AckIn(_In):
     note: str | None = Field(None, max_length=10_000)
 
 
+class AssignIn(_In):
+    assignee: str | None = Field(max_length=200, description="null: unassigned.")
+
+
 class ReviewIn(_In):
     label: Literal["confirm", "dismiss"] = Field(
         description="confirm: a distiller (label `distiller`); dismiss: benign."

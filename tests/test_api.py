@@ -115,6 +115,7 @@ ROUTES: list[tuple[str, str, object, tuple[Role, ...], int]] = [
     ("POST", "/v1/alerts/ack_{role}/ack", {"note": "mine"}, ("analyst", "admin"), 200),
     ("POST", "/v1/alerts/rev_{role}/review", {"label": "dismiss"}, ("analyst", "admin"), 200),
     ("POST", "/v1/alerts/note_{role}/notes", {"note": "n"}, ("analyst", "admin"), 200),
+    ("POST", "/v1/alerts/get_{role}/assign", {"assignee": "bo"}, ("analyst", "admin"), 200),
     ("GET", "/v1/alerts/stream", None, ("analyst", "admin"), 200),
     ("GET", "/v1/clusters", None, ("analyst", "admin"), 200),
     ("GET", "/v1/clusters/clu_1", None, ("analyst", "admin"), 200),
@@ -227,6 +228,8 @@ def test_review_reaches_feedback_stream_and_audit_log(live: Live, client: redis.
         ("alert.confirm", "rev_analyst", f"ana#{key_id}")]
     again = httpx.post(url + "/review", headers=bearer(key), json={"label": "dismiss"})
     assert again.status_code == 409
+    late = httpx.post(url + "/assign", headers=bearer(key), json={"assignee": "bo"})
+    assert late.status_code == 409
     assert len(read_labels(client)[0]) == 1
 
 
@@ -336,3 +339,16 @@ def test_risk_fast_path_answers_like_the_framework_routes(live: Live, client: re
     # what the shortcut does not take (too long an id) still gets FastAPI's validation
     assert httpx.get(f"{live.url}/v1/accounts/{'x' * 129}/risk",
                      headers=bearer(key)).status_code == 422
+
+
+def test_assign_and_note_are_history_and_audit(live: Live, client: redis.Redis) -> None:
+    seed(client)
+    key_id, key = make_key(client, "analyst", "ana")
+    url = live.url + "/v1/alerts/get_admin"
+    body = httpx.post(url + "/assign", headers=bearer(key), json={"assignee": "bo"}).json()
+    assert body["assignee"] == "bo" and body["status"] == "open"
+    body = httpx.post(url + "/notes", headers=bearer(key), json={"note": "same ASN"}).json()
+    assert [(h["action"], h["note"], h["actor"]) for h in body["history"]] == [
+        ("assigned", "bo", f"ana#{key_id}"), ("note", "same ASN", f"ana#{key_id}")]
+    audit = [json.loads(f[b"entry"])["action"] for _, f in client.xrange(schema.AUDIT_STREAM)]
+    assert audit == ["alert.assign", "alert.note"]

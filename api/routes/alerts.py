@@ -17,6 +17,7 @@ from ..schemas import (
     AlertOut,
     AlertPage,
     AlertStatus,
+    AssignIn,
     Level,
     NoteIn,
     ReviewIn,
@@ -81,6 +82,15 @@ async def review(
     """Confirm or dismiss. Writes a label per account (with the alert's feature snapshot)
     to the detectors' feedback stream, and an audit entry."""
     alert = await store.review(client, alert_id, caller.actor, body.label, body.note)
+    return await _detail(client, alert)
+
+
+@router.post("/{alert_id}/assign", response_model=AlertDetailOut, responses=errors(404, 409))
+async def assign(
+    alert_id: AlertId, body: AssignIn, client: RedisDep, caller: Analyst
+) -> AlertDetailOut:
+    """Reassign an open or acknowledged alert (`assignee: null` unassigns)."""
+    alert = await store.reassign(client, alert_id, caller.actor, body.assignee)
     return await _detail(client, alert)
 
 

@@ -127,6 +127,21 @@ async def review(
     )
 
 
+async def reassign(
+    client: aredis.Redis, alert_id: str, actor: str, assignee: str | None
+) -> Alert:
+    """Hand an open or acknowledged alert to someone else (None: unassigned)."""
+
+    def change(alert: Alert) -> Alert:
+        if alert.status not in lifecycle.OPEN_STATUSES:
+            raise lifecycle.IllegalTransition(f"alert {alert_id} is {alert.status}; "
+                                              "a closed alert cannot be reassigned")
+        return lifecycle.assign(alert, assignee, actor, now_iso())
+
+    return await _change(client, alert_id, change,
+                         lambda a: entry(actor, "alert.assign", alert_id, assignee=assignee))
+
+
 async def add_note(client: aredis.Redis, alert_id: str, actor: str, note: str) -> Alert:
     return await _change(client, alert_id,
                          lambda a: lifecycle.add_note(a, actor, now_iso(), note),
