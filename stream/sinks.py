@@ -11,9 +11,9 @@ from distillguard.settings import Settings
 from distillguard.store.writer import AlertWriter
 
 
-def alert_store_sink(client: redis.Redis) -> OutputSink:
+def alert_store_sink(client: redis.Redis, settings: Settings) -> OutputSink:
     """Risks, deduplicated alerts, clusters and chart data into the Redis alert store."""
-    writer = AlertWriter(client)
+    writer = AlertWriter.from_settings(client, settings)
 
     def write(out: PipelineOutput) -> list[Alert]:
         return writer.write(
@@ -28,4 +28,4 @@ def alert_store_sink(client: redis.Redis) -> OutputSink:
 
 
 def default_sink(settings: Settings) -> OutputSink:
-    return alert_store_sink(redis.Redis.from_url(settings.redis_url))
+    return alert_store_sink(redis.Redis.from_url(settings.redis_url), settings)
