@@ -321,3 +321,15 @@ def test_state_with_a_wrong_type_is_rejected() -> None:
     values[0] = "not a number"
     with pytest.raises(ValueError):
         AccountState.from_state(values)
+
+
+def test_burst_index_separates_steady_pipelines_from_bursts() -> None:
+    steady = features(run(poisson(3000, 20.0)))  # ~17 hours of steady random traffic
+    runs: list[float] = []
+    for day in range(3):  # a benchmark run of 800 requests at ~4/s each day
+        runs += [T0 + day * 86_400 + 0.25 * k for k in range(800)]
+    bursts = features(run(runs))
+    young = features(run(regular(30, 0.1)))
+    assert 0.5 < steady["burst_index"] < 1.5
+    assert bursts["burst_index"] > 20
+    assert 0.5 < young["burst_index"] < 2.0  # one burst so far: no evidence either way

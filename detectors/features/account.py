@@ -120,12 +120,14 @@ class AccountState:
         "hours",
         "last_hour",
         "last_ip",
+        "last_minute",
         "last_status_429",
         "last_ts",
         "last_ua",
         "last_ua_scripted",
         "n",
         "n_hours",
+        "n_minutes",
         "out_long",
         "rate_long",
         "rate_short",
@@ -176,6 +178,8 @@ class AccountState:
         self._hour_total = 0.0
         self.last_hour = -1
         self.n_hours = 0
+        self.last_minute = -1
+        self.n_minutes = 0
         # recent skeletons: [heads..., tails..., contents...]
         self.recent = array("Q", bytes(8 * 3 * RECENT))
         self.last_ip = ""
@@ -274,10 +278,15 @@ class AccountState:
                     self.ew_retry_fast += 1.0
         self.last_status_429 = event.status == 429
 
+        if ts >= self.last_ts:
+            minute_index = int(ts // 60.0)
+            if minute_index != self.last_minute:
+                self.last_minute = minute_index
+                self.n_minutes += 1
+                if minute_index // 60 != self.last_hour:
+                    self.last_hour = minute_index // 60
+                    self.n_hours += 1
         hour_index = int(ts // 3600.0)
-        if hour_index != self.last_hour and ts >= self.last_ts:
-            self.last_hour = hour_index
-            self.n_hours += 1
         self.hours[hour_index % 24] += 1.0
         self._hour_total += 1.0
         if self._hour_total >= 4096.0:  # halve the profile: bounded, and it forgets slowly
@@ -372,6 +381,7 @@ class AccountState:
             ),
             "hour_flatness": _entropy(self.hours, self._hour_total, _HOUR_LOG_NORM)
             * min(1.0, span / 86_400.0),
+            "burst_index": _burst_index(self.n, self.n_minutes, span),
             "interarrival_log_std": math.sqrt(gap_var) if gap_var > 0.0 else 0.0,
             "no_think_time_rate": self.ew_fast_gap / g if g else 0.0,
             "scripted_client_rate": self.ew_scripted / c,
@@ -432,6 +442,23 @@ class AccountState:
                     raise ValueError(f"account state field {name!r} must be a string")
                 setattr(state, name, value)
         return state
+
+
+def _burst_index(n: int, active_minutes: int, span_s: float) -> float:
+    """Events per active minute over what steady (Poisson) traffic at the same mean rate
+    would put in one: ~1 for steady random traffic, below 1 for a metronome, >> 1 when
+    activity comes in bursts.
+
+    >>> round(_burst_index(1440, 1440, 86_340.0), 2)  # exactly one a minute, all day
+    0.63
+    >>> round(_burst_index(2000, 8, 86_400.0), 1)  # two 4-minute benchmark runs a day
+    135.2
+    """
+    if n == 0 or active_minutes == 0:
+        return 1.0
+    lam = n / (span_s / 60.0 + 1.0)
+    expected = lam / -math.expm1(-lam)
+    return (n / active_minutes) / expected
 
 
 def _entropy(counts: array, total: float, log_norm: float) -> float:

@@ -76,6 +76,15 @@ SIGNALS: tuple[Signal, ...] = (
         "humans and work-hours products have a strong diurnal peak",
     ),
     Signal(
+        "burst_index",
+        "magnitude",
+        "persistence",
+        "events per active minute over what steady traffic at the same mean rate would give",
+        "extraction pipelines are steady (~1): they keep the queue full around the clock",
+        "benchmark runs, nightly batch windows and people's sessions come in bursts (>> 1)",
+        higher_is_suspicious=False,
+    ),
+    Signal(
         "interarrival_log_std",
         "magnitude",
         "automation",
