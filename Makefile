@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint fmt clean infra-up infra-down chromium
+.PHONY: demo test bench report lint fmt clean infra-up infra-down chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Re-run the default-scenario evaluation and splice its table into README.md.
+report: $(STAMP)
+	$(BIN)/python scripts/refresh_report.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
