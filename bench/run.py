@@ -16,6 +16,8 @@ from pathlib import Path
 import msgspec
 import orjson
 import redis
+from distillguard.sim.engine import simulate
+from distillguard.sim.scenario import load_scenario
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.checkpoint import STATS_KEY
 from distillguard.stream.producer import EventPublisher
@@ -132,24 +134,7 @@ def simulated_events() -> list[bytes]:
     """The `small` scenario's events (realistic prompts and behaviour), generated once."""
     out = ROOT / ".distillguard" / "bench" / "small.jsonl"
     if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "distillguard",
-                "simulate",
-                "--scenario",
-                "small",
-                "--out",
-                str(out),
-                "--labels",
-                str(out.with_name("small_labels.jsonl")),
-            ],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+        simulate(load_scenario("small"), out, out.with_name("small_labels.jsonl"))
     return out.read_bytes().splitlines()
 
 

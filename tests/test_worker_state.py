@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
 from distillguard.detectors.pipeline import Checkpointable, build_pipeline
+from distillguard.sim.engine import simulate
+from distillguard.sim.scenario import load_scenario
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.producer import EventPublisher
 from distillguard.stream.publish_file import account_key
@@ -19,31 +18,13 @@ from distillguard.events import EventDecoder
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Settings, Topics
 from distillguard.settings import Worker as WorkerSettings
-from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def scenario_lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     out = tmp_path_factory.mktemp("sim") / "events.jsonl"
-    labels = out.with_name("labels.jsonl")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "distillguard",
-            "simulate",
-            "--scenario",
-            "small",
-            "--out",
-            str(out),
-            "--labels",
-            str(labels),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return Path(out).read_bytes().splitlines()[:24_000]
+    simulate(load_scenario("small"), out, out.with_name("labels.jsonl"))
+    return out.read_bytes().splitlines()[:24_000]
 
 
 def _settings(stack: EmbeddedStack, topics: Topics, group: str) -> Settings:
