@@ -333,3 +333,14 @@ def test_burst_index_separates_steady_pipelines_from_bursts() -> None:
     assert 0.5 < steady["burst_index"] < 1.5
     assert bursts["burst_index"] > 20
     assert 0.5 < young["burst_index"] < 2.0  # one burst so far: no evidence either way
+
+
+def test_repeated_content_rate_sees_benchmark_reruns_hours_apart() -> None:
+    items = [f"Question {k}: a train leaves at {k} km/h; how far does it go?" for k in range(500)]
+    rerun = run(
+        [T0 + 0.25 * k for k in range(500)] + [T0 + 86_400 + 0.25 * k for k in range(500)],
+        prompt=lambda i: items[i % 500],
+    )
+    fresh = run(regular(1000, 1.0), prompt=lambda i: f"Task {i}: implement feature {i * 7919}.")
+    assert features(rerun)["repeated_content_rate"] > 0.8
+    assert features(fresh)["repeated_content_rate"] < 0.1

@@ -13,6 +13,7 @@ delivery) is counted but does not rewind the clock.
 from __future__ import annotations
 
 import math
+import zlib
 from array import array
 
 from distillguard.detectors.features import text as prompt_text
@@ -36,6 +37,10 @@ NO_THINK_GAP_S = 2.0
 FAST_RETRY_GAP_S = 5.0
 LARGE_MAX_TOKENS = 4096
 RECENT = 4  # recent prompt skeletons remembered for template/duplicate detection
+SEEN_BYTES = 256  # long-horizon content memory: 2,048 bits
+SEEN_MASK = SEEN_BYTES * 8 - 1
+SEEN_CAPACITY = 300
+CONTENT_CHARS = 256
 #: Upstream SimHash fingerprints (of whole prompts) within this Hamming distance of a
 #: recent one count as one template. Measured on the corpora: one template with
 #: different slot contents sits a median 12-17 bits from the closest of the last four
@@ -132,6 +137,10 @@ class AccountState:
         "rate_long",
         "rate_short",
         "recent",
+        "repeat_count",
+        "repeat_hits",
+        "repeat_inserted",
+        "seen",
         "text_cot",
         "text_count",
         "text_template",
@@ -182,6 +191,12 @@ class AccountState:
         self.n_minutes = 0
         # recent skeletons: [heads..., tails..., contents...]
         self.recent = array("Q", bytes(8 * 3 * RECENT))
+        # long memory of content (a Bloom filter of a quarter of the prompts), for
+        # benchmark reruns that repeat hundreds of prompts hours apart
+        self.seen = bytearray(SEEN_BYTES)
+        self.repeat_inserted = 0
+        self.repeat_count = 0.0
+        self.repeat_hits = 0.0
         self.last_ip = ""
         self.last_ua = ""
         self.last_ua_scripted = False
@@ -294,9 +309,12 @@ class AccountState:
                 self.hours[h] *= 0.5
             self._hour_total *= 0.5
 
+        prompt = event.prompt
+        if prompt:
+            self._learn_content(prompt)
         if analyse_text:
-            if event.prompt is not None:
-                self._learn_prompt(event.prompt)
+            if prompt is not None:
+                self._learn_prompt(prompt)
             elif event.prompt_fingerprint is not None:
                 self._learn_fingerprint(event.prompt_fingerprint)
 
@@ -312,6 +330,28 @@ class AccountState:
         recent[r + slot] = tail
         recent[2 * r + slot] = content
         self._learn_template(template, is_dup)
+
+    def _learn_content(self, prompt: str) -> None:
+        """Exact repeats over a long horizon: a Bloom filter (2 bits of 2,048) of a
+        hash-chosen quarter of prompts, cleared when 300 are in (false repeats <= 6%)."""
+        h = zlib.crc32(prompt[:CONTENT_CHARS].encode(errors="replace")) ^ len(prompt)
+        if h & 3:
+            return
+        seen = self.seen
+        b1 = (h >> 2) & SEEN_MASK
+        b2 = (h >> 13) & SEEN_MASK
+        hit = (seen[b1 >> 3] >> (b1 & 7)) & (seen[b2 >> 3] >> (b2 & 7)) & 1
+        self.repeat_count = self.repeat_count * SHARE_DECAY + 1.0
+        self.repeat_hits *= SHARE_DECAY
+        if hit:
+            self.repeat_hits += 1.0
+            return
+        if self.repeat_inserted >= SEEN_CAPACITY:
+            seen[:] = bytes(SEEN_BYTES)
+            self.repeat_inserted = 0
+        seen[b1 >> 3] |= 1 << (b1 & 7)
+        seen[b2 >> 3] |= 1 << (b2 & 7)
+        self.repeat_inserted += 1
 
     def _learn_fingerprint(self, fingerprint: str) -> None:
         """Redacted prompt: the upstream SimHash stands in for the skeleton."""
@@ -395,6 +435,9 @@ class AccountState:
             "topic_breadth": _entropy(topics, topic_total, _TOPIC_LOG_NORM),
             "template_repeat_rate": self.text_template / tc if tc else 0.0,
             "duplicate_prompt_rate": self.dup / tc if tc else 0.0,
+            "repeated_content_rate": (
+                self.repeat_hits / self.repeat_count if self.repeat_count else 0.0
+            ),
             "logprobs_rate": self.ew_logprobs / c,
             "top_logprobs_mean": self.ew_top_logprobs / c,
             "multi_completion_rate": self.ew_multi_n / c,
@@ -412,7 +455,11 @@ class AccountState:
         out: list[object] = []
         for name in self.__slots__:
             value = getattr(self, name)
-            out.append(value.tolist() if isinstance(value, array) else value)
+            if isinstance(value, array):
+                value = value.tolist()
+            elif isinstance(value, bytearray):
+                value = bytes(value)
+            out.append(value)
         return out
 
     @classmethod
@@ -425,7 +472,11 @@ class AccountState:
         state = cls()
         for name, value in zip(cls.__slots__, values, strict=True):
             current = getattr(state, name)
-            if isinstance(current, array):
+            if isinstance(current, bytearray):
+                if not isinstance(value, (bytes, bytearray)) or len(value) != len(current):
+                    raise ValueError(f"account state field {name!r} has the wrong shape")
+                setattr(state, name, bytearray(value))
+            elif isinstance(current, array):
                 if not isinstance(value, list) or len(value) != len(current):
                     raise ValueError(f"account state field {name!r} has the wrong shape")
                 setattr(state, name, array(current.typecode, value))

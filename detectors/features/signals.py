@@ -175,6 +175,15 @@ SIGNALS: tuple[Signal, ...] = (
         higher_is_suspicious=False,
     ),
     Signal(
+        "repeated_content_rate",
+        "share",
+        "templating",
+        "share of prompts sent before by the account, over its last ~1,200 prompts",
+        "a distiller pays for new content; a repeat teaches its student nothing",
+        "benchmark reruns repeat the same hundreds of prompts; apps repeat popular questions",
+        higher_is_suspicious=False,
+    ),
+    Signal(
         "logprobs_rate",
         "share",
         "harvesting",
