@@ -449,9 +449,20 @@ class LinkageStage:
 
     def _evidence(self, members: set[str]) -> list[Evidence]:
         cfg = self.config
-        return evidence_items(
+        items = evidence_items(
             self._graph.shared(sorted(members)), cfg.evidence_items, cfg.evidence_accounts
         )
+        holders = self._graph.holders
+        for item in items:
+            # A band hash means nothing to an analyst; one holder's templated prompt does.
+            if item.kind == "template":
+                snippet = next(
+                    (h.snippet for a in item.accounts if (h := holders.get(a)) and h.snippet),
+                    None,
+                )
+                if snippet:
+                    item.value = f"{item.value}, e.g. {snippet[:160]!r}"
+        return items
 
     def _alert(self, cid: str, members: set[str], st: _ClusterState, now: float) -> Alert:
         st.evidence = self._evidence(members)
