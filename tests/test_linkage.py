@@ -428,3 +428,12 @@ def test_behaviour_hook_adds_weak_evidence_only():
     same = g.link_weight(g.holders["a"], g.holders["b"], T0 + 3000)
     assert 0 < same <= load_config().group_caps["behaviour"] < load_config().link_threshold
     assert g.link_weight(g.holders["a"], g.holders["c"], T0 + 3000) < same
+
+
+def test_build_pipeline_linked_choice():
+    from distillguard.detectors.pipeline import build_pipeline
+    from distillguard.settings import Detectors, Settings
+
+    pipe = build_pipeline(Settings(detectors=Detectors(pipeline="linked")))
+    assert isinstance(pipe, LinkedPipeline)
+    assert type(pipe.account).__name__ == "AccountPipeline"
