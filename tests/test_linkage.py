@@ -432,6 +432,7 @@ def test_behaviour_hook_adds_weak_evidence_only():
 
 def test_build_pipeline_linked_choice():
     from distillguard.detectors.pipeline import build_pipeline
+
     from distillguard.settings import Detectors, Settings
 
     pipe = build_pipeline(Settings(detectors=Detectors(pipeline="linked")))
