@@ -41,6 +41,8 @@ TOP_REASONS = 3
 #: risk from which an account starts keeping sample prompts for a future alert
 WATCH_RISK = 0.4
 _SWEEP_EVERY = 1 << 16
+#: distinct model names remembered for the release-pivot signal
+MAX_MODELS = 10_000
 _CLOCK_SAMPLE_EVERY = 16
 _CLOCK_SAMPLES = 9
 
@@ -151,6 +153,8 @@ class AccountPipeline:
     def _is_new_model(self, model: str, ts: float) -> bool:
         first = self._model_first_seen.get(model)
         if first is None:
+            if len(self._model_first_seen) >= MAX_MODELS:
+                return False  # a flood of made-up model names must not grow memory
             first = self._model_first_seen[model] = ts
             if self._stream_start is None:
                 self._stream_start = ts

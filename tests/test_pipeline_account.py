@@ -430,3 +430,13 @@ def test_hand_built_events_with_rfc3339_or_integer_time_work(config: Detectors) 
         )
     assert pipe.snapshot() == before
     assert pipe.drain().counts["x"] == 2
+
+
+def test_made_up_model_names_do_not_grow_memory_without_bound(config: Detectors) -> None:
+    from distillguard.detectors import account_pipeline
+
+    pipe = AccountPipeline(config)
+    base = bulk_events("a", 1)[0]
+    for i in range(account_pipeline.MAX_MODELS + 50):
+        pipe.process(msgspec.structs.replace(base, model=f"model-{i}", event_id=str(i)))
+    assert len(pipe._model_first_seen) == account_pipeline.MAX_MODELS
