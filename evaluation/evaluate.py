@@ -28,6 +28,10 @@ from distillguard.settings import Settings
 
 DEFAULT_ALERT_THRESHOLD = 0.7
 MAX_FPR = 0.001
+#: Attackers that act alone: the account detectors alone must catch these (issue 4).
+SINGLE_ACCOUNT_ARCHETYPES = frozenset({"bulk_distiller", "logprob_harvester", "release_pivot"})
+#: Campaigns whose members are meant to be invisible alone: the cluster stage's job.
+COORDINATED_ARCHETYPES = frozenset({"hydra", "low_and_slow"})
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,61 @@ def detector_result(report: ReplayReport, threshold: float) -> MethodResult:
     return result
 
 
+def segments(truth: dict[str, Truth], events: dict[str, int]) -> dict[str, list[str]]:
+    """Distillers grouped by what should catch them.
+
+    ``single_account``: lone attackers, plus members of coordinated campaigns that are
+    not diluted, i.e. send more events than the benign median account; ``coordinated``:
+    hydra and low-and-slow members (including the undiluted ones).
+    """
+    benign_counts = sorted(events.get(a, 0) for a, t in truth.items() if t.label == 0)
+    median = benign_counts[len(benign_counts) // 2] if benign_counts else 0
+    single, coordinated = [], []
+    for a, t in truth.items():
+        if t.label != 1:
+            continue
+        if t.archetype in COORDINATED_ARCHETYPES:
+            coordinated.append(a)
+            if events.get(a, 0) > median:
+                single.append(a)
+        elif t.archetype in SINGLE_ACCOUNT_ARCHETYPES or t.campaign is None:
+            single.append(a)
+    return {"single_account": single, "coordinated": coordinated}
+
+
+def segment_metrics(method: MethodResult, accounts: list[str], threshold: float
+                    ) -> dict[str, Any]:
+    """Recall of one group of distillers at the all-accounts FPR threshold, and delays."""
+    caught = [a for a in accounts if a in method.first_alert_ts]
+    return {
+        "accounts": len(accounts),
+        "recall_at_fpr_0.1pct": (sum(method.scores.get(a, 0.0) > threshold for a in accounts)
+                                 / len(accounts)) if accounts else None,
+        "alerted_recall": len([a for a in accounts if a in method.alerted]) / len(accounts)
+        if accounts else None,
+        "delay_events": metrics.summary([method.events_before[a] for a in caught]),
+    }
+
+
+def campaign_delays(method: MethodResult, truth: dict[str, Truth],
+                    first_ts: dict[str, float]) -> dict[str, float | None]:
+    """Simulated minutes from a campaign's first event to its first alerted member."""
+    start: dict[str, float] = {}
+    detected: dict[str, float] = {}
+    for a, t in truth.items():
+        if t.label != 1 or t.campaign is None or a not in first_ts:
+            continue
+        start[t.campaign] = min(start.get(t.campaign, math.inf), first_ts[a])
+        if a in method.first_alert_ts:
+            detected[t.campaign] = min(detected.get(t.campaign, math.inf),
+                                       method.first_alert_ts[a])
+    return {c: ((detected[c] - s) / 60.0 if c in detected else None)
+            for c, s in sorted(start.items())}
+
+
 def method_metrics(method: MethodResult, truth: dict[str, Truth],
-                   first_ts: dict[str, float]) -> dict[str, Any]:
+                   first_ts: dict[str, float],
+                   groups: dict[str, list[str]] | None = None) -> dict[str, Any]:
     accounts = list(truth)
     y = [truth[a].label for a in accounts]
     s = [method.scores.get(a, 0.0) for a in accounts]
@@ -110,6 +167,9 @@ def method_metrics(method: MethodResult, truth: dict[str, Truth],
         "delay_events": metrics.summary(delays_events),
         "delay_minutes": metrics.summary(delays_min),
         "notes": method.notes,
+        "segments": {name: segment_metrics(method, members, thr)
+                     for name, members in (groups or {}).items()},
+        "campaign_delay_minutes": campaign_delays(method, truth, first_ts),
     }
     if "alert_threshold" in method.params:
         at = [method.scores.get(a, 0.0) >= method.params["alert_threshold"] for a in accounts]
@@ -140,6 +200,7 @@ def evaluate(
                isolation_forest(cols, seed)]
     t_baselines = time.perf_counter() - t1
     unlabelled = sorted(set(report.accounts) - set(truth))
+    groups = segments(truth, {a: o.events for a, o in report.accounts.items()})
     result: dict[str, Any] = {
         "events": report.events,
         "rejected": report.rejected,
@@ -153,7 +214,7 @@ def evaluate(
         "max_fpr": MAX_FPR,
         "seconds": {"replay": round(t_replay, 2), "baselines": round(t_baselines, 2)},
         "replay_events_per_s": round(report.events / t_replay) if t_replay > 0 else None,
-        "methods": [method_metrics(m, truth, first_ts) for m in methods],
+        "methods": [method_metrics(m, truth, first_ts, groups) for m in methods],
     }
     if report.clusters:
         alerted = [c.members for c in report.clusters.values()

@@ -43,12 +43,35 @@ def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
             f"{a['fp']} | {_f(x['delay_events']['median'], 0)} | "
             f"{_f(x['delay_minutes']['median'], 1)} |"
         )
+    seg_names = list(methods[0].get("segments", {}))
+    if seg_names:
+        lines += ["", "## Recall by kind of attacker", "",
+                  "Single-account: lone attackers (bulk, logprob harvester, release pivot) and "
+                  "campaign members sending more than the benign median; coordinated: hydra and "
+                  "low-and-slow members. Recall at the all-accounts benign FPR ≤ 0.1% threshold "
+                  "/ recall of alerts / median events before the first alert.", "",
+                  "| method | " + " | ".join(seg_names) + " |",
+                  "|---|" + "---|" * len(seg_names)]
+        for x in methods:
+            cells = []
+            for seg in seg_names:
+                g = x["segments"][seg]
+                cells.append(f"{_f(g['recall_at_fpr_0.1pct'])} / {_f(g['alerted_recall'])} / "
+                             f"{_f(g['delay_events']['median'], 0)} (n={g['accounts']})")
+            lines.append(f"| {x['name']} | " + " | ".join(cells) + " |")
     lines += ["", "## Coverage by campaign (accounts alerted / accounts)", "",
               "| campaign | " + " | ".join(names) + " |",
               "|---|" + "---|" * len(names)]
     for camp in methods[0]["campaign_coverage"]:
         row = [_share(x["campaign_coverage"][camp]) for x in methods]
         lines.append(f"| {camp} | " + " | ".join(row) + " |")
+    if "campaign_delay_minutes" in methods[0]:
+        lines += ["", "## Minutes from a campaign's first event to its first alert", "",
+                  "| campaign | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for camp in methods[0]["campaign_delay_minutes"]:
+            row = [_f(x["campaign_delay_minutes"].get(camp), 1) for x in methods]
+            lines.append(f"| {camp} | " + " | ".join(row) + " |")
     lines += ["", "## False alerts by benign archetype (accounts alerted / accounts)", "",
               "| archetype | " + " | ".join(names) + " |",
               "|---|" + "---|" * len(names)]

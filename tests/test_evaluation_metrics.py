@@ -50,8 +50,9 @@ def test_recall_at_fpr_allows_floor_of_benign_share() -> None:
 
 
 def test_precision_recall_counts_and_undefined_cases() -> None:
-    pr = metrics.precision_recall([1, 1, 1, 0, 0, 0, 0], [True, True, False, True, False,
-                                                          False, False])
+    pr = metrics.precision_recall(
+        [1, 1, 1, 0, 0, 0, 0], [True, True, False, True, False, False, False]
+    )
     assert (pr["tp"], pr["fp"], pr["fn"]) == (2, 1, 1)
     assert pr["precision"] == pytest.approx(2 / 3)
     assert pr["recall"] == pytest.approx(2 / 3)
@@ -72,13 +73,25 @@ def test_cluster_metrics_by_hand() -> None:
     labels = {"h1": 1, "h2": 1, "h3": 1, "h4": 1, "b1": 0, "b2": 0, "b3": 0}
     clusters = [["h1", "h2", "b1"], ["b2", "b3"], ["h3"]]
     out = metrics.cluster_metrics(clusters, labels, ["h1", "h2", "h3", "h4"])
-    assert out == {"clusters": 3, "hydra_coverage": 0.75, "member_precision": 0.5,
-                   "largest_benign": 2}
+    assert out == {
+        "clusters": 3,
+        "hydra_coverage": 0.75,
+        "member_precision": 0.5,
+        "largest_benign": 2,
+    }
 
 
 def _ev(i: int, acct: str, ts: float, **kw: object) -> RequestEvent:
-    return RequestEvent(event_id=str(i), ts=ts, account_id=acct, model=kw.pop("model", "m"),
-                        input_tokens=10, output_tokens=20, status=200, **kw)  # type: ignore[arg-type]
+    return RequestEvent(
+        event_id=str(i),
+        ts=ts,
+        account_id=acct,
+        model=kw.pop("model", "m"),
+        input_tokens=10,
+        output_tokens=20,
+        status=200,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_rate_limit_fits_benign_hours_and_finds_the_crossing_request() -> None:
@@ -125,3 +138,36 @@ def test_daily_aggregates_and_isolation_forest_single_out_the_odd_account() -> N
     assert max(res.scores, key=res.scores.get) == "x"  # type: ignore[arg-type]
     assert "x" in res.alerted
     assert res.events_before["x"] == 2000  # batch: known only at the end
+
+
+def test_segments_and_campaign_delays_by_hand() -> None:
+    from distillguard.evaluation.baselines import MethodResult
+    from distillguard.evaluation.evaluate import Truth, campaign_delays, segment_metrics, segments
+
+    truth = {
+        "b1": Truth(0, None, "hobbyist"),
+        "b2": Truth(0, None, "hobbyist"),
+        "b3": Truth(0, None, "hobbyist"),
+        "bulk": Truth(1, "bulk-1", "bulk_distiller"),
+        "h1": Truth(1, "hydra-1", "hydra"),
+        "h2": Truth(1, "hydra-1", "hydra"),
+    }
+    events = {"b1": 10, "b2": 20, "b3": 30, "bulk": 900, "h1": 5, "h2": 50}
+    groups = segments(truth, events)
+    # benign median is 20 events: h2 (50) is an undiluted member, h1 (5) is not
+    assert sorted(groups["single_account"]) == ["bulk", "h2"]
+    assert sorted(groups["coordinated"]) == ["h1", "h2"]
+
+    method = MethodResult(
+        "m", scores={"bulk": 0.9, "h1": 0.2, "h2": 0.6, "b1": 0.3}, alerted={"bulk"}
+    )
+    method.first_alert_ts.update({"bulk": 1_000.0, "h2": 4_000.0})
+    method.events_before.update({"bulk": 7, "h2": 30})
+    single = segment_metrics(method, groups["single_account"], threshold=0.5)
+    assert single["recall_at_fpr_0.1pct"] == 1.0  # 0.9 and 0.6 are above 0.5
+    assert single["alerted_recall"] == 0.5
+    assert single["delay_events"]["median"] == 18.5
+
+    first_ts = {"bulk": 400.0, "h1": 100.0, "h2": 700.0}
+    delays = campaign_delays(method, truth, first_ts)
+    assert delays == {"bulk-1": 10.0, "hydra-1": (4_000.0 - 100.0) / 60.0}
