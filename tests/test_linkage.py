@@ -438,3 +438,15 @@ def test_build_pipeline_linked_choice():
     pipe = build_pipeline(Settings(detectors=Detectors(pipeline="linked")))
     assert isinstance(pipe, LinkedPipeline)
     assert type(pipe.account).__name__ == "AccountPipeline"
+
+
+def test_onset_span_follows_expiry():
+    """Expired onsets shrink the span that chance co-onsets are judged against."""
+    g = EvidenceGraph(load_config())
+    h = g.holder("a", T0)
+    for k in range(5):
+        g.observe(h, f"y:{1000 + 10 * k}", T0 + k)
+    assert h.onset_first == 1000 and h.onsets == 5
+    g.forget(h, "y:1000")
+    g.forget(h, "y:1010")
+    assert h.onset_first == 1020 and h.onsets == 3

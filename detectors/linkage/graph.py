@@ -68,6 +68,15 @@ def poisson_tail(k: int, lam: float) -> float:
     return min(1.0, tail)
 
 
+def _onset_removed(h: Holder, key: str) -> None:
+    """Keep ``onsets`` and ``onset_first`` true when an onset leaves (expired, evicted)."""
+    h.onsets -= 1
+    if int(key[2:]) <= h.onset_first:
+        # the span of remembered onsets shrinks; overstating it would make chance
+        # co-onsets look unlikely, i.e. make busy accounts look synchronised
+        h.onset_first = min((int(k[2:]) for k in h.keys if k[0] == "y"), default=0)
+
+
 class Holder:
     """One account's side of the graph: the values it holds and when each was last seen."""
 
@@ -247,11 +256,11 @@ class EvidenceGraph:
         value.recent.append(h.id)
         if key[0] == "y":
             h.onsets += 1
-            if h.onsets == 1:
-                h.onset_first = int(key[2:])
-            elif h.onsets > self.config.sync_max_onsets:
+            bucket = int(key[2:])
+            if h.onsets == 1 or bucket < h.onset_first:
+                h.onset_first = bucket
+            if h.onsets > self.config.sync_max_onsets:
                 self.forget(h, next(k for k in keys if k[0] == "y"))
-                h.onset_first = int(next(k for k in keys if k[0] == "y")[2:])
         if len(keys) > self.config.max_keys_per_account:
             self.forget(h, min(keys, key=keys.__getitem__))
         return len(members) > 1
@@ -261,7 +270,7 @@ class EvidenceGraph:
         if h.keys.pop(key, None) is None:
             return
         if key[0] == "y":
-            h.onsets -= 1
+            _onset_removed(h, key)
         value = self.values.get(key)
         if value is not None:
             value.members.pop(h.id, None)
@@ -272,7 +281,7 @@ class EvidenceGraph:
         for acct in value.members:
             h = self.holders.get(acct)
             if h is not None and h.keys.pop(key, None) is not None and key[0] == "y":
-                h.onsets -= 1
+                _onset_removed(h, key)
         value.members = {}
         value.recent.clear()
         value.common = True
