@@ -60,8 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(UNAVAILABLE[0])
     @app.exception_handler(UNAVAILABLE[1])
     async def _store_down(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": "store unavailable"}, status_code=503,
-                            headers={"Retry-After": "1"})
+        return JSONResponse(
+            {"detail": "store unavailable"}, status_code=503, headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(IllegalTransition)
     async def _conflict(request: Request, exc: IllegalTransition) -> JSONResponse:

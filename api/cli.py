@@ -9,27 +9,38 @@ import typer
 
 from distillguard.settings import get_settings
 
-keys = typer.Typer(help="Create, list and revoke API keys (stored hashed in Redis).",
-                   no_args_is_help=True)
+keys = typer.Typer(
+    help="Create, list and revoke API keys (stored hashed in Redis).", no_args_is_help=True
+)
 CLI_ACTOR = "cli"
 
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: api.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api.port).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (rate limits and "
-                                         "the key cache are per process).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes (rate limits and the key cache are per process)."
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API (Redis from DISTILLGUARD_REDIS_URL / settings)."""
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("distillguard.api.app:create_app", factory=True, workers=workers,
-                host=host or settings.api.host, port=port or settings.api.port,
-                log_level="warning", access_log=False,
-                # open SSE streams never finish by themselves: without a bound, SIGTERM
-                # would wait for every analyst to close their tab
-                timeout_graceful_shutdown=3)
+    uvicorn.run(
+        "distillguard.api.app:create_app",
+        factory=True,
+        workers=workers,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_level="warning",
+        access_log=False,
+        # open SSE streams never finish by themselves: without a bound, SIGTERM
+        # would wait for every analyst to close their tab
+        timeout_graceful_shutdown=3,
+    )
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -76,8 +87,10 @@ def list_() -> None:
             await client.aclose()
 
     for r in asyncio.run(run()):
-        typer.echo(f"{r.key_id}\t{r.role}\t{r.name}\t{r.created_at}\t"
-                   f"{'revoked ' + r.revoked_at if r.revoked_at else 'active'}")
+        typer.echo(
+            f"{r.key_id}\t{r.role}\t{r.name}\t{r.created_at}\t"
+            f"{'revoked ' + r.revoked_at if r.revoked_at else 'active'}"
+        )
 
 
 @keys.command("revoke")

@@ -55,8 +55,15 @@ async def console_page() -> FileResponse:
 async def signals() -> JSONResponse:
     """What each detector signal means, for the reasons chart's labels and tooltips."""
     body = [
-        {"name": s.name, "kind": s.kind, "group": s.group, "meaning": s.meaning,
-         "why": s.why, "benign": s.benign, "higher_is_suspicious": s.higher_is_suspicious}
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "group": s.group,
+            "meaning": s.meaning,
+            "why": s.why,
+            "benign": s.benign,
+            "higher_is_suspicious": s.higher_is_suspicious,
+        }
         for s in SIGNALS
     ]
     return JSONResponse(body, headers=HEADERS)

@@ -108,8 +108,9 @@ async def admit(state: Any, token: str | None, roles: tuple[Role, ...]) -> Calle
         buckets: TokenBuckets = state.buckets
         wait = buckets.take(record.key_id, limit.rate_per_s, limit.burst)
         if wait > 0:
-            raise HTTPException(429, "rate limit exceeded",
-                                headers={"Retry-After": retry_after_header(wait)})
+            raise HTTPException(
+                429, "rate limit exceeded", headers={"Retry-After": retry_after_header(wait)}
+            )
     return Caller(key_id=record.key_id, name=record.name, role=record.role)
 
 

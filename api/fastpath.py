@@ -46,7 +46,7 @@ class RiskLookupFastPath:
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             if path.startswith(PREFIX) and path.endswith(SUFFIX):
-                account_id = path[len(PREFIX):-len(SUFFIX)]
+                account_id = path[len(PREFIX) : -len(SUFFIX)]
                 if 0 < len(account_id) <= 128 and "/" not in account_id:
                     scope["route"] = _Route
                     await self._serve(scope, account_id, send)
@@ -66,8 +66,9 @@ class RiskLookupFastPath:
             body = b'{"detail":"store unavailable"}'
             await _respond(send, 503, body, {"Retry-After": "1"})
             return
-        await _respond(send, 200, raw if raw is not None else dumps(AccountRisk(
-            account_id=account_id)), {})
+        await _respond(
+            send, 200, raw if raw is not None else dumps(AccountRisk(account_id=account_id)), {}
+        )
 
 
 def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -82,8 +83,10 @@ def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    raw_headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(body)).encode())]
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

@@ -25,9 +25,22 @@ def start_valkey(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     with (workdir / "valkey.log").open("ab") as log:
         proc = subprocess.Popen(
-            [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                valkey_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
     _wait_port(port, proc, "Valkey", 20.0)
@@ -54,9 +67,20 @@ class ApiServer:
         env.update(self.env)
         env["DISTILLGUARD_REDIS_URL"] = self.redis_url
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "distillguard", "serve", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            [
+                sys.executable,
+                "-m",
+                "distillguard",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while True:

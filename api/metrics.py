@@ -62,12 +62,14 @@ class _WorkerStats(Collector):
         self.redis_up = redis_up
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily("distillguard_redis_up", "Redis reachable at scrape time",
-                                value=float(self.redis_up))
+        yield GaugeMetricFamily(
+            "distillguard_redis_up", "Redis reachable at scrape time", value=float(self.redis_up)
+        )
         for field, value in sorted(self.stats.items()):
             name = "distillguard_worker_" + re.sub(r"[^a-zA-Z0-9_]", "_", field)
-            yield GaugeMetricFamily(name, f"worker stat {field!r} from dg:worker:stats",
-                                    value=value)
+            yield GaugeMetricFamily(
+                name, f"worker stat {field!r} from dg:worker:stats", value=value
+            )
 
 
 def render(stats: Mapping[str, float], redis_up: bool) -> bytes:

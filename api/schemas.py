@@ -115,8 +115,9 @@ class AlertPage(_Out):
 
 
 class AckIn(_In):
-    assignee: str | None = Field(None, max_length=200,
-                                 description="Defaults to the caller's key name.")
+    assignee: str | None = Field(
+        None, max_length=200, description="Defaults to the caller's key name."
+    )
     note: str | None = Field(None, max_length=10_000)
 
 

@@ -29,8 +29,9 @@ MAX_RATE = 20_000
 MAX_DURATION_S = 300
 
 
-def run_load(port: int, key: str, rate: float, duration: float, connections: int,
-             accounts: int) -> dict[str, object]:
+def run_load(
+    port: int, key: str, rate: float, duration: float, connections: int, accounts: int
+) -> dict[str, object]:
     """Each connection sends at ``rate / connections`` on its own schedule (open loop)."""
     latencies: list[list[float]] = [[] for _ in range(connections)]
     errors = [0] * connections
@@ -125,10 +126,19 @@ def seed(redis_url: str, accounts: int) -> str:
         risks = []
         for i in range(lo, min(accounts, lo + 10_000)):
             risk = round(rng.random(), 3)
-            risks.append(AccountRisk(
-                account_id=f"acct_{i}", risk=risk, level=level_for(risk), updated_at=now,
-                reasons=[Reason(signal="cot_elicitation_rate", value=risk,
-                                population_percentile=99.0)]))
+            risks.append(
+                AccountRisk(
+                    account_id=f"acct_{i}",
+                    risk=risk,
+                    level=level_for(risk),
+                    updated_at=now,
+                    reasons=[
+                        Reason(
+                            signal="cot_elicitation_rate", value=risk, population_percentile=99.0
+                        )
+                    ],
+                )
+            )
         writer.write(risks, [], [])
     record, key = new_key("service", "bench")
     client.set(schema.api_key(record.key_id), dumps(record))
@@ -152,8 +162,9 @@ def main() -> None:
         # Threads waiting on a response must get the GIL back at once, not after the
         # default 5 ms switch interval, or the client's own scheduling is measured.
         sys.setswitchinterval(0.0001)
-        result = run_load(int(args.load[0]), args.load[1], rate, duration, args.connections,
-                          args.accounts)
+        result = run_load(
+            int(args.load[0]), args.load[1], rate, duration, args.connections, args.accounts
+        )
         print(json.dumps(result))
         return
 
@@ -168,39 +179,84 @@ def main() -> None:
         key = seed(redis_url, args.accounts)
         with ApiServer(redis_url, workers=args.workers) as api:
             # warm-up: connections, imports, key cache
-            subprocess.run([sys.executable, __file__, "--load", str(api.port), key,
-                            "--rate", "200", "--duration", "2", "--connections", "2",
-                            "--accounts", str(args.accounts)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--load",
+                    str(api.port),
+                    key,
+                    "--rate",
+                    "200",
+                    "--duration",
+                    "2",
+                    "--connections",
+                    "2",
+                    "--accounts",
+                    str(args.accounts),
+                ],
+                check=True,
+                capture_output=True,
+            )
             cpu_before = cpu_seconds(api.proc.pid)  # type: ignore[union-attr]
             cpu_before_children = children_cpu(api.proc.pid)  # type: ignore[union-attr]
             done = subprocess.run(
-                [sys.executable, __file__, "--load", str(api.port), key, "--rate", str(rate),
-                 "--duration", str(duration), "--connections", str(args.connections),
-                 "--accounts", str(args.accounts)],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--load",
+                    str(api.port),
+                    key,
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(duration),
+                    "--connections",
+                    str(args.connections),
+                    "--accounts",
+                    str(args.accounts),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
-            server_cpu = (cpu_seconds(api.proc.pid) - cpu_before  # type: ignore[union-attr]
-                          + children_cpu(api.proc.pid) - cpu_before_children)  # type: ignore[union-attr]
+            server_cpu = (
+                cpu_seconds(api.proc.pid)
+                - cpu_before  # type: ignore[union-attr]
+                + children_cpu(api.proc.pid)
+                - cpu_before_children
+            )  # type: ignore[union-attr]
     finally:
         stop_process(valkey)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(target_rps=rate, connections=args.connections, accounts=args.accounts,
-                  workers=args.workers,
-                  server_cpu_us_per_request=round(
-                      server_cpu / max(1, int(result["requests_ok"])) * 1e6, 1))
+    result.update(
+        target_rps=rate,
+        connections=args.connections,
+        accounts=args.accounts,
+        workers=args.workers,
+        server_cpu_us_per_request=round(server_cpu / max(1, int(result["requests_ok"])) * 1e6, 1),
+    )
     if args.json:
         print(json.dumps(result))
         return
-    print(f"risk lookup, GET /v1/accounts/{{id}}/risk, {rate:.0f} req/s target for "
-          f"{duration:.0f} s over {args.connections} keep-alive connections, "
-          f"{args.workers} uvicorn worker(s) "
-          f"({args.accounts} accounts seeded, 10% unknown)")
-    print(f"  throughput {result['throughput_rps']} req/s, {result['requests_ok']} ok, "
-          f"{result['errors']} errors")
-    print(f"  latency p50 {result['p50_ms']} ms  p90 {result['p90_ms']} ms  "
-          f"p99 {result['p99_ms']} ms  p99.9 {result['p999_ms']} ms  max {result['max_ms']} ms")
-    print(f"  server CPU {result['server_cpu_us_per_request']} us per request "
-          "(less sensitive to other load on the machine than latency)")
+    print(
+        f"risk lookup, GET /v1/accounts/{{id}}/risk, {rate:.0f} req/s target for "
+        f"{duration:.0f} s over {args.connections} keep-alive connections, "
+        f"{args.workers} uvicorn worker(s) "
+        f"({args.accounts} accounts seeded, 10% unknown)"
+    )
+    print(
+        f"  throughput {result['throughput_rps']} req/s, {result['requests_ok']} ok, "
+        f"{result['errors']} errors"
+    )
+    print(
+        f"  latency p50 {result['p50_ms']} ms  p90 {result['p90_ms']} ms  "
+        f"p99 {result['p99_ms']} ms  p99.9 {result['p999_ms']} ms  max {result['max_ms']} ms"
+    )
+    print(
+        f"  server CPU {result['server_cpu_us_per_request']} us per request "
+        "(less sensitive to other load on the machine than latency)"
+    )
     print(f"  load generator fell behind schedule by at most {result['max_sender_lag_ms']} ms")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,7 +118,7 @@ class DetectorFeedback(_Section):
 class Detectors(_Section):
     """The account detectors (``detectors/``): cadence, thresholds, rules, models."""
 
-    pipeline: str = "account"
+    pipeline: Literal["linked", "account", "counting"] = "linked"
     #: risk at which an account alert opens (evaluate reads this too)
     alert_threshold: float = Field(0.7, ge=0, le=1)
     #: an open alert is re-raised as an update when risk grows by this much, or when

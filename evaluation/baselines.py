@@ -49,17 +49,32 @@ class EventColumns:
         self.ts.append(ev.ts)  # type: ignore[arg-type]
         self.in_tok.append(ev.input_tokens)
         self.out_tok.append(ev.output_tokens)
-        self.flags.append((ev.logprobs is True) | ((ev.temperature == 0) << 1)
-                          | ((ev.status == 429) << 2) | (((ev.n or 1) > 1) << 3))
+        self.flags.append(
+            (ev.logprobs is True)
+            | ((ev.temperature == 0) << 1)
+            | ((ev.status == 429) << 2)
+            | (((ev.n or 1) > 1) << 3)
+        )
         self.tools.append(ev.tool_count or 0)
         self.max_tokens.append(ev.max_tokens or 0)
         self.model.append(m)
         self.ip.append(ip)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.frombuffer(getattr(self, name), dtype=getattr(self, name).typecode)
-                for name in ("acct", "ts", "in_tok", "out_tok", "flags", "tools", "max_tokens",
-                             "model", "ip")}
+        return {
+            name: np.frombuffer(getattr(self, name), dtype=getattr(self, name).typecode)
+            for name in (
+                "acct",
+                "ts",
+                "in_tok",
+                "out_tok",
+                "flags",
+                "tools",
+                "max_tokens",
+                "model",
+                "ip",
+            )
+        }
 
 
 @dataclass
@@ -99,9 +114,12 @@ def rate_limit(cols: EventColumns, benign: set[str], quantile: float = 99.9) -> 
     limit = float(np.percentile(benign_counts, quantile)) if len(benign_counts) else math.inf
     busiest = np.zeros(len(ids))
     np.maximum.at(busiest, owners, counts)
-    result = MethodResult("rate limit (benign p99.9 req/h)",
-                          scores={a: float(busiest[i]) for i, a in enumerate(ids)}, alerted=set(),
-                          params={"limit_per_hour": limit})
+    result = MethodResult(
+        "rate limit (benign p99.9 req/h)",
+        scores={a: float(busiest[i]) for i, a in enumerate(ids)},
+        alerted=set(),
+        params={"limit_per_hour": limit},
+    )
     # The request that crosses the limit: running count within (account, hour) > limit.
     order = np.lexsort((ts, acct))
     a_sorted, t_sorted = acct[order], ts[order]
@@ -131,9 +149,20 @@ def rate_limit(cols: EventColumns, benign: set[str], quantile: float = 99.9) -> 
 
 
 DAILY_FEATURES = (
-    "log_requests", "log_mean_in", "log_mean_out", "out_in_ratio", "logprobs_share",
-    "temp0_share", "retry_share", "n_gt1_share", "mean_tools", "log_mean_max_tokens",
-    "active_hours", "interarrival_cv", "distinct_ips", "newest_model_share",
+    "log_requests",
+    "log_mean_in",
+    "log_mean_out",
+    "out_in_ratio",
+    "logprobs_share",
+    "temp0_share",
+    "retry_share",
+    "n_gt1_share",
+    "mean_tools",
+    "log_mean_max_tokens",
+    "active_hours",
+    "interarrival_cv",
+    "distinct_ips",
+    "newest_model_share",
 )
 
 
@@ -175,12 +204,24 @@ def daily_aggregates(cols: EventColumns) -> tuple[np.ndarray, np.ndarray]:
     np.minimum.at(first_seen, model, ts)
     newest = int(np.argmax(first_seen))
     mean_in, mean_out = mean(arr["in_tok"]), mean(arr["out_tok"])
-    features = np.column_stack([
-        np.log1p(n), np.log1p(mean_in), np.log1p(mean_out), mean_out / np.maximum(mean_in, 1),
-        mean(flags & 1), mean((flags >> 1) & 1), mean((flags >> 2) & 1), mean((flags >> 3) & 1),
-        mean(arr["tools"]), np.log1p(mean(arr["max_tokens"])), active, cv, distinct_ips,
-        mean(model == newest),
-    ])
+    features = np.column_stack(
+        [
+            np.log1p(n),
+            np.log1p(mean_in),
+            np.log1p(mean_out),
+            mean_out / np.maximum(mean_in, 1),
+            mean(flags & 1),
+            mean((flags >> 1) & 1),
+            mean((flags >> 2) & 1),
+            mean((flags >> 3) & 1),
+            mean(arr["tools"]),
+            np.log1p(mean(arr["max_tokens"])),
+            active,
+            cv,
+            distinct_ips,
+            mean(model == newest),
+        ]
+    )
     return (uniq // 4096).astype(np.int64), features
 
 

@@ -24,14 +24,22 @@ def _progress(console: Console) -> Progress:
         TransferSpeedColumn,
     )
 
-    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def replay_cmd(
-    events: Annotated[Path, typer.Argument(help="JSON Lines events file (CONTRACT §1).",
-                                           exists=True, dir_okay=False)],
+    events: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines events file (CONTRACT §1).", exists=True, dir_okay=False),
+    ],
     report: Annotated[Path, typer.Option(help="Where to write the CONTRACT §3 report.")],
 ) -> None:
     """Run the detectors over a file in event time (no broker, no Redis) and write a report."""
@@ -46,22 +54,29 @@ def replay_cmd(
     settings = get_settings()
     with _progress(console) as bar:
         task = bar.add_task("replay", total=events.stat().st_size)
-        result = replay_file(events, build_pipeline(settings), decoder_for(settings),
-                             progress=lambda n: bar.advance(task, n))
+        result = replay_file(
+            events,
+            build_pipeline(settings),
+            decoder_for(settings),
+            progress=lambda n: bar.advance(task, n),
+        )
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2))
     alerted = len(result.alerted())
-    console.print(f"{result.events:,} events ({result.rejected:,} rejected), "
-                  f"{len(result.accounts):,} accounts, {alerted:,} alerted, "
-                  f"{len(result.clusters):,} clusters in {result.seconds:.1f} s -> {report}")
+    console.print(
+        f"{result.events:,} events ({result.rejected:,} rejected), "
+        f"{len(result.accounts):,} accounts, {alerted:,} alerted, "
+        f"{len(result.clusters):,} clusters in {result.seconds:.1f} s -> {report}"
+    )
     for reason, n in result.rejected_reasons.most_common(5):
         console.print(f"  rejected {n:,}: {reason}")
 
 
 def evaluate_cmd(
     events: Annotated[Path, typer.Option(help="Events file.", exists=True, dir_okay=False)],
-    labels: Annotated[Path, typer.Option(help="Labels file (CONTRACT §2).", exists=True,
-                                         dir_okay=False)],
+    labels: Annotated[
+        Path, typer.Option(help="Labels file (CONTRACT §2).", exists=True, dir_okay=False)
+    ],
     out: Annotated[Path, typer.Option(help="Directory for metrics.json, report.md, plots.")],
 ) -> None:
     """Replay the detectors and the baselines over labelled events; write metrics and plots."""
@@ -79,8 +94,9 @@ def evaluate_cmd(
     with _progress(console) as bar:
         task = bar.add_task("replay", total=events.stat().st_size)
         try:
-            result = evaluate(events, labels, get_settings(),
-                              progress=lambda n: bar.advance(task, n))
+            result = evaluate(
+                events, labels, get_settings(), progress=lambda n: bar.advance(task, n)
+            )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
@@ -93,8 +109,10 @@ def evaluate_cmd(
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "replay_report.json").write_bytes(orjson.dumps(result.report.to_json()))
     console.print(Markdown(md))
-    console.print(f"wrote {out}/metrics.json, report.md, pr_curves.png, delay_cdf.png "
-                  f"in {m['seconds']['total']} s")
+    console.print(
+        f"wrote {out}/metrics.json, report.md, pr_curves.png, delay_cdf.png "
+        f"in {m['seconds']['total']} s"
+    )
 
 
 def register(app: typer.Typer) -> None:

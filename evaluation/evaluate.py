@@ -52,8 +52,9 @@ def load_labels(path: Path) -> dict[str, Truth]:
             try:
                 rec = orjson.loads(line)
                 label = {"distiller": 1, "benign": 0}[rec["label"]]
-                truth[str(rec["account_id"])] = Truth(label, rec.get("campaign"),
-                                                      str(rec.get("archetype") or "unknown"))
+                truth[str(rec["account_id"])] = Truth(
+                    label, rec.get("campaign"), str(rec.get("archetype") or "unknown")
+                )
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{lineno}: not a label record ({exc!r})") from None
     return truth
@@ -78,8 +79,12 @@ def detector_setting(settings: Settings, name: str, default: Any) -> Any:
 
 def detector_result(report: ReplayReport, threshold: float) -> MethodResult:
     """The shipped pipeline as a method: scored by final risk, alerted if it had an alert."""
-    result = MethodResult("distillguard (pipeline)", scores={}, alerted=report.alerted(),
-                          params={"alert_threshold": threshold})
+    result = MethodResult(
+        "distillguard (pipeline)",
+        scores={},
+        alerted=report.alerted(),
+        params={"alert_threshold": threshold},
+    )
     for acct, out in report.accounts.items():
         result.scores[acct] = out.risk
         if out.first_alert_ts is not None:
@@ -110,22 +115,26 @@ def segments(truth: dict[str, Truth], events: dict[str, int]) -> dict[str, list[
     return {"single_account": single, "coordinated": coordinated}
 
 
-def segment_metrics(method: MethodResult, accounts: list[str], threshold: float
-                    ) -> dict[str, Any]:
+def segment_metrics(method: MethodResult, accounts: list[str], threshold: float) -> dict[str, Any]:
     """Recall of one group of distillers at the all-accounts FPR threshold, and delays."""
     caught = [a for a in accounts if a in method.first_alert_ts]
     return {
         "accounts": len(accounts),
-        "recall_at_fpr_0.1pct": (sum(method.scores.get(a, 0.0) > threshold for a in accounts)
-                                 / len(accounts)) if accounts else None,
+        "recall_at_fpr_0.1pct": (
+            sum(method.scores.get(a, 0.0) > threshold for a in accounts) / len(accounts)
+        )
+        if accounts
+        else None,
         "alerted_recall": len([a for a in accounts if a in method.alerted]) / len(accounts)
-        if accounts else None,
+        if accounts
+        else None,
         "delay_events": metrics.summary([method.events_before[a] for a in caught]),
     }
 
 
-def campaign_delays(method: MethodResult, truth: dict[str, Truth],
-                    first_ts: dict[str, float]) -> dict[str, float | None]:
+def campaign_delays(
+    method: MethodResult, truth: dict[str, Truth], first_ts: dict[str, float]
+) -> dict[str, float | None]:
     """Simulated minutes from a campaign's first event to its first alerted member."""
     start: dict[str, float] = {}
     detected: dict[str, float] = {}
@@ -134,15 +143,18 @@ def campaign_delays(method: MethodResult, truth: dict[str, Truth],
             continue
         start[t.campaign] = min(start.get(t.campaign, math.inf), first_ts[a])
         if a in method.first_alert_ts:
-            detected[t.campaign] = min(detected.get(t.campaign, math.inf),
-                                       method.first_alert_ts[a])
-    return {c: ((detected[c] - s) / 60.0 if c in detected else None)
-            for c, s in sorted(start.items())}
+            detected[t.campaign] = min(detected.get(t.campaign, math.inf), method.first_alert_ts[a])
+    return {
+        c: ((detected[c] - s) / 60.0 if c in detected else None) for c, s in sorted(start.items())
+    }
 
 
-def method_metrics(method: MethodResult, truth: dict[str, Truth],
-                   first_ts: dict[str, float],
-                   groups: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def method_metrics(
+    method: MethodResult,
+    truth: dict[str, Truth],
+    first_ts: dict[str, float],
+    groups: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     accounts = list(truth)
     y = [truth[a].label for a in accounts]
     s = [method.scores.get(a, 0.0) for a in accounts]
@@ -167,8 +179,9 @@ def method_metrics(method: MethodResult, truth: dict[str, Truth],
         "delay_events": metrics.summary(delays_events),
         "delay_minutes": metrics.summary(delays_min),
         "notes": method.notes,
-        "segments": {name: segment_metrics(method, members, thr)
-                     for name, members in (groups or {}).items()},
+        "segments": {
+            name: segment_metrics(method, members, thr) for name, members in (groups or {}).items()
+        },
         "campaign_delay_minutes": campaign_delays(method, truth, first_ts),
     }
     if "alert_threshold" in method.params:
@@ -190,14 +203,22 @@ def evaluate(
     threshold = float(detector_setting(settings, "alert_threshold", DEFAULT_ALERT_THRESHOLD))
     cols = EventColumns()
     t0 = time.perf_counter()
-    report = replay_file(events, build_pipeline(settings), decoder_for(settings),
-                         on_event=cols.add, progress=progress)
+    report = replay_file(
+        events,
+        build_pipeline(settings),
+        decoder_for(settings),
+        on_event=cols.add,
+        progress=progress,
+    )
     t_replay = time.perf_counter() - t0
     first_ts = {a: o.first_event_ts for a, o in report.accounts.items()}
     benign = {a for a, t in truth.items() if t.label == 0}
     t1 = time.perf_counter()
-    methods = [detector_result(report, threshold), rate_limit(cols, benign),
-               isolation_forest(cols, seed)]
+    methods = [
+        detector_result(report, threshold),
+        rate_limit(cols, benign),
+        isolation_forest(cols, seed),
+    ]
     t_baselines = time.perf_counter() - t1
     unlabelled = sorted(set(report.accounts) - set(truth))
     groups = segments(truth, {a: o.events for a, o in report.accounts.items()})
@@ -217,8 +238,11 @@ def evaluate(
         "methods": [method_metrics(m, truth, first_ts, groups) for m in methods],
     }
     if report.clusters:
-        alerted = [c.members for c in report.clusters.values()
-                   if c.first_alert_ts is not None or c.risk >= threshold]
+        alerted = [
+            c.members
+            for c in report.clusters.values()
+            if c.first_alert_ts is not None or c.risk >= threshold
+        ]
         labels01 = {a: t.label for a, t in truth.items()}
         hydra = [a for a, t in truth.items() if t.archetype == "hydra"]
         result["clusters"] = metrics.cluster_metrics(alerted, labels01, hydra)

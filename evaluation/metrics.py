@@ -52,8 +52,9 @@ def pr_curve(y: Sequence[int], s: Sequence[float]) -> tuple[np.ndarray, np.ndarr
     return recall, precision
 
 
-def recall_at_fpr(y: Sequence[int], s: Sequence[float], max_fpr: float = 0.001
-                  ) -> tuple[float, float]:
+def recall_at_fpr(
+    y: Sequence[int], s: Sequence[float], max_fpr: float = 0.001
+) -> tuple[float, float]:
     """Best recall whose benign false-positive rate stays <= ``max_fpr``, and its threshold.
 
     Flags are ``score > threshold``; with ``k = floor(max_fpr * benign)`` false positives
@@ -87,7 +88,9 @@ def precision_recall(y: Sequence[int], flagged: Sequence[bool]) -> dict[str, flo
     return {
         "precision": tp / (tp + fp) if tp + fp else math.nan,
         "recall": tp / (tp + fn) if tp + fn else math.nan,
-        "tp": tp, "fp": fp, "fn": fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
         "benign_fpr": fp / int(np.sum(~ya)) if np.any(~ya) else math.nan,
     }
 
@@ -118,8 +121,12 @@ def summary(values: Sequence[float]) -> dict[str, float | int | None]:
     if len(values) == 0:
         return {"n": 0, "median": None, "p90": None, "mean": None}
     a = np.asarray(values, dtype=np.float64)
-    return {"n": len(a), "median": float(np.median(a)),
-            "p90": round(float(np.percentile(a, 90)), 6), "mean": float(a.mean())}
+    return {
+        "n": len(a),
+        "median": float(np.median(a)),
+        "p90": round(float(np.percentile(a, 90)), 6),
+        "mean": float(a.mean()),
+    }
 
 
 def cluster_metrics(

@@ -24,8 +24,13 @@ def pr_curves(ev: Evaluation, path: Path) -> Path:
         ap = m["pr_auc"]
         ax.step(recall, precision, where="post", label=f"{method.name} (AP {ap:.3f})")
     ax.axhline(prevalence, color="grey", lw=0.8, ls=":", label=f"chance ({prevalence:.3f})")
-    ax.set(xlabel="recall (distiller accounts)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-           title="Account-level precision-recall")
+    ax.set(
+        xlabel="recall (distiller accounts)",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title="Account-level precision-recall",
+    )
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
@@ -45,8 +50,12 @@ def delay_cdf(ev: Evaluation, path: Path) -> Path:
         share = np.arange(1, len(delays) + 1) / max(len(distillers), 1)
         ax.step(np.maximum(delays, 0.5), share, where="post", label=method.name)
     ax.set_xscale("log")
-    ax.set(xlabel="events of the account before its first alert", ylim=(0, 1.02),
-           ylabel="share of distiller accounts caught", title="Detection delay (CDF)")
+    ax.set(
+        xlabel="events of the account before its first alert",
+        ylim=(0, 1.02),
+        ylabel="share of distiller accounts caught",
+        title="Detection delay (CDF)",
+    )
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)

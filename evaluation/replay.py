@@ -91,9 +91,14 @@ class ReplayReport:
 
 def decoder_for(settings: Settings) -> EventDecoder:
     v = settings.validation
-    return EventDecoder(Limits(max_prompt_chars=v.max_prompt_chars,
-                               max_message_bytes=v.max_message_bytes, max_tokens=v.max_tokens,
-                               max_clock_skew_days=v.max_clock_skew_days))
+    return EventDecoder(
+        Limits(
+            max_prompt_chars=v.max_prompt_chars,
+            max_message_bytes=v.max_message_bytes,
+            max_tokens=v.max_tokens,
+            max_clock_skew_days=v.max_clock_skew_days,
+        )
+    )
 
 
 class _Tracker:
@@ -122,7 +127,9 @@ class _Tracker:
     def clusters(self, clusters: Iterable[Cluster]) -> None:
         for c in clusters:
             self.report.clusters[c.cluster_id] = ClusterOutcome(
-                cluster_id=c.cluster_id, members=list(c.members), risk=float(c.risk),
+                cluster_id=c.cluster_id,
+                members=list(c.members),
+                risk=float(c.risk),
                 first_alert_ts=c.first_alert_ts,
             )
 
@@ -203,8 +210,9 @@ def _finish(report: ReplayReport, pipeline: Pipeline, tracker: _Tracker) -> None
         out.cluster_id = risk.cluster_id or member_of.get(acct)
 
 
-def replay_file(path: Path, pipeline: Pipeline, decoder: EventDecoder, **kwargs: Any
-                ) -> ReplayReport:
+def replay_file(
+    path: Path, pipeline: Pipeline, decoder: EventDecoder, **kwargs: Any
+) -> ReplayReport:
     """:func:`replay` over a JSON Lines file, read in large buffered chunks."""
     with path.open("rb", buffering=1 << 20) as fh:
         return replay(fh, pipeline, decoder, **kwargs)

@@ -45,46 +45,69 @@ def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
         )
     seg_names = list(methods[0].get("segments", {}))
     if seg_names:
-        lines += ["", "## Recall by kind of attacker", "",
-                  "Single-account: lone attackers (bulk, logprob harvester, release pivot) and "
-                  "campaign members sending more than the benign median; coordinated: hydra and "
-                  "low-and-slow members. Recall at the all-accounts benign FPR ≤ 0.1% threshold "
-                  "/ recall of alerts / median events before the first alert.", "",
-                  "| method | " + " | ".join(seg_names) + " |",
-                  "|---|" + "---|" * len(seg_names)]
+        lines += [
+            "",
+            "## Recall by kind of attacker",
+            "",
+            "Single-account: lone attackers (bulk, logprob harvester, release pivot) and "
+            "campaign members sending more than the benign median; coordinated: hydra and "
+            "low-and-slow members. Recall at the all-accounts benign FPR ≤ 0.1% threshold "
+            "/ recall of alerts / median events before the first alert.",
+            "",
+            "| method | " + " | ".join(seg_names) + " |",
+            "|---|" + "---|" * len(seg_names),
+        ]
         for x in methods:
             cells = []
             for seg in seg_names:
                 g = x["segments"][seg]
-                cells.append(f"{_f(g['recall_at_fpr_0.1pct'])} / {_f(g['alerted_recall'])} / "
-                             f"{_f(g['delay_events']['median'], 0)} (n={g['accounts']})")
+                cells.append(
+                    f"{_f(g['recall_at_fpr_0.1pct'])} / {_f(g['alerted_recall'])} / "
+                    f"{_f(g['delay_events']['median'], 0)} (n={g['accounts']})"
+                )
             lines.append(f"| {x['name']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Coverage by campaign (accounts alerted / accounts)", "",
-              "| campaign | " + " | ".join(names) + " |",
-              "|---|" + "---|" * len(names)]
+    lines += [
+        "",
+        "## Coverage by campaign (accounts alerted / accounts)",
+        "",
+        "| campaign | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for camp in methods[0]["campaign_coverage"]:
         row = [_share(x["campaign_coverage"][camp]) for x in methods]
         lines.append(f"| {camp} | " + " | ".join(row) + " |")
     if "campaign_delay_minutes" in methods[0]:
-        lines += ["", "## Minutes from a campaign's first event to its first alert", "",
-                  "| campaign | " + " | ".join(names) + " |",
-                  "|---|" + "---|" * len(names)]
+        lines += [
+            "",
+            "## Minutes from a campaign's first event to its first alert",
+            "",
+            "| campaign | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
         for camp in methods[0]["campaign_delay_minutes"]:
             row = [_f(x["campaign_delay_minutes"].get(camp), 1) for x in methods]
             lines.append(f"| {camp} | " + " | ".join(row) + " |")
-    lines += ["", "## False alerts by benign archetype (accounts alerted / accounts)", "",
-              "| archetype | " + " | ".join(names) + " |",
-              "|---|" + "---|" * len(names)]
+    lines += [
+        "",
+        "## False alerts by benign archetype (accounts alerted / accounts)",
+        "",
+        "| archetype | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for arch in methods[0]["false_alerts_by_archetype"]:
         row = [_share(x["false_alerts_by_archetype"][arch]) for x in methods]
         lines.append(f"| {arch} | " + " | ".join(row) + " |")
     if "clusters" in m:
         c = m["clusters"]
-        lines += ["", "## Clusters", "",
-                  f"{c['all_clusters']} clusters, {c['clusters']} alerted; hydra accounts covered "
-                  f"by alerted clusters: {_f(c['hydra_coverage'])}; member precision "
-                  f"{_f(c['member_precision'])}; most benign accounts in one alerted cluster: "
-                  f"{c['largest_benign']}."]
+        lines += [
+            "",
+            "## Clusters",
+            "",
+            f"{c['all_clusters']} clusters, {c['clusters']} alerted; hydra accounts covered "
+            f"by alerted clusters: {_f(c['hydra_coverage'])}; member precision "
+            f"{_f(c['member_precision'])}; most benign accounts in one alerted cluster: "
+            f"{c['largest_benign']}.",
+        ]
     else:
         lines += ["", "## Clusters", "", "The pipeline reported no clusters."]
     lines += ["", "## Notes", ""]
@@ -94,11 +117,15 @@ def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
     for x in methods:
         if "at_threshold" in x:
             t = x["at_threshold"]
-            lines.append(f"- {x['name']}: accounts whose final risk ≥ {m['alert_threshold']}: "
-                         f"precision {_f(t['precision'])}, recall {_f(t['recall'])} "
-                         f"({t['fp']} benign).")
-    lines += ["- Recall at FPR ≤ 0.1% flags scores strictly above the (k+1)-th highest benign "
-              "score, k = floor(0.001 × benign accounts); ties are not flagged.",
-              "- Delays count only caught distillers; plots: `pr_curves.png`, `delay_cdf.png`.",
-              ""]
+            lines.append(
+                f"- {x['name']}: accounts whose final risk ≥ {m['alert_threshold']}: "
+                f"precision {_f(t['precision'])}, recall {_f(t['recall'])} "
+                f"({t['fp']} benign)."
+            )
+    lines += [
+        "- Recall at FPR ≤ 0.1% flags scores strictly above the (k+1)-th highest benign "
+        "score, k = floor(0.001 × benign accounts); ties are not flagged.",
+        "- Delays count only caught distillers; plots: `pr_curves.png`, `delay_cdf.png`.",
+        "",
+    ]
     return "\n".join(lines)

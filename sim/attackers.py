@@ -63,8 +63,9 @@ def _templates(ctx: Context, rng: np.random.Generator, count: int) -> list[int]:
     return [ctx.wrap(TEMPLATES[int(i)]) for i in picks]
 
 
-def _distiller(ctx: Context, group: Group, *, payment: str | None = None, keys: int = 1,
-               redacted: bool = False) -> Account:
+def _distiller(
+    ctx: Context, group: Group, *, payment: str | None = None, keys: int = 1, redacted: bool = False
+) -> Account:
     return Account(
         account_id=ctx.new_id("acct"),
         archetype=group.archetype,
@@ -78,8 +79,9 @@ def _distiller(ctx: Context, group: Group, *, payment: str | None = None, keys: 
     )
 
 
-def _prompts(ctx: Context, rng: np.random.Generator, ev: Events, p: dict[str, Any],
-             wraps: list[int]) -> np.ndarray:
+def _prompts(
+    ctx: Context, rng: np.random.Generator, ev: Events, p: dict[str, Any], wraps: list[int]
+) -> np.ndarray:
     """Distillation prompts in the campaign's templates, diluted with mundane questions.
 
     Returns the mask of mundane (filler) events.
@@ -99,12 +101,15 @@ def _lengths(ctx: Context, ev: Events, p: dict[str, Any]) -> dict[str, np.ndarra
     lo, hi = ctx.ranges["nq"]
     text = ev.column("text")
     filler = (text >= lo) & (text < hi)
-    return {"verbosity": np.where(filler, 1.0, p["verbosity"]),
-            "reasoning_chars": np.where(filler, 0.0, p["reasoning_chars"])}
+    return {
+        "verbosity": np.where(filler, 1.0, p["verbosity"]),
+        "reasoning_chars": np.where(filler, 0.0, p["reasoning_chars"]),
+    }
 
 
-def bulk_distiller(ctx: Context, group: Group, _rng: np.random.Generator
-                   ) -> list[tuple[Account, Events]]:
+def bulk_distiller(
+    ctx: Context, group: Group, _rng: np.random.Generator
+) -> list[tuple[Account, Events]]:
     """One account, flat 24/7 at machine-regular intervals, long reasoning outputs, 429 retries."""
     p = group.params
     out = []
@@ -112,8 +117,13 @@ def bulk_distiller(ctx: Context, group: Group, _rng: np.random.Generator
         rng = group_rng(ctx, group, i)
         acct = _distiller(ctx, group, keys=p["keys"], redacted=p["redacted"])
         ips = ctx.book.pool(rng, as_by_kind("hosting")[:1], 3)
-        ts = regular_times(rng, ctx.start + float(rng.uniform(0, HOUR)), ctx.end,
-                           DAY / p["daily_requests"], p["jitter"])
+        ts = regular_times(
+            rng,
+            ctx.start + float(rng.uniform(0, HOUR)),
+            ctx.end,
+            DAY / p["daily_requests"],
+            p["jitter"],
+        )
         ev = Events(ts)
         _prompts(ctx, rng, ev, p, _templates(ctx, rng, p["templates"]))
         ev.put("model", ctx.flagship)
@@ -128,8 +138,9 @@ def bulk_distiller(ctx: Context, group: Group, _rng: np.random.Generator
     return out
 
 
-def logprob_harvester(ctx: Context, group: Group, _rng: np.random.Generator
-                      ) -> list[tuple[Account, Events]]:
+def logprob_harvester(
+    ctx: Context, group: Group, _rng: np.random.Generator
+) -> list[tuple[Account, Events]]:
     """Token distributions, not answers: logprobs with many alternatives, n > 1, short outputs."""
     p = group.params
     out = []
@@ -137,8 +148,13 @@ def logprob_harvester(ctx: Context, group: Group, _rng: np.random.Generator
         rng = group_rng(ctx, group, i)
         acct = _distiller(ctx, group, keys=2, redacted=p["redacted"])
         ips = ctx.book.pool(rng, as_by_kind("cloud")[1:2], 2)
-        ts = regular_times(rng, ctx.start + float(rng.uniform(0, HOUR)), ctx.end,
-                           DAY / p["daily_requests"], p["jitter"])
+        ts = regular_times(
+            rng,
+            ctx.start + float(rng.uniform(0, HOUR)),
+            ctx.end,
+            DAY / p["daily_requests"],
+            p["jitter"],
+        )
         ev = Events(ts)
         _prompts(ctx, rng, ev, p, _templates(ctx, rng, p["templates"]))
         ev.put("model", ctx.flagship)
@@ -171,14 +187,21 @@ def hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> list[tuple[A
     crng = _campaign_rng(ctx, group)
     cards = [ctx.new_id("pf") for _ in range(max(1, group.accounts // p["accounts_per_card"]))]
     hosting = as_by_kind("hosting")
-    proxy = ctx.book.pool(crng, [hosting[int(j)] for j in crng.choice(len(hosting), 3, False)],
-                          p["proxy_ips"])
+    proxy = ctx.book.pool(
+        crng, [hosting[int(j)] for j in crng.choice(len(hosting), 3, False)], p["proxy_ips"]
+    )
     campaign_ua = str(p["user_agent"])
     campaign_wraps = _templates(ctx, crng, p["templates"])
     # Synchronised windows: the campaign's controller wakes its fleet every few hours.
     n_windows = int(ctx.scenario.days * 24 / p["burst_every_h"])
-    windows = ctx.start + (np.arange(n_windows) * p["burst_every_h"]
-                           + crng.uniform(0, p["burst_every_h"], n_windows) * 0.2) * HOUR
+    windows = (
+        ctx.start
+        + (
+            np.arange(n_windows) * p["burst_every_h"]
+            + crng.uniform(0, p["burst_every_h"], n_windows) * 0.2
+        )
+        * HOUR
+    )
     out = []
     for i in range(group.accounts):
         rng = group_rng(ctx, group, i)
@@ -201,8 +224,11 @@ def hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> list[tuple[A
         else:
             residential = as_by_kind("residential")
             ev.put("ip", ctx.book.random(rng, residential[int(rng.integers(len(residential)))]))
-        ua = campaign_ua if "user_agent" in share else SDK_USER_AGENTS[
-            int(rng.integers(len(SDK_USER_AGENTS)))]
+        ua = (
+            campaign_ua
+            if "user_agent" in share
+            else SDK_USER_AGENTS[int(rng.integers(len(SDK_USER_AGENTS)))]
+        )
         ev.put("ua", ctx.uas.add(ua))
         ev.put("temperature", p["temperature"])
         ev.put("max_tokens", p["max_tokens"])
@@ -211,8 +237,9 @@ def hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> list[tuple[A
     return out
 
 
-def low_and_slow(ctx: Context, group: Group, _rng: np.random.Generator
-                 ) -> list[tuple[Account, Events]]:
+def low_and_slow(
+    ctx: Context, group: Group, _rng: np.random.Generator
+) -> list[tuple[Account, Events]]:
     """A few accounts, patient: a modest steady trickle for days, rotating residential exits."""
     p = group.params
     crng = _campaign_rng(ctx, group)
@@ -222,14 +249,21 @@ def low_and_slow(ctx: Context, group: Group, _rng: np.random.Generator
     for i in range(group.accounts):
         rng = group_rng(ctx, group, i)
         acct = _distiller(ctx, group, redacted=p["redacted"])
-        ts = regular_times(rng, ctx.start + float(rng.uniform(0, 6 * HOUR)), ctx.end,
-                           DAY / p["per_account_daily"], p["jitter"])
+        ts = regular_times(
+            rng,
+            ctx.start + float(rng.uniform(0, 6 * HOUR)),
+            ctx.end,
+            DAY / p["per_account_daily"],
+            p["jitter"],
+        )
         ev = Events(ts)
         _prompts(ctx, rng, ev, p, wraps)
         ev.put("model", ctx.flagship)
         day = ((ev.ts - ctx.start) // DAY).astype(np.int64)
-        exits = [ctx.book.random(rng, residential[int(rng.integers(len(residential)))])
-                 for _ in range(int(np.ceil(ctx.scenario.days)) + 1)]
+        exits = [
+            ctx.book.random(rng, residential[int(rng.integers(len(residential)))])
+            for _ in range(int(np.ceil(ctx.scenario.days)) + 1)
+        ]
         ev.put("ip", np.asarray(exits, dtype=np.int32)[day])
         ev.put("ua", ctx.uas.add(SDK_USER_AGENTS[int(rng.integers(len(SDK_USER_AGENTS)))]))
         ev.put("temperature", p["temperature"])
@@ -238,13 +272,16 @@ def low_and_slow(ctx: Context, group: Group, _rng: np.random.Generator
     return out
 
 
-def release_pivot(ctx: Context, group: Group, _rng: np.random.Generator
-                  ) -> list[tuple[Account, Events]]:
+def release_pivot(
+    ctx: Context, group: Group, _rng: np.random.Generator
+) -> list[tuple[Account, Events]]:
     """Moves nearly all traffic to a model within hours of its release."""
     p = group.params
     if ctx.release is None:
-        raise ValueError(f"campaign {group.campaign}: release_pivot needs a model with "
-                         "role 'release' and released_at_hour")
+        raise ValueError(
+            f"campaign {group.campaign}: release_pivot needs a model with "
+            "role 'release' and released_at_hour"
+        )
     crng = _campaign_rng(ctx, group)
     wraps = _templates(ctx, crng, p["templates"])
     ips = ctx.book.pool(crng, as_by_kind("hosting")[2:4], 6)
@@ -252,14 +289,27 @@ def release_pivot(ctx: Context, group: Group, _rng: np.random.Generator
     for i in range(group.accounts):
         rng = group_rng(ctx, group, i)
         acct = _distiller(ctx, group, redacted=p["redacted"])
-        ts = regular_times(rng, ctx.start + float(rng.uniform(0, HOUR)), ctx.end,
-                           DAY / p["per_account_daily"], p["jitter"])
+        ts = regular_times(
+            rng,
+            ctx.start + float(rng.uniform(0, HOUR)),
+            ctx.end,
+            DAY / p["per_account_daily"],
+            p["jitter"],
+        )
         ev = Events(ts)
         _prompts(ctx, rng, ev, p, wraps)
         adopt = ctx.release[1] + float(rng.uniform(0.3, 1.0)) * p["pivot_within_h"] * HOUR
-        ev.put("model", assign_models(ctx, rng, ev.ts, mini_share=0.0,
-                                      adopt_at=adopt if adopt < NEVER else NEVER,
-                                      adopt_share=p["pivot_share"]))
+        ev.put(
+            "model",
+            assign_models(
+                ctx,
+                rng,
+                ev.ts,
+                mini_share=0.0,
+                adopt_at=adopt if adopt < NEVER else NEVER,
+                adopt_share=p["pivot_share"],
+            ),
+        )
         ev.put("ip", ips[rng.integers(0, len(ips), size=ev.n)])
         ev.put("ua", ctx.uas.add(SCRIPT_USER_AGENTS[int(crng.integers(len(SCRIPT_USER_AGENTS)))]))
         ev.put("temperature", p["temperature"])
@@ -269,34 +319,93 @@ def release_pivot(ctx: Context, group: Group, _rng: np.random.Generator
     return out
 
 
-_DISTILL: dict[str, Any] = {"sources": DISTILL_SOURCES, "templates": 2, "mundane_share": 0.0,
-                            "temperature": 0.0, "max_tokens": 8192, "verbosity": 1.5,
-                            "reasoning_chars": 2400.0,
-                            "redacted": False}
+_DISTILL: dict[str, Any] = {
+    "sources": DISTILL_SOURCES,
+    "templates": 2,
+    "mundane_share": 0.0,
+    "temperature": 0.0,
+    "max_tokens": 8192,
+    "verbosity": 1.5,
+    "reasoning_chars": 2400.0,
+    "redacted": False,
+}
 
 ATTACKERS: dict[str, Archetype] = {
     a.name: a
     for a in (
-        Archetype("bulk_distiller", "distiller", {**_DISTILL, "daily_requests": 25000.0,
-                  "jitter": 0.1, "rate_limited": 0.03, "keys": 6,
-                  "user_agent": "python-requests/2.31.0"},
-                  bulk_distiller, "one account, huge flat volume"),
-        Archetype("logprob_harvester", "distiller", {**_DISTILL, "daily_requests": 6000.0,
-                  "jitter": 0.4, "templates": 0, "top_logprobs": 20, "max_tokens": 256,
-                  "user_agent": "aiohttp/3.9.5"},
-                  logprob_harvester, "harvests token distributions"),
-        Archetype("hydra", "distiller", {**_DISTILL, "per_account_daily": 5.0,
-                  "share": ["payment", "proxy_pool", "user_agent", "template", "schedule"],
-                  "accounts_per_card": 12, "proxy_ips": 40, "mundane_share": 0.25,
-                  "burst_every_h": 4.0, "burst_minutes": 20.0, "templates": 1,
-                  "user_agent": "python-httpx/0.27.0"},
-                  hydra, "many quiet coordinated accounts"),
-        Archetype("low_and_slow", "distiller", {**_DISTILL, "per_account_daily": 40.0,
-                  "jitter": 0.6, "templates": 1, "mundane_share": 0.15},
-                  low_and_slow, "a patient trickle over days"),
-        Archetype("release_pivot", "distiller", {**_DISTILL, "per_account_daily": 800.0,
-                  "jitter": 0.3, "pivot_within_h": 3.0, "pivot_share": 0.9,
-                  "mundane_share": 0.1},
-                  release_pivot, "moves to a new model within hours of release"),
+        Archetype(
+            "bulk_distiller",
+            "distiller",
+            {
+                **_DISTILL,
+                "daily_requests": 25000.0,
+                "jitter": 0.1,
+                "rate_limited": 0.03,
+                "keys": 6,
+                "user_agent": "python-requests/2.31.0",
+            },
+            bulk_distiller,
+            "one account, huge flat volume",
+        ),
+        Archetype(
+            "logprob_harvester",
+            "distiller",
+            {
+                **_DISTILL,
+                "daily_requests": 6000.0,
+                "jitter": 0.4,
+                "templates": 0,
+                "top_logprobs": 20,
+                "max_tokens": 256,
+                "user_agent": "aiohttp/3.9.5",
+            },
+            logprob_harvester,
+            "harvests token distributions",
+        ),
+        Archetype(
+            "hydra",
+            "distiller",
+            {
+                **_DISTILL,
+                "per_account_daily": 5.0,
+                "share": ["payment", "proxy_pool", "user_agent", "template", "schedule"],
+                "accounts_per_card": 12,
+                "proxy_ips": 40,
+                "mundane_share": 0.25,
+                "burst_every_h": 4.0,
+                "burst_minutes": 20.0,
+                "templates": 1,
+                "user_agent": "python-httpx/0.27.0",
+            },
+            hydra,
+            "many quiet coordinated accounts",
+        ),
+        Archetype(
+            "low_and_slow",
+            "distiller",
+            {
+                **_DISTILL,
+                "per_account_daily": 40.0,
+                "jitter": 0.6,
+                "templates": 1,
+                "mundane_share": 0.15,
+            },
+            low_and_slow,
+            "a patient trickle over days",
+        ),
+        Archetype(
+            "release_pivot",
+            "distiller",
+            {
+                **_DISTILL,
+                "per_account_daily": 800.0,
+                "jitter": 0.3,
+                "pivot_within_h": 3.0,
+                "pivot_share": 0.9,
+                "mundane_share": 0.1,
+            },
+            release_pivot,
+            "moves to a new model within hours of release",
+        ),
     )
 }

@@ -16,11 +16,13 @@ def simulate(
     labels: Annotated[Path | None, typer.Option(help="Ground-truth labels (CONTRACT §2).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     scale: Annotated[float, typer.Option(help="Multiply account counts.")] = 1.0,
-    to_kafka: Annotated[bool, typer.Option("--to-kafka", help="Publish live to the requests topic."
-                                           )] = False,
+    to_kafka: Annotated[
+        bool, typer.Option("--to-kafka", help="Publish live to the requests topic.")
+    ] = False,
     rate: Annotated[float, typer.Option(help="Events per second with --to-kafka.")] = 2000.0,
-    data_dir: Annotated[Path | None, typer.Option(help="Prompt corpora (default ../shared/data)."
-                                                  )] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Prompt corpora (default ../shared/data).")
+    ] = None,
 ) -> None:
     """Generate a scenario's traffic: seeded, reproducible, every account labelled."""
     import dataclasses
@@ -45,8 +47,12 @@ def simulate(
             traffic = generate(spec)
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc)) from None
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         if out is not None or labels is not None:
             task = bar.add_task("writing", total=traffic.events if out else 0)

@@ -42,8 +42,12 @@ class Traffic:
     def labels(self) -> list[dict[str, object]]:
         """CONTRACT §2 ground truth, one record per account."""
         return [
-            {"account_id": a.account_id, "label": a.label, "campaign": a.campaign,
-             "archetype": a.archetype}
+            {
+                "account_id": a.account_id,
+                "label": a.label,
+                "campaign": a.campaign,
+                "archetype": a.archetype,
+            }
             for a in self.accounts
         ]
 
@@ -71,18 +75,63 @@ class Traffic:
             stamps = np.datetime_as_string(millis.astype("datetime64[ms]"), timezone="UTC").tolist()
             acct_ids, out = [], []
             rows = zip(
-                range(lo, hi), self.acct[lo:hi].tolist(), stamps, c["model"], c["text"], c["wrap"],
-                c["system"], c["in_tok"], c["out_tok"], c["status"], c["ip"], c["ua"], c["key"],
-                c["temperature"], c["max_tokens"], c["n"], c["logprobs"], c["top_logprobs"],
-                c["tool_count"], c["stream"], c["latency_ms"], strict=True,
+                range(lo, hi),
+                self.acct[lo:hi].tolist(),
+                stamps,
+                c["model"],
+                c["text"],
+                c["wrap"],
+                c["system"],
+                c["in_tok"],
+                c["out_tok"],
+                c["status"],
+                c["ip"],
+                c["ua"],
+                c["key"],
+                c["temperature"],
+                c["max_tokens"],
+                c["n"],
+                c["logprobs"],
+                c["top_logprobs"],
+                c["tool_count"],
+                c["stream"],
+                c["latency_ms"],
+                strict=True,
             )
-            for (i, a, ts, model, text, wrap, system, in_tok, out_tok, status, ip, ua, key, temp,
-                 max_tok, n, logprobs, top_lp, tools, stream, latency) in rows:
+            for (
+                i,
+                a,
+                ts,
+                model,
+                text,
+                wrap,
+                system,
+                in_tok,
+                out_tok,
+                status,
+                ip,
+                ua,
+                key,
+                temp,
+                max_tok,
+                n,
+                logprobs,
+                top_lp,
+                tools,
+                stream,
+                latency,
+            ) in rows:
                 acc = accounts[a]
                 ev: dict[str, object] = {
-                    "event_id": f"{prefix}{i:09d}", "ts": ts, "account_id": acc.account_id,
-                    "model": models[model], "input_tokens": in_tok, "output_tokens": out_tok,
-                    "status": status, "api_key_id": key_names[a][key], "org_id": acc.org_id,
+                    "event_id": f"{prefix}{i:09d}",
+                    "ts": ts,
+                    "account_id": acc.account_id,
+                    "model": models[model],
+                    "input_tokens": in_tok,
+                    "output_tokens": out_tok,
+                    "status": status,
+                    "api_key_id": key_names[a][key],
+                    "org_id": acc.org_id,
                 }
                 if ip >= 0:
                     ev["ip"] = ips[ip]
@@ -158,8 +207,7 @@ def generate(scenario: Scenario, corpora: dict[str, Corpus] | None = None) -> Tr
     parts = [parts[i] for i in active]
     acct = np.repeat(np.arange(len(accounts), dtype=np.int32), [e.n for e in parts])
     columns = {
-        name: np.concatenate([e.column(name) for e in parts]) if parts
-        else np.empty(0, dtype=dtype)
+        name: np.concatenate([e.column(name) for e in parts]) if parts else np.empty(0, dtype=dtype)
         for name, (dtype, _) in COLUMNS.items()
     }
     order = np.lexsort((acct, columns["ts"]))
@@ -177,8 +225,12 @@ class SimStats:
     by_archetype: dict[str, int]
 
 
-def write_files(traffic: Traffic, events_path: Path | None, labels_path: Path | None,
-                progress: Callable[[int], None] | None = None) -> None:
+def write_files(
+    traffic: Traffic,
+    events_path: Path | None,
+    labels_path: Path | None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     if labels_path is not None:
         labels_path.parent.mkdir(parents=True, exist_ok=True)
         labels_path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in traffic.labels()))
@@ -191,20 +243,32 @@ def write_files(traffic: Traffic, events_path: Path | None, labels_path: Path | 
                     progress(len(lines))
 
 
-def simulate(scenario: Scenario, events_path: Path, labels_path: Path,
-             progress: Callable[[int], None] | None = None) -> SimStats:
+def simulate(
+    scenario: Scenario,
+    events_path: Path,
+    labels_path: Path,
+    progress: Callable[[int], None] | None = None,
+) -> SimStats:
     """Generate ``scenario`` and write events and labels; returns what was written."""
     t0 = time.perf_counter()
     traffic = generate(scenario)
     write_files(traffic, events_path, labels_path, progress)
-    return SimStats(traffic.events, len(traffic.accounts), time.perf_counter() - t0,
-                    dict(traffic.counts_by_archetype()))
+    return SimStats(
+        traffic.events,
+        len(traffic.accounts),
+        time.perf_counter() - t0,
+        dict(traffic.counts_by_archetype()),
+    )
 
 
-def publish(traffic: Traffic, send: Callable[[str, bytes], None], rate: float,
-            progress: Callable[[int], None] | None = None,
-            clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> int:
+def publish(
+    traffic: Traffic,
+    send: Callable[[str, bytes], None],
+    rate: float,
+    progress: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Send events in time order at ``rate`` events/s: simulated time runs compressed.
 
     Events keep their simulated timestamps; only the wall-clock pacing changes.

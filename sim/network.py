@@ -50,13 +50,45 @@ AS_TABLE: tuple[AS, ...] = (
 
 #: Country -> UTC offset in hours (local daytime is what drives human rhythms).
 TZ_BY_COUNTRY: dict[str, float] = {
-    "US": -6.0, "DE": 1.0, "FR": 1.0, "GB": 0.0, "NL": 1.0, "KR": 9.0, "JP": 9.0,
-    "IN": 5.5, "AU": 10.0,
+    "US": -6.0,
+    "DE": 1.0,
+    "FR": 1.0,
+    "GB": 0.0,
+    "NL": 1.0,
+    "KR": 9.0,
+    "JP": 9.0,
+    "IN": 5.5,
+    "AU": 10.0,
 }
 
 # Public first octets, away from private, loopback, multicast and reserved space.
-_FIRST_OCTETS = (23, 31, 37, 45, 51, 62, 77, 81, 85, 91, 94, 103, 109, 141, 145, 151, 176,
-                 178, 185, 188, 193, 195, 203, 212, 217)
+_FIRST_OCTETS = (
+    23,
+    31,
+    37,
+    45,
+    51,
+    62,
+    77,
+    81,
+    85,
+    91,
+    94,
+    103,
+    109,
+    141,
+    145,
+    151,
+    176,
+    178,
+    185,
+    188,
+    193,
+    195,
+    203,
+    212,
+    217,
+)
 
 SDK_USER_AGENTS: tuple[str, ...] = (
     "anthropic-python/0.39.0",
@@ -134,8 +166,10 @@ class AddressBook:
         """``size`` addresses spread over ``systems``, a few /24s in each, like a proxy pool."""
         blocks = [int(rng.integers(0, 250)) for _ in systems]
         out = [
-            self.add(systems[i % len(systems)],
-                     blocks[i % len(systems)] * 254 + int(rng.integers(0, 3 * 254)))
+            self.add(
+                systems[i % len(systems)],
+                blocks[i % len(systems)] * 254 + int(rng.integers(0, 3 * 254)),
+            )
             for i in range(size)
         ]
         return np.asarray(out, dtype=np.int32)

@@ -118,8 +118,9 @@ class Context:
         self.wraps = Interner(("", ""))  # index 0: the prompt as is
         self.release = scenario.release()
         self.flagship = scenario.model_index("flagship")
-        self.mini = next((i for i, m in enumerate(scenario.models) if m.role == "mini"),
-                         self.flagship)
+        self.mini = next(
+            (i for i, m in enumerate(scenario.models) if m.role == "mini"), self.flagship
+        )
         self._ids = np.random.default_rng([scenario.seed, 0xACC7])
         self._issued: set[str] = set()
 
@@ -160,6 +161,7 @@ class Context:
 
 
 # -- timing ------------------------------------------------------------------------------
+
 
 def hour_weights(ctx: Context, profile: np.ndarray, tz: float, weekend: float = 1.0) -> np.ndarray:
     """Probability of each simulated hour for an account in timezone ``tz`` (UTC offset)."""
@@ -218,6 +220,7 @@ def lognormal_volume(rng: np.random.Generator, median: float, sigma: float) -> f
 
 # -- events -----------------------------------------------------------------------------
 
+
 @dataclass
 class Events:
     """One account's events as columns; absent fields keep their COLUMNS default."""
@@ -251,8 +254,9 @@ class Events:
         return out
 
 
-def choose(rng: np.random.Generator, options: list[Any], n: int, p: list[float] | None = None
-           ) -> np.ndarray:
+def choose(
+    rng: np.random.Generator, options: list[Any], n: int, p: list[float] | None = None
+) -> np.ndarray:
     idx = rng.choice(len(options), size=n, p=None if p is None else np.asarray(p) / sum(p))
     return np.asarray(options)[idx]
 
@@ -275,8 +279,9 @@ def assign_models(
     return models
 
 
-def adoption_time(rng: np.random.Generator, ctx: Context, probability: float, mean_delay_h: float
-                  ) -> float:
+def adoption_time(
+    rng: np.random.Generator, ctx: Context, probability: float, mean_delay_h: float
+) -> float:
     """When an account starts using the newly released model (never, for most)."""
     if ctx.release is None or rng.random() >= probability:
         return NEVER
@@ -306,8 +311,11 @@ def finish(
     chars = ctx.text_len[text] + ctx.wrap_len()[ev.column("wrap")]
     chars = chars + ctx.system_len()[ev.column("system")]
     tools = np.maximum(ev.column("tool_count"), 0).astype(np.int64)
-    in_tok = tokens_for_chars(chars) + tools * tokens_per_tool + np.asarray(context_tokens,
-                                                                            dtype=np.int64)
+    in_tok = (
+        tokens_for_chars(chars)
+        + tools * tokens_per_tool
+        + np.asarray(context_tokens, dtype=np.int64)
+    )
     resp = ctx.text_resp[text]
     missing = np.isnan(resp)
     if missing.any():
@@ -316,7 +324,8 @@ def finish(
     resp = resp * np.asarray(verbosity) * rng.lognormal(0.0, 0.25, size=ev.n)
     reasoning = np.broadcast_to(np.asarray(reasoning_chars, dtype=np.float64), (ev.n,))
     resp = resp + np.where(reasoning > 0, np.maximum(reasoning, 1.0), 0.0) * rng.lognormal(
-        0.0, 0.5, size=ev.n)
+        0.0, 0.5, size=ev.n
+    )
     out_tok = tokens_for_chars(resp)
     cap = ev.column("max_tokens")
     out_tok = np.where(cap > 0, np.minimum(out_tok, np.maximum(cap, 1)), out_tok)
@@ -324,7 +333,7 @@ def finish(
     out_tok = np.where(status == 200, out_tok, 0)
     ev.put("in_tok", in_tok)
     ev.put("out_tok", out_tok)
-    latency = (250.0 + out_tok * rng.uniform(8.0, 20.0, size=ev.n) + in_tok * 0.05)
+    latency = 250.0 + out_tok * rng.uniform(8.0, 20.0, size=ev.n) + in_tok * 0.05
     ev.put("latency_ms", np.where(status == 200, latency, rng.uniform(20, 120, size=ev.n)).round(1))
     return ev
 

@@ -80,29 +80,59 @@ def bearer(key: str) -> dict[str, str]:
 
 
 def make_alert(alert_id: str, subject: str, risk: float = 0.95, **kw: object) -> Alert:
-    return Alert(alert_id=alert_id, subject_type="account", subject_id=subject, risk=risk,
-                 level="critical" if risk >= 0.9 else "high", created_at=iso(T0),
-                 updated_at=iso(T0), reasons=[Reason(signal="cot_elicitation_rate", value=0.8)],
-                 **kw)  # type: ignore[arg-type]
+    return Alert(
+        alert_id=alert_id,
+        subject_type="account",
+        subject_id=subject,
+        risk=risk,
+        level="critical" if risk >= 0.9 else "high",
+        created_at=iso(T0),
+        updated_at=iso(T0),
+        reasons=[Reason(signal="cot_elicitation_rate", value=0.8)],
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def seed(client: redis.Redis) -> None:
     """One of everything the routes read, with ids the route table below names."""
     writer = AlertWriter(client)
-    alerts = [make_alert(f"{op}_{role}", f"acct_{op}_{role}", features={"cot": 0.8},
-                         sample_prompts=["Explain step by step " + "x" * 700])
-              for op in ("get", "ack", "rev", "note") for role in ROLES]
-    cluster = Cluster(cluster_id="clu_1", members=["acct_get_admin", "b"], risk=0.9,
-                      level="critical")
-    risk = AccountRisk(account_id="acct_1", risk=0.93, level="critical",
-                       reasons=[Reason(signal="cot_elicitation_rate", value=0.81,
-                                       population_percentile=99.9)],
-                       cluster_id="clu_1", updated_at=iso(T0))
-    writer.write([risk], alerts, [cluster], features={"acct_get_admin": {"cot": 0.5}},
-                 prompts={"acct_get_admin": ["y" * 900]})
+    alerts = [
+        make_alert(
+            f"{op}_{role}",
+            f"acct_{op}_{role}",
+            features={"cot": 0.8},
+            sample_prompts=["Explain step by step " + "x" * 700],
+        )
+        for op in ("get", "ack", "rev", "note")
+        for role in ROLES
+    ]
+    cluster = Cluster(
+        cluster_id="clu_1", members=["acct_get_admin", "b"], risk=0.9, level="critical"
+    )
+    risk = AccountRisk(
+        account_id="acct_1",
+        risk=0.93,
+        level="critical",
+        reasons=[Reason(signal="cot_elicitation_rate", value=0.81, population_percentile=99.9)],
+        cluster_id="clu_1",
+        updated_at=iso(T0),
+    )
+    writer.write(
+        [risk],
+        alerts,
+        [cluster],
+        features={"acct_get_admin": {"cot": 0.5}},
+        prompts={"acct_get_admin": ["y" * 900]},
+    )
     for role in ROLES:
-        rule = Suppression(suppression_id=f"sup_{role}", scope="org", value="o", reason="r",
-                           created_by="t", created_at=iso(T0))
+        rule = Suppression(
+            suppression_id=f"sup_{role}",
+            scope="org",
+            value="o",
+            reason="r",
+            created_by="t",
+            created_at=iso(T0),
+        )
         client.hset(schema.SUPPRESSIONS, rule.suppression_id, dumps(rule))
 
 
@@ -120,8 +150,13 @@ ROUTES: list[tuple[str, str, object, tuple[Role, ...], int]] = [
     ("GET", "/v1/clusters", None, ("analyst", "admin"), 200),
     ("GET", "/v1/clusters/clu_1", None, ("analyst", "admin"), 200),
     ("GET", "/v1/suppressions", None, ("admin",), 200),
-    ("POST", "/v1/suppressions", {"scope": "account", "value": "a", "reason": "partner"},
-     ("admin",), 201),
+    (
+        "POST",
+        "/v1/suppressions",
+        {"scope": "account", "value": "a", "reason": "partner"},
+        ("admin",),
+        201,
+    ),
     ("GET", "/v1/suppressions/sup_{role}", None, ("admin",), 200),
     ("PATCH", "/v1/suppressions/sup_{role}", {"reason": "still a partner"}, ("admin",), 200),
     ("DELETE", "/v1/suppressions/sup_{role}", None, ("admin",), 204),
@@ -140,10 +175,18 @@ def call(url: str, method: str, path: str, body: object, headers: dict[str, str]
     return httpx.request(method, url + path, json=body, headers=headers, timeout=5).status_code
 
 
-@pytest.mark.parametrize(("method", "path", "body", "allowed", "ok"), ROUTES,
-                         ids=[f"{m} {p}" for m, p, *_ in ROUTES])
-def test_role_matrix(live: Live, client: redis.Redis, method: str, path: str, body: object,
-                     allowed: tuple[Role, ...], ok: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "allowed", "ok"), ROUTES, ids=[f"{m} {p}" for m, p, *_ in ROUTES]
+)
+def test_role_matrix(
+    live: Live,
+    client: redis.Redis,
+    method: str,
+    path: str,
+    body: object,
+    allowed: tuple[Role, ...],
+    ok: int,
+) -> None:
     seed(client)
     keys = {role: make_key(client, role)[1] for role in ROLES}
     victim, _ = make_key(client, "service", "victim")
@@ -170,23 +213,51 @@ def test_risk_lookup_contract(live: Live, client: redis.Redis) -> None:
     seed(client)
     _, key = make_key(client, "service")
     body = httpx.get(live.url + "/v1/accounts/acct_1/risk", headers=bearer(key)).json()
-    assert body == {"account_id": "acct_1", "risk": 0.93, "level": "critical",
-                    "reasons": [{"signal": "cot_elicitation_rate", "value": 0.81,
-                                 "population_percentile": 99.9, "detail": None}],
-                    "cluster_id": "clu_1", "updated_at": "2026-11-20T10:00:00Z"}
+    assert body == {
+        "account_id": "acct_1",
+        "risk": 0.93,
+        "level": "critical",
+        "reasons": [
+            {
+                "signal": "cot_elicitation_rate",
+                "value": 0.81,
+                "population_percentile": 99.9,
+                "detail": None,
+            }
+        ],
+        "cluster_id": "clu_1",
+        "updated_at": "2026-11-20T10:00:00Z",
+    }
     unknown = httpx.get(live.url + "/v1/accounts/never/risk", headers=bearer(key)).json()
-    assert unknown == {"account_id": "never", "risk": 0.0, "level": "low", "reasons": [],
-                       "cluster_id": None, "updated_at": None}
-    batch = httpx.post(live.url + "/v1/risk:batch", headers=bearer(key),
-                       json={"account_ids": ["never", "acct_1"]}).json()
+    assert unknown == {
+        "account_id": "never",
+        "risk": 0.0,
+        "level": "low",
+        "reasons": [],
+        "cluster_id": None,
+        "updated_at": None,
+    }
+    batch = httpx.post(
+        live.url + "/v1/risk:batch", headers=bearer(key), json={"account_ids": ["never", "acct_1"]}
+    ).json()
     assert [(r["account_id"], r["risk"]) for r in batch["results"]] == [
-        ("never", 0.0), ("acct_1", 0.93)]
+        ("never", 0.0),
+        ("acct_1", 0.93),
+    ]
     too_many = {"account_ids": [f"a{i}" for i in range(1001)]}
-    assert httpx.post(live.url + "/v1/risk:batch", headers=bearer(key),
-                      json=too_many).status_code == 422
+    assert (
+        httpx.post(live.url + "/v1/risk:batch", headers=bearer(key), json=too_many).status_code
+        == 422
+    )
     thousand = {"account_ids": [f"a{i}" for i in range(1000)]}
-    assert len(httpx.post(live.url + "/v1/risk:batch", headers=bearer(key),
-                          json=thousand).json()["results"]) == 1000
+    assert (
+        len(
+            httpx.post(live.url + "/v1/risk:batch", headers=bearer(key), json=thousand).json()[
+                "results"
+            ]
+        )
+        == 1000
+    )
 
 
 def test_alert_detail_and_cursor_pages(live: Live, client: redis.Redis) -> None:
@@ -205,8 +276,9 @@ def test_alert_detail_and_cursor_pages(live: Live, client: redis.Redis) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert sorted(seen) == sorted(f"{op}_{r}" for op in ("get", "ack", "rev", "note")
-                                  for r in ROLES)
+    assert sorted(seen) == sorted(
+        f"{op}_{r}" for op in ("get", "ack", "rev", "note") for r in ROLES
+    )
     assert httpx.get(live.url + "/v1/alerts/nope", headers=bearer(key)).status_code == 404
 
 
@@ -215,17 +287,21 @@ def test_review_reaches_feedback_stream_and_audit_log(live: Live, client: redis.
     key_id, key = make_key(client, "analyst", "ana")
     url = live.url + "/v1/alerts/rev_analyst"
     assert httpx.post(url + "/ack", headers=bearer(key), json={}).json()["assignee"] == (
-        f"ana#{key_id}")
-    resp = httpx.post(url + "/review", headers=bearer(key),
-                      json={"label": "confirm", "note": "template farm"})
+        f"ana#{key_id}"
+    )
+    resp = httpx.post(
+        url + "/review", headers=bearer(key), json={"label": "confirm", "note": "template farm"}
+    )
     assert resp.status_code == 200 and resp.json()["status"] == "confirmed"
     labels, _ = read_labels(client)
     assert [(x.account_id, x.label, x.alert_id, x.features, x.note) for x in labels] == [
-        ("acct_rev_analyst", "distiller", "rev_analyst", {"cot": 0.8}, "template farm")]
+        ("acct_rev_analyst", "distiller", "rev_analyst", {"cot": 0.8}, "template farm")
+    ]
     audit = [json.loads(f[b"entry"]) for _, f in client.xrange(schema.AUDIT_STREAM)]
     assert [(a["action"], a["target"], a["actor"]) for a in audit] == [
         ("alert.acknowledge", "rev_analyst", f"ana#{key_id}"),
-        ("alert.confirm", "rev_analyst", f"ana#{key_id}")]
+        ("alert.confirm", "rev_analyst", f"ana#{key_id}"),
+    ]
     again = httpx.post(url + "/review", headers=bearer(key), json={"label": "dismiss"})
     assert again.status_code == 409
     late = httpx.post(url + "/assign", headers=bearer(key), json={"assignee": "bo"})
@@ -238,8 +314,9 @@ def test_sse_delivers_new_alert_within_a_second(live: Live, client: redis.Redis)
     events: queue.Queue[tuple[str, float, object]] = queue.Queue()
 
     def listen() -> None:
-        with httpx.stream("GET", live.url + "/v1/alerts/stream", headers=bearer(key),
-                          timeout=10) as resp:
+        with httpx.stream(
+            "GET", live.url + "/v1/alerts/stream", headers=bearer(key), timeout=10
+        ) as resp:
             kind = None
             for line in resp.iter_lines():
                 if line.startswith(": ready"):
@@ -279,8 +356,14 @@ def test_cli_keys_create_list_revoke(live: Live, client: redis.Redis) -> None:
     env = {**os.environ, "DISTILLGUARD_REDIS_URL": live.redis_url}
 
     def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "distillguard", "keys", *args], env=env,
-                              capture_output=True, text=True, timeout=60, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "distillguard", "keys", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return done.stdout
 
     key = cli("create", "--role", "analyst", "--name", "ana").strip().splitlines()[-1]
@@ -310,13 +393,35 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
     seed(client)
     _, key = make_key(client, "admin")
     done = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{live.url}/openapi.json",
-         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-         "response_schema_conformance",
-         "--phases", "examples,coverage,fuzzing", "--max-examples", "12", "--seed", "7",
-         "--exclude-path", "/v1/alerts/stream", "--generation-database", "none",
-         "--header", f"Authorization: Bearer {key}", "--no-color", "--request-timeout", "5"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{live.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,"
+            "response_schema_conformance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "12",
+            "--seed",
+            "7",
+            "--exclude-path",
+            "/v1/alerts/stream",
+            "--generation-database",
+            "none",
+            "--header",
+            f"Authorization: Bearer {key}",
+            "--no-color",
+            "--request-timeout",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
@@ -328,17 +433,27 @@ def test_risk_fast_path_answers_like_the_framework_routes(live: Live, client: re
     fast = f"{live.url}/v1/accounts/acct_1/risk"
     routed = f"{live.url}/v1/risk:batch"
     body = {"account_ids": ["acct_1"]}
-    for headers in ({}, bearer("dg_000000000000_guess"), bearer("nonsense"),
-                    {"Authorization": "Basic eDp5"}, {"Authorization": "Bearer"}):
+    for headers in (
+        {},
+        bearer("dg_000000000000_guess"),
+        bearer("nonsense"),
+        {"Authorization": "Basic eDp5"},
+        {"Authorization": "Bearer"},
+    ):
         a = httpx.get(fast, headers=headers)
         b = httpx.post(routed, headers=headers, json=body)
         assert (a.status_code, a.json(), a.headers.get("www-authenticate")) == (
-            b.status_code, b.json(), b.headers.get("www-authenticate")), headers
+            b.status_code,
+            b.json(),
+            b.headers.get("www-authenticate"),
+        ), headers
     single = httpx.get(fast, headers=bearer(key)).json()
     assert [single] == httpx.post(routed, headers=bearer(key), json=body).json()["results"]
     # what the shortcut does not take (too long an id) still gets FastAPI's validation
-    assert httpx.get(f"{live.url}/v1/accounts/{'x' * 129}/risk",
-                     headers=bearer(key)).status_code == 422
+    assert (
+        httpx.get(f"{live.url}/v1/accounts/{'x' * 129}/risk", headers=bearer(key)).status_code
+        == 422
+    )
 
 
 def test_assign_and_note_are_history_and_audit(live: Live, client: redis.Redis) -> None:
@@ -349,6 +464,8 @@ def test_assign_and_note_are_history_and_audit(live: Live, client: redis.Redis) 
     assert body["assignee"] == "bo" and body["status"] == "open"
     body = httpx.post(url + "/notes", headers=bearer(key), json={"note": "same ASN"}).json()
     assert [(h["action"], h["note"], h["actor"]) for h in body["history"]] == [
-        ("assigned", "bo", f"ana#{key_id}"), ("note", "same ASN", f"ana#{key_id}")]
+        ("assigned", "bo", f"ana#{key_id}"),
+        ("note", "same ASN", f"ana#{key_id}"),
+    ]
     audit = [json.loads(f[b"entry"])["action"] for _, f in client.xrange(schema.AUDIT_STREAM)]
     assert audit == ["alert.assign", "alert.note"]

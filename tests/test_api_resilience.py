@@ -29,8 +29,9 @@ def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:
         client = redis.Redis.from_url(redis_url)
         client.set(schema.api_key(record.key_id), dumps(record))
         client.set(schema.api_key(ana_record.key_id), dumps(ana_record))
-        client.set(schema.risk("acct"), dumps(AccountRisk(account_id="acct", risk=0.5,
-                                                          level="medium")))
+        client.set(
+            schema.risk("acct"), dumps(AccountRisk(account_id="acct", risk=0.5, level="medium"))
+        )
         client.close()
 
     valkey = start_valkey(port, tmp_path)
@@ -63,8 +64,9 @@ def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:
                 assert elapsed < 2.0, f"503 took {elapsed:.2f}s"  # 0.25 s Redis timeout
             assert httpx.get(f"{api.url}/readyz", timeout=10).status_code == 503
             assert httpx.get(f"{api.url}/healthz", timeout=10).status_code == 200
-            batch = httpx.post(f"{api.url}/v1/risk:batch", headers=auth, timeout=10,
-                               json={"account_ids": ["acct"]})
+            batch = httpx.post(
+                f"{api.url}/v1/risk:batch", headers=auth, timeout=10, json={"account_ids": ["acct"]}
+            )
             assert batch.status_code == 503
             stream = httpx.get(f"{api.url}/v1/alerts/stream", headers=analyst, timeout=10)
             assert stream.status_code == 503

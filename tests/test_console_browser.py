@@ -43,8 +43,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VIEWPORT = {"width": 1440, "height": 900}
 TIMEOUT_MS = 10_000
@@ -113,13 +119,28 @@ def make_key(client: redis.Redis, role: Role, name: str) -> str:
 # ---- realistic data: several levels, a cluster with shared evidence -------------------
 
 CLUSTER = "clu_7"
-RING = ["acct_3f9c0a17e2", "acct_8b21d44c90", "acct_c07e5a1b3d", "acct_5d6e9f0a21",
-        "acct_e41b7c2d08"]
-PARAMS = {"logprobs_rate": 0.97, "top_logprobs_mean": 19.4, "multi_completion_rate": 0.62,
-          "temperature_zero_rate": 0.03, "large_max_tokens_rate": 0.91,
-          "output_input_ratio": 11.8, "cot_elicitation_rate": 0.88}
-INFRA = {"ip_change_rate": 0.41, "scripted_client_rate": 1.0, "rate_limited_rate": 0.07,
-         "fast_retry_rate": 0.22}
+RING = [
+    "acct_3f9c0a17e2",
+    "acct_8b21d44c90",
+    "acct_c07e5a1b3d",
+    "acct_5d6e9f0a21",
+    "acct_e41b7c2d08",
+]
+PARAMS = {
+    "logprobs_rate": 0.97,
+    "top_logprobs_mean": 19.4,
+    "multi_completion_rate": 0.62,
+    "temperature_zero_rate": 0.03,
+    "large_max_tokens_rate": 0.91,
+    "output_input_ratio": 11.8,
+    "cot_elicitation_rate": 0.88,
+}
+INFRA = {
+    "ip_change_rate": 0.41,
+    "scripted_client_rate": 1.0,
+    "rate_limited_rate": 0.07,
+    "fast_retry_rate": 0.22,
+}
 PROMPTS = [
     "Solve the following problem. Think step by step and show every intermediate step "
     "of your reasoning before giving the final answer.\n\nProblem 4417: A tank fills at "
@@ -142,18 +163,34 @@ REASONS_CRITICAL = [
 
 
 def _features(rph: float, extra: dict[str, float]) -> dict[str, float]:
-    return {"requests_per_hour": rph, "output_tokens_per_hour": rph * 1450.0,
-            "requests_per_hour_6h": rph * 0.9, "duty_cycle": 0.96, **PARAMS, **INFRA, **extra}
+    return {
+        "requests_per_hour": rph,
+        "output_tokens_per_hour": rph * 1450.0,
+        "requests_per_hour_6h": rph * 0.9,
+        "duty_cycle": 0.96,
+        **PARAMS,
+        **INFRA,
+        **extra,
+    }
 
 
-def _account_alert(account: str, risk: float, level: str, created: float,
-                   reasons: list[Reason], **kw: object) -> Alert:
-    return Alert(alert_id=alert_id_for(account, created), subject_type="account",
-                 subject_id=account, risk=risk, level=level,  # type: ignore[arg-type]
-                 reasons=reasons, created_at=iso(created), updated_at=iso(created),
-                 first_event_ts=iso(created - 14 * 3600), last_event_ts=iso(created),
-                 history=[HistoryEntry(at=iso(created), actor="detector", action="opened")],
-                 **kw)  # type: ignore[arg-type]
+def _account_alert(
+    account: str, risk: float, level: str, created: float, reasons: list[Reason], **kw: object
+) -> Alert:
+    return Alert(
+        alert_id=alert_id_for(account, created),
+        subject_type="account",
+        subject_id=account,
+        risk=risk,
+        level=level,  # type: ignore[arg-type]
+        reasons=reasons,
+        created_at=iso(created),
+        updated_at=iso(created),
+        first_event_ts=iso(created - 14 * 3600),
+        last_event_ts=iso(created),
+        history=[HistoryEntry(at=iso(created), actor="detector", action="opened")],
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def seed_feature_history(client: redis.Redis, account: str, now: float, peak: float) -> None:
@@ -161,9 +198,10 @@ def seed_feature_history(client: redis.Redis, account: str, now: float, peak: fl
     for i in range(48):
         t = now - (47 - i) * 900
         ramp = min(1.0, i / 20)
-        snap = _features(peak * (0.15 + 0.85 * ramp) * (1 + 0.06 * ((i * 7) % 5 - 2)),
-                         {"template_repeat_rate": 0.2 + 0.55 * ramp,
-                          "interarrival_log_std": 1.6 - 1.35 * ramp})
+        snap = _features(
+            peak * (0.15 + 0.85 * ramp) * (1 + 0.06 * ((i * 7) % 5 - 2)),
+            {"template_repeat_rate": 0.2 + 0.55 * ramp, "interarrival_log_std": 1.6 - 1.35 * ramp},
+        )
         client.lpush(schema.features(account), orjson.dumps({"ts": iso(t), "features": snap}))
 
 
@@ -171,54 +209,137 @@ def seed(client: redis.Redis) -> dict[str, Alert]:
     """A believable queue: a coordinated ring (cluster alert + members) and loners."""
     now = time.time()
     evidence = [
-        Evidence(kind="payment", value="card fp 5b1e…a09c (shared BIN 431940)", weight=1.2,
-                 accounts=RING[:4]),
+        Evidence(
+            kind="payment",
+            value="card fp 5b1e…a09c (shared BIN 431940)",
+            weight=1.2,
+            accounts=RING[:4],
+        ),
         Evidence(kind="net", value="203.0.113.0/24", weight=0.8, accounts=RING),
-        Evidence(kind="template", value="'Solve the following problem. Think step by step…'",
-                 weight=0.8, accounts=RING[1:]),
-        Evidence(kind="sync", value="bursts within 2 s, 31 windows", weight=0.8,
-                 accounts=[RING[0], RING[2], RING[4]]),
+        Evidence(
+            kind="template",
+            value="'Solve the following problem. Think step by step…'",
+            weight=0.8,
+            accounts=RING[1:],
+        ),
+        Evidence(
+            kind="sync",
+            value="bursts within 2 s, 31 windows",
+            weight=0.8,
+            accounts=[RING[0], RING[2], RING[4]],
+        ),
         Evidence(kind="user_agent", value="python-httpx/0.27.0", weight=0.15, accounts=RING),
     ]
-    cluster = Cluster(cluster_id=CLUSTER, members=RING, risk=0.94, level="critical",
-                      evidence=evidence, first_alert_ts=iso(now - 3000), updated_at=iso(now - 60))
+    cluster = Cluster(
+        cluster_id=CLUSTER,
+        members=RING,
+        risk=0.94,
+        level="critical",
+        evidence=evidence,
+        first_alert_ts=iso(now - 3000),
+        updated_at=iso(now - 60),
+    )
     alerts = [
-        Alert(alert_id=f"alert_{CLUSTER}", subject_type="cluster", subject_id=CLUSTER,
-              risk=0.94, level="critical", created_at=iso(now - 3000), updated_at=iso(now - 60),
-              reasons=[Reason(signal="cluster_size", value=5.0),
-                       Reason(signal="cluster_link_strength", value=0.83),
-                       Reason(signal="shared_payment", value=1.2),
-                       Reason(signal="shared_net", value=0.8),
-                       Reason(signal="shared_template", value=0.8),
-                       Reason(signal="member_risk", value=0.88)],
-              cluster_id=CLUSTER, members=RING, evidence=evidence, sample_prompts=PROMPTS[:2]),
-        _account_alert(RING[0], 0.91, "critical", now - 2400, REASONS_CRITICAL,
-                       cluster_id=CLUSTER, org_id="org_51c2e0d9aa", evidence=evidence,
-                       features=_features(1840.0, {"template_repeat_rate": 0.74,
-                                                   "interarrival_log_std": 0.21}),
-                       sample_prompts=PROMPTS),
-        _account_alert(RING[1], 0.86, "high", now - 2100, REASONS_CRITICAL[1:5],
-                       cluster_id=CLUSTER, org_id="org_51c2e0d9aa", sample_prompts=PROMPTS[1:]),
-        _account_alert("acct_0d4a7718f3", 0.78, "high", now - 5200, [
-            Reason(signal="new_model_share", value=0.93, population_percentile=99.1),
-            Reason(signal="output_input_ratio", value=14.2, population_percentile=98.2),
-            Reason(signal="topic_breadth", value=0.81, population_percentile=96.0)],
-            org_id="org_9e07b1c344", sample_prompts=PROMPTS[2:]),
-        _account_alert("acct_71be09d2c5", 0.58, "medium", now - 900, [
-            Reason(signal="requests_per_hour", value=620.0, population_percentile=97.8),
-            Reason(signal="hour_flatness", value=0.93, population_percentile=94.0)],
-            org_id="org_2a6f3c1d87"),
-        _account_alert("acct_a96c2e5b10", 0.47, "medium", now - 7100, [
-            Reason(signal="duplicate_prompt_rate", value=0.35, population_percentile=95.5)],
-            org_id="org_d1e84a0b72"),
+        Alert(
+            alert_id=f"alert_{CLUSTER}",
+            subject_type="cluster",
+            subject_id=CLUSTER,
+            risk=0.94,
+            level="critical",
+            created_at=iso(now - 3000),
+            updated_at=iso(now - 60),
+            reasons=[
+                Reason(signal="cluster_size", value=5.0),
+                Reason(signal="cluster_link_strength", value=0.83),
+                Reason(signal="shared_payment", value=1.2),
+                Reason(signal="shared_net", value=0.8),
+                Reason(signal="shared_template", value=0.8),
+                Reason(signal="member_risk", value=0.88),
+            ],
+            cluster_id=CLUSTER,
+            members=RING,
+            evidence=evidence,
+            sample_prompts=PROMPTS[:2],
+        ),
+        _account_alert(
+            RING[0],
+            0.91,
+            "critical",
+            now - 2400,
+            REASONS_CRITICAL,
+            cluster_id=CLUSTER,
+            org_id="org_51c2e0d9aa",
+            evidence=evidence,
+            features=_features(
+                1840.0, {"template_repeat_rate": 0.74, "interarrival_log_std": 0.21}
+            ),
+            sample_prompts=PROMPTS,
+        ),
+        _account_alert(
+            RING[1],
+            0.86,
+            "high",
+            now - 2100,
+            REASONS_CRITICAL[1:5],
+            cluster_id=CLUSTER,
+            org_id="org_51c2e0d9aa",
+            sample_prompts=PROMPTS[1:],
+        ),
+        _account_alert(
+            "acct_0d4a7718f3",
+            0.78,
+            "high",
+            now - 5200,
+            [
+                Reason(signal="new_model_share", value=0.93, population_percentile=99.1),
+                Reason(signal="output_input_ratio", value=14.2, population_percentile=98.2),
+                Reason(signal="topic_breadth", value=0.81, population_percentile=96.0),
+            ],
+            org_id="org_9e07b1c344",
+            sample_prompts=PROMPTS[2:],
+        ),
+        _account_alert(
+            "acct_71be09d2c5",
+            0.58,
+            "medium",
+            now - 900,
+            [
+                Reason(signal="requests_per_hour", value=620.0, population_percentile=97.8),
+                Reason(signal="hour_flatness", value=0.93, population_percentile=94.0),
+            ],
+            org_id="org_2a6f3c1d87",
+        ),
+        _account_alert(
+            "acct_a96c2e5b10",
+            0.47,
+            "medium",
+            now - 7100,
+            [Reason(signal="duplicate_prompt_rate", value=0.35, population_percentile=95.5)],
+            org_id="org_d1e84a0b72",
+        ),
     ]
     writer = AlertWriter(client)
-    risks = [AccountRisk(account_id=a.subject_id, risk=a.risk, level=a.level, reasons=a.reasons,
-                         cluster_id=a.cluster_id)
-             for a in alerts if a.subject_type == "account"]
-    risks += [AccountRisk(account_id=m, risk=0.62, level="medium", cluster_id=CLUSTER,
-                          reasons=[Reason(signal="cluster_membership", value=0.94)])
-              for m in RING[2:]]
+    risks = [
+        AccountRisk(
+            account_id=a.subject_id,
+            risk=a.risk,
+            level=a.level,
+            reasons=a.reasons,
+            cluster_id=a.cluster_id,
+        )
+        for a in alerts
+        if a.subject_type == "account"
+    ]
+    risks += [
+        AccountRisk(
+            account_id=m,
+            risk=0.62,
+            level="medium",
+            cluster_id=CLUSTER,
+            reasons=[Reason(signal="cluster_membership", value=0.94)],
+        )
+        for m in RING[2:]
+    ]
     writer.write(risks, alerts, [cluster])
     seed_feature_history(client, RING[0], now, 1840.0)
     seed_feature_history(client, RING[1], now, 1210.0)
@@ -233,11 +354,11 @@ def sign_in(page: Page, url: str, key: str) -> None:
 
 
 def api_get(live: Live, key: str, path: str) -> httpx.Response:
-    return httpx.get(f"{live.url}{path}", headers={"Authorization": f"Bearer {key}"},
-                     timeout=5.0)
+    return httpx.get(f"{live.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=5.0)
 
 
 # ---- tests -----------------------------------------------------------------------------
+
 
 def test_live_alert_open_and_confirm_by_keyboard(
     live: Live, client: redis.Redis, browser: Browser
@@ -245,8 +366,12 @@ def test_live_alert_open_and_confirm_by_keyboard(
     seeded = seed(client)
     key = make_key(client, "analyst", "ana")
     picked = next(a for a in seeded.values() if a.subject_id == "acct_0d4a7718f3")
-    httpx.post(f"{live.url}/v1/alerts/{picked.alert_id}/ack", json={"assignee": "maria"},
-               headers={"Authorization": f"Bearer {key}"}, timeout=5.0).raise_for_status()
+    httpx.post(
+        f"{live.url}/v1/alerts/{picked.alert_id}/ack",
+        json={"assignee": "maria"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5.0,
+    ).raise_for_status()
     page = browser.new_page(viewport=VIEWPORT)
     problems = Problems(page)
     navigations: list[str] = []
@@ -260,12 +385,20 @@ def test_live_alert_open_and_confirm_by_keyboard(
     # the worker's call, while the page is open
     now = time.time()
     account = "acct_b7e2f90c44"
-    fresh = _account_alert(account, 0.96, "critical", now, REASONS_CRITICAL[:4],
-                           org_id="org_77a0c3e1f5", sample_prompts=PROMPTS[:3],
-                           features=_features(2210.0, {"template_repeat_rate": 0.81}))
+    fresh = _account_alert(
+        account,
+        0.96,
+        "critical",
+        now,
+        REASONS_CRITICAL[:4],
+        org_id="org_77a0c3e1f5",
+        sample_prompts=PROMPTS[:3],
+        features=_features(2210.0, {"template_repeat_rate": 0.81}),
+    )
     AlertWriter(client).write(
         [AccountRisk(account_id=account, risk=0.96, level="critical", reasons=fresh.reasons)],
-        [fresh], [],
+        [fresh],
+        [],
     )
     row = page.locator(f'#queue-body tr[data-alert-id="{fresh.alert_id}"]')
     expect(row).to_have_count(1, timeout=TIMEOUT_MS)
@@ -275,7 +408,8 @@ def test_live_alert_open_and_confirm_by_keyboard(
     grown = msgspec.structs.replace(fresh, risk=0.98, updated_at=iso(time.time()))
     AlertWriter(client).write(
         [AccountRisk(account_id=account, risk=0.98, level="critical", reasons=fresh.reasons)],
-        [grown], [],
+        [grown],
+        [],
     )
     expect(row.locator(".risk strong")).to_have_text("0.98", timeout=TIMEOUT_MS)
     expect(rows).to_have_count(len(seeded) + 1)
@@ -287,9 +421,15 @@ def test_live_alert_open_and_confirm_by_keyboard(
     ARTIFACTS.mkdir(exist_ok=True)
     table = page.locator(".table-card").bounding_box()
     assert table is not None
-    page.screenshot(path=str(ARTIFACTS / "console-queue.png"),
-                    clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
-                          "height": min(VIEWPORT["height"], table["y"] + table["height"] + 24)})
+    page.screenshot(
+        path=str(ARTIFACTS / "console-queue.png"),
+        clip={
+            "x": 0,
+            "y": 0,
+            "width": VIEWPORT["width"],
+            "height": min(VIEWPORT["height"], table["y"] + table["height"] + 24),
+        },
+    )
 
     # keyboard alone: move to the new alert, open it
     for _ in range(len(seeded) + 2):
@@ -297,13 +437,15 @@ def test_live_alert_open_and_confirm_by_keyboard(
             break
         page.keyboard.press("k")
     expect(page.locator("#queue-body tr.selected")).to_have_attribute(
-        "data-alert-id", fresh.alert_id)
+        "data-alert-id", fresh.alert_id
+    )
     page.keyboard.press("Enter")
     view = page.locator(f'.alert-view[data-alert-id="{fresh.alert_id}"]')
     expect(view).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator(".reasons-chart rect.bar")).to_have_count(len(fresh.reasons))
     signals = page.locator(".reasons-chart .reason-row").evaluate_all(
-        "rows => rows.map(r => r.dataset.signal)")
+        "rows => rows.map(r => r.dataset.signal)"
+    )
     assert signals == [r.signal for r in fresh.reasons]
     expect(page.locator(".line-chart").first).to_be_visible()
     expect(page.locator(".prompts li")).to_have_count(3)
@@ -323,14 +465,16 @@ def test_live_alert_open_and_confirm_by_keyboard(
     assert body["history"][-1]["note"] == "same template and payment as clu_7"
     labels, _ = read_labels(client)
     assert [(lb.account_id, lb.label, lb.alert_id) for lb in labels] == [
-        (account, "distiller", fresh.alert_id)]
+        (account, "distiller", fresh.alert_id)
+    ]
     assert labels[0].analyst is not None and labels[0].analyst.startswith("ana#")
 
     # j: on to the alert that was below it; Esc: the "needs review" queue no longer lists it
     below = next(a for a in seeded.values() if a.subject_id == RING[0])
     page.keyboard.press("j")
     expect(page.locator(f'.alert-view[data-alert-id="{below.alert_id}"]')).to_be_visible(
-        timeout=TIMEOUT_MS)
+        timeout=TIMEOUT_MS
+    )
     page.keyboard.press("Escape")
     expect(rows).to_have_count(len(seeded), timeout=TIMEOUT_MS)
     expect(page.locator(f'#queue-body tr[data-alert-id="{fresh.alert_id}"]')).to_have_count(0)
@@ -416,7 +560,8 @@ def test_cluster_view_draws_members_and_shared_evidence(
     expect(rows).to_have_count(3, timeout=TIMEOUT_MS)  # cluster alert + two member alerts
     page.locator(f'#queue-body tr[data-alert-id="{leader.alert_id}"]').click()
     expect(page.locator(f'.alert-view[data-alert-id="{leader.alert_id}"]')).to_be_visible(
-        timeout=TIMEOUT_MS)
+        timeout=TIMEOUT_MS
+    )
     # twelve hours of snapshots drawn as lines, the shared evidence listed as infrastructure
     expect(page.locator(".line-chart path.line").first).to_be_visible()
     # payment, /24 and user agent: infrastructure it holds (the template is RING[1:] only)

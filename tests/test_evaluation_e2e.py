@@ -13,11 +13,13 @@ from distillguard.cli import app
 def test_evaluate_small_end_to_end(tmp_path: Path) -> None:
     events, labels, out = tmp_path / "e.jsonl", tmp_path / "l.jsonl", tmp_path / "eval"
     runner = CliRunner()
-    res = runner.invoke(app, ["simulate", "--scenario", "small", "--out", str(events),
-                              "--labels", str(labels)])
+    res = runner.invoke(
+        app, ["simulate", "--scenario", "small", "--out", str(events), "--labels", str(labels)]
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["evaluate", "--events", str(events), "--labels", str(labels),
-                              "--out", str(out)])
+    res = runner.invoke(
+        app, ["evaluate", "--events", str(events), "--labels", str(labels), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     m = orjson.loads((out / "metrics.json").read_bytes())
     truth = [orjson.loads(x) for x in labels.read_bytes().splitlines()]

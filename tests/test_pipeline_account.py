@@ -87,8 +87,12 @@ def config() -> Detectors:
     return get_settings().detectors
 
 
-def test_default_pipeline_is_the_account_pipeline() -> None:
-    assert isinstance(build_pipeline(get_settings()), AccountPipeline)
+def test_pipeline_choice_by_settings() -> None:
+    from distillguard.detectors.linkage.pipeline import LinkedPipeline
+
+    assert isinstance(build_pipeline(get_settings()), LinkedPipeline)  # shipped default
+    account = Settings(detectors={"pipeline": "account"})  # type: ignore[arg-type]
+    assert isinstance(build_pipeline(account), AccountPipeline)
     counting = Settings(detectors={"pipeline": "counting"})  # type: ignore[arg-type]
     assert isinstance(build_pipeline(counting), CountingPipeline)
     with pytest.raises(ValueError):

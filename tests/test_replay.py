@@ -28,14 +28,33 @@ class ThirdEventPipeline:
         n = self.counts[event.account_id] = self.counts.get(event.account_id, 0) + 1
         now = iso(float(event.ts))
         if event.account_id == "c" and n == 1:
-            self.clusters.append(Cluster(cluster_id="clu_1", members=["b", "c"], risk=0.95,
-                                         level="critical"))
-            return (Alert(alert_id="al_c", subject_type="cluster", subject_id="clu_1", risk=0.95,
-                          level="critical", created_at=now, updated_at=now, members=["b", "c"]),)
+            self.clusters.append(
+                Cluster(cluster_id="clu_1", members=["b", "c"], risk=0.95, level="critical")
+            )
+            return (
+                Alert(
+                    alert_id="al_c",
+                    subject_type="cluster",
+                    subject_id="clu_1",
+                    risk=0.95,
+                    level="critical",
+                    created_at=now,
+                    updated_at=now,
+                    members=["b", "c"],
+                ),
+            )
         if n == 3:
-            return (Alert(alert_id=f"al_{event.account_id}", subject_type="account",
-                          subject_id=event.account_id, risk=0.8, level="high", created_at=now,
-                          updated_at=now),)
+            return (
+                Alert(
+                    alert_id=f"al_{event.account_id}",
+                    subject_type="account",
+                    subject_id=event.account_id,
+                    risk=0.8,
+                    level="high",
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
         return NO_ALERTS
 
     def drain(self) -> PipelineOutput:
@@ -45,8 +64,9 @@ class ThirdEventPipeline:
 
     def risk(self, account_id: str) -> AccountRisk:
         risk = {"a": 0.8, "b": 0.95, "c": 0.95}.get(account_id, 0.1)
-        return AccountRisk(account_id=account_id, risk=risk,
-                           cluster_id="clu_1" if account_id in "bc" else None)
+        return AccountRisk(
+            account_id=account_id, risk=risk, cluster_id="clu_1" if account_id in "bc" else None
+        )
 
     def learn_label(self, label: Label) -> None:
         """Nothing to learn."""
@@ -56,8 +76,16 @@ class ThirdEventPipeline:
 
 
 def _line(i: int, acct: str, **kw: object) -> bytes:
-    rec = {"event_id": f"e{i}", "ts": T0 + i, "account_id": acct, "model": "m",
-           "input_tokens": 3, "output_tokens": 5, "status": 200, **kw}
+    rec = {
+        "event_id": f"e{i}",
+        "ts": T0 + i,
+        "account_id": acct,
+        "model": "m",
+        "input_tokens": 3,
+        "output_tokens": 5,
+        "status": 200,
+        **kw,
+    }
     return orjson.dumps(rec) + b"\n"
 
 
@@ -76,11 +104,21 @@ def test_first_alerts_count_events_before_them_for_account_and_cluster_alerts() 
     assert d.first_alert_ts is None and d.events_before_first_alert is None
     assert report.clusters["clu_1"].first_alert_ts == T0 + 4
     doc = report.to_json()
-    assert doc["accounts"]["b"] == {"risk": 0.95, "level": "critical",
-                                    "first_alert_ts": "2026-11-16T00:00:04Z",
-                                    "events_before_first_alert": 2, "cluster_id": "clu_1"}
-    assert doc["clusters"] == [{"cluster_id": "clu_1", "members": ["b", "c"], "risk": 0.95,
-                                "first_alert_ts": "2026-11-16T00:00:04Z"}]
+    assert doc["accounts"]["b"] == {
+        "risk": 0.95,
+        "level": "critical",
+        "first_alert_ts": "2026-11-16T00:00:04Z",
+        "events_before_first_alert": 2,
+        "cluster_id": "clu_1",
+    }
+    assert doc["clusters"] == [
+        {
+            "cluster_id": "clu_1",
+            "members": ["b", "c"],
+            "risk": 0.95,
+            "first_alert_ts": "2026-11-16T00:00:04Z",
+        }
+    ]
     assert sum(report.rejected_reasons.values()) == 2
 
 
@@ -96,8 +134,10 @@ def test_replay_command_writes_the_contract_report(tmp_path: Path) -> None:
         "campaigns: [{id: b1, archetype: bulk_distiller, accounts: 1, daily_requests: 4000}]\n"
     )
     runner = CliRunner()
-    res = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--out", str(events),
-                              "--labels", str(labels)])
+    res = runner.invoke(
+        app,
+        ["simulate", "--scenario", str(scenario), "--out", str(events), "--labels", str(labels)],
+    )
     assert res.exit_code == 0, res.output
     with events.open("ab") as fh:
         fh.write(b'{"event_id": "broken"\n')
@@ -110,8 +150,13 @@ def test_replay_command_writes_the_contract_report(tmp_path: Path) -> None:
     seen = {orjson.loads(x)["account_id"] for x in events.read_bytes().splitlines()[:-1]}
     assert set(doc["accounts"]) == seen
     for entry in doc["accounts"].values():
-        assert set(entry) == {"risk", "level", "first_alert_ts", "events_before_first_alert",
-                              "cluster_id"}
+        assert set(entry) == {
+            "risk",
+            "level",
+            "first_alert_ts",
+            "events_before_first_alert",
+            "cluster_id",
+        }
         assert 0.0 <= entry["risk"] <= 1.0
         assert entry["level"] in {"low", "medium", "high", "critical"}
         assert (entry["first_alert_ts"] is None) == (entry["events_before_first_alert"] is None)

@@ -63,8 +63,9 @@ def small_traffic() -> Traffic:
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory, small_traffic: Traffic
-          ) -> tuple[list[dict], dict[str, dict]]:
+def small(
+    tmp_path_factory: pytest.TempPathFactory, small_traffic: Traffic
+) -> tuple[list[dict], dict[str, dict]]:
     """The shipped ``small`` scenario as written to files, read back."""
     out = tmp_path_factory.mktemp("small")
     write_files(small_traffic, out / "events.jsonl", out / "labels.jsonl")
@@ -211,8 +212,9 @@ def test_parameters_and_tokens_match_each_archetype(small: tuple) -> None:
         if e["status"] == 200 and e.get("max_tokens"):
             assert e["output_tokens"] <= e["max_tokens"]
     # Reasoning elicitation makes distillers' answers long compared with hobbyists'.
-    out = {a: np.median([e["output_tokens"] for e in arch[a]]) for a in ("bulk_distiller",
-                                                                          "hobbyist")}
+    out = {
+        a: np.median([e["output_tokens"] for e in arch[a]]) for a in ("bulk_distiller", "hobbyist")
+    }
     assert out["bulk_distiller"] > 2 * out["hobbyist"]
 
 
@@ -224,8 +226,9 @@ def test_prompt_sources(small_traffic: Traffic) -> None:
     label = np.asarray([a.label for a in small_traffic.accounts])[small_traffic.acct]
 
     def within(corpora: tuple[str, ...]) -> np.ndarray:
-        return np.logical_or.reduce([(text >= ctx.ranges[c][0]) & (text < ctx.ranges[c][1])
-                                     for c in corpora])
+        return np.logical_or.reduce(
+            [(text >= ctx.ranges[c][0]) & (text < ctx.ranges[c][1]) for c in corpora]
+        )
 
     machine = within(("codegen", "toolformer"))
     assert not machine[label == "benign"].any()
@@ -245,8 +248,9 @@ def test_release_pivot_moves_within_hours(small: tuple) -> None:
     after = release + 4 * HOUR
 
     def share(kind: str) -> float:
-        evs = [e for e in events if labels[e["account_id"]]["archetype"] == kind
-               and _ts(e) >= after]
+        evs = [
+            e for e in events if labels[e["account_id"]]["archetype"] == kind and _ts(e) >= after
+        ]
         return float(np.mean([e["model"] == new_model for e in evs]))
 
     assert share("release_pivot") > 0.75

@@ -24,8 +24,18 @@ def test_simulate_to_kafka_publishes_every_event_keyed_by_account(lane, tmp_path
     labels, events = tmp_path / "labels.jsonl", tmp_path / "events.jsonl"
     rate = 4000.0
     started = time.monotonic()
-    proc = lane.spawn("simulate", "--scenario", str(scenario), "--to-kafka", "--rate", str(rate),
-                      "--out", str(events), "--labels", str(labels))
+    proc = lane.spawn(
+        "simulate",
+        "--scenario",
+        str(scenario),
+        "--to-kafka",
+        "--rate",
+        str(rate),
+        "--out",
+        str(events),
+        "--labels",
+        str(labels),
+    )
     _, err = proc.communicate(timeout=120)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, err.decode()[-2000:]
@@ -34,8 +44,9 @@ def test_simulate_to_kafka_publishes_every_event_keyed_by_account(lane, tmp_path
     # Pacing: at most `rate` events per second on average (start-up time comes on top).
     assert elapsed >= len(expected) / rate * 0.9
 
-    consumer = KafkaConsumer(bootstrap_servers=lane.stack.bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=lane.stack.bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000
+    )
     parts = [TopicPartition(lane.topics.requests, p) for p in range(lane.topics.partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)

@@ -54,9 +54,17 @@ def run(redis_url: str, coro_fn, *args, **kwargs):  # type: ignore[no-untyped-de
 
 def make_alert(alert_id: str, subject: str, risk: float, at: float = T0, **kw: object) -> Alert:
     level = "critical" if risk >= 0.9 else "high" if risk >= 0.7 else "medium"
-    return Alert(alert_id=alert_id, subject_type=kw.pop("subject_type", "account"),  # type: ignore[arg-type]
-                 subject_id=subject, risk=risk, level=level, created_at=iso(at),
-                 updated_at=iso(at), reasons=[Reason(signal="volume", value=risk)], **kw)  # type: ignore[arg-type]
+    return Alert(
+        alert_id=alert_id,
+        subject_type=kw.pop("subject_type", "account"),  # type: ignore[arg-type]
+        subject_id=subject,
+        risk=risk,
+        level=level,
+        created_at=iso(at),
+        updated_at=iso(at),
+        reasons=[Reason(signal="volume", value=risk)],
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_risks_written_with_ttl_in_one_batch(client: redis.Redis) -> None:
@@ -74,8 +82,13 @@ def test_open_alert_is_updated_not_duplicated(client: redis.Redis, redis_url: st
     first = writer.write([], [make_alert("al1", "acct", 0.75, features={"rate": 1.0})], [])
     assert [a.alert_id for a in first] == ["al1"]
     # the detector raises again for the same subject, under a new id and higher risk
-    again = make_alert("al2", "acct", 0.95, last_event_ts=iso(T0 + 60),
-                       evidence=[Evidence(kind="payment", value="p1", weight=1.0)])
+    again = make_alert(
+        "al2",
+        "acct",
+        0.95,
+        last_event_ts=iso(T0 + 60),
+        evidence=[Evidence(kind="payment", value="p1", weight=1.0)],
+    )
     second = writer.write([], [again], [])
     assert [a.alert_id for a in second] == ["al1"]
     stored = run(redis_url, alert_store.get_alert, "al1")
@@ -95,14 +108,39 @@ def test_open_alert_is_updated_not_duplicated(client: redis.Redis, redis_url: st
 
 def test_suppression_stops_alerts_but_not_scoring(client: redis.Redis) -> None:
     rules = [
-        Suppression(suppression_id="s1", scope="account", value="quiet", reason="partner",
-                    created_by="adm", created_at=iso(T0)),
-        Suppression(suppression_id="s2", scope="org", value="org1", reason="eval team",
-                    created_by="adm", created_at=iso(T0)),
-        Suppression(suppression_id="s3", scope="cluster", value="clu_x", reason="known",
-                    created_by="adm", created_at=iso(T0)),
-        Suppression(suppression_id="s4", scope="account", value="expired", reason="old",
-                    created_by="adm", created_at=iso(T0), expires_at=iso(T0 - 10)),
+        Suppression(
+            suppression_id="s1",
+            scope="account",
+            value="quiet",
+            reason="partner",
+            created_by="adm",
+            created_at=iso(T0),
+        ),
+        Suppression(
+            suppression_id="s2",
+            scope="org",
+            value="org1",
+            reason="eval team",
+            created_by="adm",
+            created_at=iso(T0),
+        ),
+        Suppression(
+            suppression_id="s3",
+            scope="cluster",
+            value="clu_x",
+            reason="known",
+            created_by="adm",
+            created_at=iso(T0),
+        ),
+        Suppression(
+            suppression_id="s4",
+            scope="account",
+            value="expired",
+            reason="old",
+            created_by="adm",
+            created_at=iso(T0),
+            expires_at=iso(T0 - 10),
+        ),
     ]
     for r in rules:
         client.hset(schema.SUPPRESSIONS, r.suppression_id, dumps(r))
@@ -121,8 +159,16 @@ def test_suppression_stops_alerts_but_not_scoring(client: redis.Redis) -> None:
 
 
 def test_alert_list_filters_and_cursor(client: redis.Redis, redis_url: str) -> None:
-    alerts = [make_alert(f"al{i:02d}", f"acct{i % 3}", 0.75 if i % 2 else 0.95, at=T0 + i,
-                         cluster_id="clu_1" if i < 4 else None) for i in range(12)]
+    alerts = [
+        make_alert(
+            f"al{i:02d}",
+            f"acct{i % 3}",
+            0.75 if i % 2 else 0.95,
+            at=T0 + i,
+            cluster_id="clu_1" if i < 4 else None,
+        )
+        for i in range(12)
+    ]
     # one batch per subject generation, so each alert is a new one
     writer = AlertWriter(client)
     for i, a in enumerate(alerts):
@@ -137,11 +183,13 @@ def test_alert_list_filters_and_cursor(client: redis.Redis, redis_url: str) -> N
     assert [a.alert_id for a in page3] == ["al01", "al00"] and cursor3 is None
     open_, _ = run(redis_url, alert_store.list_alerts, status="open")
     assert [a.alert_id for a in open_] == ["al11", "al10", "al09"]
-    both, _ = run(redis_url, alert_store.list_alerts, status="dismissed", level="critical",
-                  cluster="clu_1")
+    both, _ = run(
+        redis_url, alert_store.list_alerts, status="dismissed", level="critical", cluster="clu_1"
+    )
     assert [a.alert_id for a in both] == ["al02", "al00"]
-    acct, _ = run(redis_url, alert_store.list_alerts, account="acct1",
-                  since_ms=int((T0 + 4) * 1000))
+    acct, _ = run(
+        redis_url, alert_store.list_alerts, account="acct1", since_ms=int((T0 + 4) * 1000)
+    )
     assert [a.alert_id for a in acct] == ["al10", "al07", "al04"]
     assert client.keys("dg:tmp:*") == []
 
@@ -179,8 +227,13 @@ def test_clusters_and_chart_data(client: redis.Redis) -> None:
     writer = AlertWriter(client, feature_history_len=3, sample_prompts_len=2)
     cluster = Cluster(cluster_id="clu_1", members=["a", "b"], risk=0.9, level="critical")
     for i in range(5):
-        writer.write([], [], [cluster], features={"a": {"rate": float(i)}},
-                     prompts={"a": [f"p{i}" + "x" * 600]})
+        writer.write(
+            [],
+            [],
+            [cluster],
+            features={"a": {"rate": float(i)}},
+            prompts={"a": [f"p{i}" + "x" * 600]},
+        )
     assert client.zscore(schema.CLUSTERS, "clu_1") == 0.9
     assert client.llen(schema.features("a")) == 3
     prompts = client.lrange(schema.prompts("a"), 0, -1)

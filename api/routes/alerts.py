@@ -41,17 +41,26 @@ async def list_alerts(
     level: Level | None = None,
     account: Text = None,
     cluster: Text = None,
-    since: Annotated[AwareDatetime | None,
-                     Query(description="Created at or after (RFC 3339 with offset).")] = None,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=300,
-                                        description="`next_cursor` of the previous page.")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (RFC 3339 with offset).")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(min_length=1, max_length=300, description="`next_cursor` of the previous page."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertPage:
     """Alerts newest first, filters combined with AND, cursor-paginated."""
     since_ms = None if since is None else max(0, int(since.timestamp() * 1000))
     items, next_cursor = await store.list_alerts(
-        client, status=status, level=level, account=account, cluster=cluster,
-        since_ms=since_ms, cursor=cursor, limit=min(limit, settings.page_max),
+        client,
+        status=status,
+        level=level,
+        account=account,
+        cluster=cluster,
+        since_ms=since_ms,
+        cursor=cursor,
+        limit=min(limit, settings.page_max),
     )
     return AlertPage(items=[from_record(AlertOut, a) for a in items], next_cursor=next_cursor)
 
@@ -110,6 +119,8 @@ async def _detail(client: RedisDep, alert: Alert) -> AlertDetailOut:
         history, stored = await store.account_history(client, alert.subject_id, 200)
         prompts.extend(p for p in stored if p not in prompts)
     return from_record(  # type: ignore[no-any-return]
-        AlertDetailOut, alert, feature_history=history,
+        AlertDetailOut,
+        alert,
+        feature_history=history,
         sample_prompts=[p[:500] for p in prompts[:MAX_PROMPTS]],
     )

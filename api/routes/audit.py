@@ -18,8 +18,10 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=errors())
 async def audit_log(
     client: RedisDep,
     _: Admin,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$",
-                                        description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=r"^\d{1,20}-\d{1,20}$", description="`next_cursor` of the previous page."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     try:
@@ -27,7 +29,11 @@ async def audit_log(
     except ValueError as exc:
         raise invalid("query", "cursor", str(exc), cursor) from exc
     return AuditPage(
-        items=[AuditOut(id=i, at=e.at, actor=e.actor, action=e.action, target=e.target,
-                        detail=e.detail) for i, e in rows],
+        items=[
+            AuditOut(
+                id=i, at=e.at, actor=e.actor, action=e.action, target=e.target, detail=e.detail
+            )
+            for i, e in rows
+        ],
         next_cursor=next_cursor,
     )

@@ -21,8 +21,11 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health,
-            responses={503: {"model": Health, "description": "Redis unreachable."}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Redis unreachable."}},
+)
 async def readyz(client: RedisDep) -> Response:
     """Ready to serve: Redis answers a PING."""
     try:

@@ -17,8 +17,9 @@ router = APIRouter(prefix="/v1", tags=["risk"], responses=errors())
 AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-@router.get("/accounts/{account_id}/risk", response_model=RiskOut,
-            responses={200: {"model": RiskOut}})
+@router.get(
+    "/accounts/{account_id}/risk", response_model=RiskOut, responses={200: {"model": RiskOut}}
+)
 async def account_risk(account_id: AccountPath, client: RedisDep, _: RiskReader) -> Response:
     """An account's current risk; an account never seen is 0.0 / `low`, not an error.
 
@@ -37,7 +38,8 @@ async def risk_batch(
 ) -> RiskBatchOut:
     """Risks of up to 1,000 accounts in one call, in the order asked."""
     if len(body.account_ids) > settings.batch_max_ids:
-        raise invalid("body", "account_ids",
-                      f"at most {settings.batch_max_ids} account ids per call", None)
+        raise invalid(
+            "body", "account_ids", f"at most {settings.batch_max_ids} account ids per call", None
+        )
     risks = await get_risks(client, body.account_ids)
     return RiskBatchOut(results=[from_record(RiskOut, r) for r in risks])

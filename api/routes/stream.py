@@ -28,8 +28,7 @@ async def _redis_up(client: RedisDep) -> None:
     await client.ping()
 
 
-@router.get("/alerts/stream", response_class=EventSourceResponse,
-            dependencies=[Depends(_redis_up)])
+@router.get("/alerts/stream", response_class=EventSourceResponse, dependencies=[Depends(_redis_up)])
 async def alert_stream(
     request: Request, client: RedisDep, _: Analyst
 ) -> AsyncIterator[ServerSentEvent]:

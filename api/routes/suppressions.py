@@ -14,16 +14,15 @@ from distillguard.store.models import Suppression
 from ..deps import Admin, RedisDep, invalid
 from ..schemas import SuppressionIn, SuppressionList, SuppressionOut, SuppressionPatch, errors
 
-router = APIRouter(
-    prefix="/v1/suppressions", tags=["suppressions"], responses=errors()
-)
+router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"], responses=errors())
 
 SuppressionId = Annotated[str, Path(min_length=1, max_length=100)]
 
 
 def _out(rule: Suppression) -> SuppressionOut:
-    return SuppressionOut(**{f: getattr(rule, f) for f in rule.__struct_fields__},
-                          active=rule.active())
+    return SuppressionOut(
+        **{f: getattr(rule, f) for f in rule.__struct_fields__}, active=rule.active()
+    )
 
 
 def _stamp(when: datetime | None) -> str | None:
@@ -43,8 +42,9 @@ async def list_rules(client: RedisDep, _: Admin) -> SuppressionList:
 @router.post("", response_model=SuppressionOut, status_code=201)
 async def create_rule(body: SuppressionIn, client: RedisDep, caller: Admin) -> SuppressionOut:
     """New alerts matching the rule are dropped until it expires; risk is still scored."""
-    rule = await store.create_suppression(client, body.scope, body.value, body.reason,
-                                          caller.actor, _stamp(body.expires_at))
+    rule = await store.create_suppression(
+        client, body.scope, body.value, body.reason, caller.actor, _stamp(body.expires_at)
+    )
     return _out(rule)
 
 
@@ -59,13 +59,13 @@ async def update_rule(
 ) -> SuppressionOut:
     """Change the reason or expiry (`clear_expiry: true` makes it permanent)."""
     rule = await _existing(client, suppression_id)
-    updated = await store.update_suppression(client, rule, body.reason, _stamp(body.expires_at),
-                                             body.clear_expiry, caller.actor)
+    updated = await store.update_suppression(
+        client, rule, body.reason, _stamp(body.expires_at), body.clear_expiry, caller.actor
+    )
     return _out(updated)
 
 
-@router.delete("/{suppression_id}", status_code=204, response_class=Response,
-               responses=errors(404))
+@router.delete("/{suppression_id}", status_code=204, response_class=Response, responses=errors(404))
 async def delete_rule(suppression_id: SuppressionId, client: RedisDep, caller: Admin) -> Response:
     await _existing(client, suppression_id)
     await store.delete_suppression(client, suppression_id, caller.actor)

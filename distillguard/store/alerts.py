@@ -62,8 +62,9 @@ async def list_alerts(
     upper = f"({cursor}" if cursor else "+"
     lower = "-" if since_ms is None else f"[{since_ms:013d}"
     if len(keys) == 1:
-        members = await client.zrange(keys[0], upper, lower, desc=True, bylex=True,
-                                      offset=0, num=limit)
+        members = await client.zrange(
+            keys[0], upper, lower, desc=True, bylex=True, offset=0, num=limit
+        )
     else:
         tmp = f"dg:tmp:alerts:{secrets.token_hex(8)}"
         async with client.pipeline(transaction=True) as pipe:
@@ -98,13 +99,19 @@ async def acknowledge(
         alert = lifecycle.transition(alert, "acknowledged", actor, now_iso(), note)
         return lifecycle.assign(alert, assignee or actor, actor, now_iso())
 
-    return await _change(client, alert_id, change,
-                         lambda a: entry(actor, "alert.acknowledge", alert_id,
-                                         assignee=a.assignee, note=note))
+    return await _change(
+        client,
+        alert_id,
+        change,
+        lambda a: entry(actor, "alert.acknowledge", alert_id, assignee=a.assignee, note=note),
+    )
 
 
 async def review(
-    client: aredis.Redis, alert_id: str, actor: str, verdict: lifecycle.Verdict,
+    client: aredis.Redis,
+    alert_id: str,
+    actor: str,
+    verdict: lifecycle.Verdict,
     note: str | None,
 ) -> Alert:
     """Confirm or dismiss; writes one ``Label`` per account the alert is about."""
@@ -113,39 +120,58 @@ async def review(
     def labels(alert: Alert) -> list[Label]:
         accounts = [alert.subject_id] if alert.subject_type == "account" else alert.members
         return [
-            Label(account_id=a, label=lifecycle.VERDICT_LABEL[verdict], alert_id=alert_id,
-                  features=alert.features, analyst=actor, note=note, at=alert.updated_at)
+            Label(
+                account_id=a,
+                label=lifecycle.VERDICT_LABEL[verdict],
+                alert_id=alert_id,
+                features=alert.features,
+                analyst=actor,
+                note=note,
+                at=alert.updated_at,
+            )
             for a in accounts
         ]
 
     return await _change(
-        client, alert_id,
+        client,
+        alert_id,
         lambda a: lifecycle.transition(a, status, actor, now_iso(), note),
-        lambda a: entry(actor, f"alert.{verdict}", alert_id, note=note,
-                        subject=f"{a.subject_type}:{a.subject_id}"),
+        lambda a: entry(
+            actor,
+            f"alert.{verdict}",
+            alert_id,
+            note=note,
+            subject=f"{a.subject_type}:{a.subject_id}",
+        ),
         labels,
     )
 
 
-async def reassign(
-    client: aredis.Redis, alert_id: str, actor: str, assignee: str | None
-) -> Alert:
+async def reassign(client: aredis.Redis, alert_id: str, actor: str, assignee: str | None) -> Alert:
     """Hand an open or acknowledged alert to someone else (None: unassigned)."""
 
     def change(alert: Alert) -> Alert:
         if alert.status not in lifecycle.OPEN_STATUSES:
-            raise lifecycle.IllegalTransition(f"alert {alert_id} is {alert.status}; "
-                                              "a closed alert cannot be reassigned")
+            raise lifecycle.IllegalTransition(
+                f"alert {alert_id} is {alert.status}; a closed alert cannot be reassigned"
+            )
         return lifecycle.assign(alert, assignee, actor, now_iso())
 
-    return await _change(client, alert_id, change,
-                         lambda a: entry(actor, "alert.assign", alert_id, assignee=assignee))
+    return await _change(
+        client,
+        alert_id,
+        change,
+        lambda a: entry(actor, "alert.assign", alert_id, assignee=assignee),
+    )
 
 
 async def add_note(client: aredis.Redis, alert_id: str, actor: str, note: str) -> Alert:
-    return await _change(client, alert_id,
-                         lambda a: lifecycle.add_note(a, actor, now_iso(), note),
-                         lambda a: entry(actor, "alert.note", alert_id, note=note))
+    return await _change(
+        client,
+        alert_id,
+        lambda a: lifecycle.add_note(a, actor, now_iso(), note),
+        lambda a: entry(actor, "alert.note", alert_id, note=note),
+    )
 
 
 async def _change(

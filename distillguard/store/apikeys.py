@@ -38,8 +38,9 @@ def new_key(role: Role, name: str) -> tuple[ApiKeyRecord, str]:
     """
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    record = ApiKeyRecord(key_id=key_id, name=name, role=role, secret_sha256=digest(secret),
-                          created_at=now_iso())
+    record = ApiKeyRecord(
+        key_id=key_id, name=name, role=role, secret_sha256=digest(secret), created_at=now_iso()
+    )
     return record, f"{KEY_PREFIX}_{key_id}_{secret}"
 
 
@@ -56,14 +57,12 @@ def parse(key: str) -> tuple[str, str] | None:
 
 
 def verify(record: ApiKeyRecord, secret: str) -> bool:
-    return record.revoked_at is None and hmac.compare_digest(
-        record.secret_sha256, digest(secret)
-    )
+    return record.revoked_at is None and hmac.compare_digest(record.secret_sha256, digest(secret))
 
 
-async def create_key(client: aredis.Redis, role: Role, name: str, actor: str) -> tuple[
-    ApiKeyRecord, str
-]:
+async def create_key(
+    client: aredis.Redis, role: Role, name: str, actor: str
+) -> tuple[ApiKeyRecord, str]:
     record, key = new_key(role, name)
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(schema.api_key(record.key_id), dumps(record))
@@ -88,8 +87,9 @@ async def list_keys(client: aredis.Redis) -> list[ApiKeyRecord]:
     if not ids:
         return []
     raws = await client.mget([schema.api_key(i) for i in ids])
-    return sorted((loads(r, ApiKeyRecord) for r in raws if r is not None),
-                  key=lambda r: r.created_at)
+    return sorted(
+        (loads(r, ApiKeyRecord) for r in raws if r is not None), key=lambda r: r.created_at
+    )
 
 
 async def revoke_key(client: aredis.Redis, key_id: str, actor: str) -> ApiKeyRecord | None:

@@ -17,8 +17,13 @@ from distillguard.store.schema import AUDIT_STREAM, STREAM_MAXLEN
 
 
 def entry(actor: str, action: str, target: str, **detail: Any) -> AuditEntry:
-    return AuditEntry(at=now_iso(), actor=actor, action=action, target=target,
-                      detail={k: v for k, v in detail.items() if v is not None})
+    return AuditEntry(
+        at=now_iso(),
+        actor=actor,
+        action=action,
+        target=target,
+        detail={k: v for k, v in detail.items() if v is not None},
+    )
 
 
 def queue_audit(pipe: Any, item: AuditEntry) -> None:

@@ -12,8 +12,9 @@ async def list_clusters(
     client: aredis.Redis, limit: int = 50, min_risk: float = 0.0
 ) -> list[Cluster]:
     """Riskiest first."""
-    ids = await client.zrange(schema.CLUSTERS, "+inf", min_risk, desc=True, byscore=True,
-                              offset=0, num=limit)
+    ids = await client.zrange(
+        schema.CLUSTERS, "+inf", min_risk, desc=True, byscore=True, offset=0, num=limit
+    )
     if not ids:
         return []
     raws = await client.mget([schema.cluster(i.decode()) for i in ids])

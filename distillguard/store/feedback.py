@@ -27,9 +27,9 @@ def queue_label(pipe: Any, label: Label) -> None:
     pipe.xadd(FEEDBACK_STREAM, {"label": dumps(label)}, maxlen=STREAM_MAXLEN, approximate=True)
 
 
-def read_labels(client: redis.Redis, last_id: str = "0-0", count: int = 1000) -> tuple[
-    list[Label], str
-]:
+def read_labels(
+    client: redis.Redis, last_id: str = "0-0", count: int = 1000
+) -> tuple[list[Label], str]:
     """Labels appended after ``last_id`` (at most ``count``) and the id to pass next time.
 
     Non-blocking. An entry that does not decode is logged and skipped, and the

@@ -50,9 +50,7 @@ def transition(alert: Alert, to: AlertStatus, actor: str, at: str, note: str | N
     if to not in TRANSITIONS[alert.status]:
         raise IllegalTransition(f"alert {alert.alert_id} is {alert.status}; cannot become {to}")
     entry = HistoryEntry(at=at, actor=actor, action=to, note=note)
-    return msgspec.structs.replace(
-        alert, status=to, updated_at=at, history=[*alert.history, entry]
-    )
+    return msgspec.structs.replace(alert, status=to, updated_at=at, history=[*alert.history, entry])
 
 
 def add_note(alert: Alert, actor: str, at: str, note: str) -> Alert:

@@ -69,8 +69,10 @@ def merge_update(existing: Alert, incoming: Alert, at: str) -> Alert:
     history = existing.history
     if incoming.risk > existing.risk:
         note = f"risk {existing.risk:.3f} -> {incoming.risk:.3f}"
-        history = [*history, HistoryEntry(at=at, actor=DETECTOR_ACTOR, action="evidence grew",
-                                          note=note)]
+        history = [
+            *history,
+            HistoryEntry(at=at, actor=DETECTOR_ACTOR, action="evidence grew", note=note),
+        ]
     return msgspec.structs.replace(
         existing,
         risk=incoming.risk,

@@ -29,19 +29,33 @@ async def get_suppression(client: aredis.Redis, suppression_id: str) -> Suppress
 
 
 async def create_suppression(
-    client: aredis.Redis, scope: SuppressionScope, value: str, reason: str, actor: str,
+    client: aredis.Redis,
+    scope: SuppressionScope,
+    value: str,
+    reason: str,
+    actor: str,
     expires_at: str | None,
 ) -> Suppression:
-    rule = Suppression(suppression_id=f"sup_{secrets.token_hex(6)}", scope=scope, value=value,
-                       reason=reason, created_by=actor, created_at=now_iso(),
-                       expires_at=expires_at)
+    rule = Suppression(
+        suppression_id=f"sup_{secrets.token_hex(6)}",
+        scope=scope,
+        value=value,
+        reason=reason,
+        created_by=actor,
+        created_at=now_iso(),
+        expires_at=expires_at,
+    )
     await _save(client, rule, actor, "suppression.create")
     return rule
 
 
 async def update_suppression(
-    client: aredis.Redis, rule: Suppression, reason: str | None, expires_at: str | None,
-    clear_expiry: bool, actor: str,
+    client: aredis.Redis,
+    rule: Suppression,
+    reason: str | None,
+    expires_at: str | None,
+    clear_expiry: bool,
+    actor: str,
 ) -> Suppression:
     rule = msgspec.structs.replace(
         rule,
@@ -63,7 +77,16 @@ async def delete_suppression(client: aredis.Redis, suppression_id: str, actor: s
 async def _save(client: aredis.Redis, rule: Suppression, actor: str, action: str) -> None:
     async with client.pipeline(transaction=True) as pipe:
         pipe.hset(schema.SUPPRESSIONS, rule.suppression_id, dumps(rule))
-        queue_audit(pipe, entry(actor, action, rule.suppression_id, scope=rule.scope,
-                                value=rule.value, reason=rule.reason,
-                                expires_at=rule.expires_at))
+        queue_audit(
+            pipe,
+            entry(
+                actor,
+                action,
+                rule.suppression_id,
+                scope=rule.scope,
+                value=rule.value,
+                reason=rule.reason,
+                expires_at=rule.expires_at,
+            ),
+        )
         await pipe.execute()

@@ -68,9 +68,12 @@ class AlertWriter:
     @classmethod
     def from_settings(cls, client: redis.Redis, settings: Settings) -> AlertWriter:
         store = settings.api.store
-        return cls(client, risk_ttl_s=store.risk_ttl_s,
-                   feature_history_len=store.feature_history_len,
-                   sample_prompts_len=store.sample_prompts_len)
+        return cls(
+            client,
+            risk_ttl_s=store.risk_ttl_s,
+            feature_history_len=store.feature_history_len,
+            sample_prompts_len=store.sample_prompts_len,
+        )
 
     def write(
         self,
@@ -117,16 +120,18 @@ class AlertWriter:
         pipe.watch(schema.ALERTS_OPEN)
         open_ids = pipe.hmget(schema.ALERTS_OPEN, fields)
         rules = [r for r in map(_load_rule, pipe.hvals(schema.SUPPRESSIONS)) if r is not None]
-        open_keys = {f: schema.alert(i.decode()) for f, i in zip(fields, open_ids, strict=True)
-                     if i}
+        open_keys = {
+            f: schema.alert(i.decode()) for f, i in zip(fields, open_ids, strict=True) if i
+        }
         # Ids the detector proposes for new alerts: one already taken (by a closed alert
         # of a detector that reuses ids) must not overwrite that alert's record.
         new_keys = {f: schema.alert(a.alert_id) for f, a in latest.items()}
         if open_keys:
             pipe.watch(*open_keys.values())
         wanted = [*open_keys.values(), *new_keys.values()]
-        stored = {k: raw for k, raw in zip(wanted, pipe.mget(wanted), strict=True)
-                  if raw is not None}
+        stored = {
+            k: raw for k, raw in zip(wanted, pipe.mget(wanted), strict=True) if raw is not None
+        }
         existing: dict[str, Alert] = {}
         for field, key in open_keys.items():
             current = _load_alert(stored[key]) if key in stored else None
@@ -195,7 +200,10 @@ class AlertWriter:
                 pipe.ltrim(key, 0, self.sample_prompts_len - 1)
 
     def _push_features(
-        self, pipe: redis.client.Pipeline, account_id: str, snapshot: Mapping[str, float],
+        self,
+        pipe: redis.client.Pipeline,
+        account_id: str,
+        snapshot: Mapping[str, float],
         now: float,
     ) -> None:
         key = schema.features(account_id)
