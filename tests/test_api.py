@@ -10,21 +10,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from distillguard.api.live import ApiServer, start_valkey
+from distillguard.api.live import LiveApi, live_api
 
-from distillguard.infra import free_port, stop_process
 from distillguard.records import AccountRisk, Alert, Cluster, Reason, dumps, iso
 from distillguard.store import schema
 from distillguard.store.apikeys import new_key
 from distillguard.store.feedback import read_labels
 from distillguard.store.models import Role, Suppression
 from distillguard.store.writer import AlertWriter
+from tests.conftest import flushed
 
 ROLES: tuple[Role, ...] = ("service", "analyst", "admin")
 T0 = 1_795_168_800.0
@@ -38,33 +37,17 @@ api:
 """
 
 
-@dataclass
-class Live:
-    url: str
-    redis_url: str
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     workdir = Path(tmp_path_factory.mktemp("api"))
     (workdir / "test.yaml").write_text(TEST_CONFIG)
-    port = free_port()
-    valkey = start_valkey(port, workdir)
-    redis_url = f"redis://127.0.0.1:{port}/0"
-    try:
-        with ApiServer(redis_url, env={"DISTILLGUARD_CONFIG": str(workdir / "test.yaml")}) as api:
-            yield Live(api.url, redis_url)
-    finally:
-        stop_process(valkey)
+    with live_api(workdir, env={"DISTILLGUARD_CONFIG": str(workdir / "test.yaml")}) as api:
+        yield api
 
 
 @pytest.fixture
-def client(live: Live) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(live.redis_url)
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
+def client(live: LiveApi) -> Iterator[redis.Redis]:
+    yield from flushed(live.redis_url)
 
 
 def make_key(client: redis.Redis, role: Role, name: str = "t") -> tuple[str, str]:
@@ -179,7 +162,7 @@ def call(url: str, method: str, path: str, body: object, headers: dict[str, str]
     ("method", "path", "body", "allowed", "ok"), ROUTES, ids=[f"{m} {p}" for m, p, *_ in ROUTES]
 )
 def test_role_matrix(
-    live: Live,
+    live: LiveApi,
     client: redis.Redis,
     method: str,
     path: str,
@@ -204,12 +187,12 @@ def test_role_matrix(
     assert call(live.url, method, target, body, {"Authorization": "Basic eDp5"}) == 401
 
 
-def test_health_checks_need_no_key(live: Live, client: redis.Redis) -> None:
+def test_health_checks_need_no_key(live: LiveApi, client: redis.Redis) -> None:
     assert httpx.get(live.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(live.url + "/readyz").status_code == 200
 
 
-def test_risk_lookup_contract(live: Live, client: redis.Redis) -> None:
+def test_risk_lookup_contract(live: LiveApi, client: redis.Redis) -> None:
     seed(client)
     _, key = make_key(client, "service")
     body = httpx.get(live.url + "/v1/accounts/acct_1/risk", headers=bearer(key)).json()
@@ -260,7 +243,7 @@ def test_risk_lookup_contract(live: Live, client: redis.Redis) -> None:
     )
 
 
-def test_alert_detail_and_cursor_pages(live: Live, client: redis.Redis) -> None:
+def test_alert_detail_and_cursor_pages(live: LiveApi, client: redis.Redis) -> None:
     seed(client)
     _, key = make_key(client, "admin")
     detail = httpx.get(live.url + "/v1/alerts/get_admin", headers=bearer(key)).json()
@@ -282,7 +265,7 @@ def test_alert_detail_and_cursor_pages(live: Live, client: redis.Redis) -> None:
     assert httpx.get(live.url + "/v1/alerts/nope", headers=bearer(key)).status_code == 404
 
 
-def test_review_reaches_feedback_stream_and_audit_log(live: Live, client: redis.Redis) -> None:
+def test_review_reaches_feedback_stream_and_audit_log(live: LiveApi, client: redis.Redis) -> None:
     seed(client)
     key_id, key = make_key(client, "analyst", "ana")
     url = live.url + "/v1/alerts/rev_analyst"
@@ -309,7 +292,7 @@ def test_review_reaches_feedback_stream_and_audit_log(live: Live, client: redis.
     assert len(read_labels(client)[0]) == 1
 
 
-def test_sse_delivers_new_alert_within_a_second(live: Live, client: redis.Redis) -> None:
+def test_sse_delivers_new_alert_within_a_second(live: LiveApi, client: redis.Redis) -> None:
     _, key = make_key(client, "analyst")
     events: queue.Queue[tuple[str, float, object]] = queue.Queue()
 
@@ -342,7 +325,7 @@ def test_sse_delivers_new_alert_within_a_second(live: Live, client: redis.Redis)
     assert data["alert"]["alert_id"] == "al_sse"  # type: ignore[index]
 
 
-def test_rate_limit_answers_429_with_retry_after(live: Live, client: redis.Redis) -> None:
+def test_rate_limit_answers_429_with_retry_after(live: LiveApi, client: redis.Redis) -> None:
     _, key = make_key(client, "analyst")  # test config: burst 40, then one per 20 s
     statuses = [httpx.get(live.url + "/v1/clusters", headers=bearer(key)) for _ in range(42)]
     assert [r.status_code for r in statuses[:40]] == [200] * 40
@@ -352,7 +335,7 @@ def test_rate_limit_answers_429_with_retry_after(live: Live, client: redis.Redis
     assert httpx.get(live.url + "/v1/clusters", headers=bearer(other)).status_code == 200
 
 
-def test_cli_keys_create_list_revoke(live: Live, client: redis.Redis) -> None:
+def test_cli_keys_create_list_revoke(live: LiveApi, client: redis.Redis) -> None:
     env = {**os.environ, "DISTILLGUARD_REDIS_URL": live.redis_url}
 
     def cli(*args: str) -> str:
@@ -376,7 +359,7 @@ def test_cli_keys_create_list_revoke(live: Live, client: redis.Redis) -> None:
     assert httpx.get(live.url + "/v1/clusters", headers=bearer(key)).status_code == 401
 
 
-def test_metrics_export_requests_and_worker_stats(live: Live, client: redis.Redis) -> None:
+def test_metrics_export_requests_and_worker_stats(live: LiveApi, client: redis.Redis) -> None:
     _, key = make_key(client, "admin")
     client.hset(schema.WORKER_STATS, mapping={"processed": 1234, "lag": 17, "note": "x"})
     httpx.get(live.url + "/v1/accounts/a/risk", headers=bearer(key))
@@ -388,7 +371,7 @@ def test_metrics_export_requests_and_worker_stats(live: Live, client: redis.Redi
 
 
 def test_schemathesis_finds_no_server_error_or_schema_violation(
-    live: Live, client: redis.Redis, tmp_path: Path
+    live: LiveApi, client: redis.Redis, tmp_path: Path
 ) -> None:
     seed(client)
     _, key = make_key(client, "admin")
@@ -426,7 +409,9 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
-def test_risk_fast_path_answers_like_the_framework_routes(live: Live, client: redis.Redis) -> None:
+def test_risk_fast_path_answers_like_the_framework_routes(
+    live: LiveApi, client: redis.Redis
+) -> None:
     """GET .../risk is served by an ASGI shortcut; its errors must look like FastAPI's."""
     seed(client)
     _, key = make_key(client, "service")
@@ -456,7 +441,7 @@ def test_risk_fast_path_answers_like_the_framework_routes(live: Live, client: re
     )
 
 
-def test_assign_and_note_are_history_and_audit(live: Live, client: redis.Redis) -> None:
+def test_assign_and_note_are_history_and_audit(live: LiveApi, client: redis.Redis) -> None:
     seed(client)
     key_id, key = make_key(client, "analyst", "ana")
     url = live.url + "/v1/alerts/get_admin"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,11 +17,10 @@ import msgspec
 import orjson
 import pytest
 import redis
-from distillguard.api.live import ApiServer, start_valkey
+from distillguard.api.live import LiveApi, live_api
 from distillguard.detectors.alerts import alert_id_for
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from distillguard.infra import free_port, stop_process
 from distillguard.records import (
     AccountRisk,
     Alert,
@@ -38,6 +36,7 @@ from distillguard.store.apikeys import new_key
 from distillguard.store.feedback import read_labels
 from distillguard.store.models import Role
 from distillguard.store.writer import AlertWriter
+from tests.conftest import flushed
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -56,32 +55,15 @@ VIEWPORT = {"width": 1440, "height": 900}
 TIMEOUT_MS = 10_000
 
 
-@dataclass
-class Live:
-    url: str
-    redis_url: str
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    workdir = Path(tmp_path_factory.mktemp("console"))
-    port = free_port()
-    valkey = start_valkey(port, workdir)
-    redis_url = f"redis://127.0.0.1:{port}/0"
-    try:
-        with ApiServer(redis_url) as api:
-            yield Live(api.url, redis_url)
-    finally:
-        stop_process(valkey)
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    with live_api(Path(tmp_path_factory.mktemp("console"))) as api:
+        yield api
 
 
 @pytest.fixture
-def client(live: Live) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(live.redis_url)
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
+def client(live: LiveApi) -> Iterator[redis.Redis]:
+    yield from flushed(live.redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -353,7 +335,7 @@ def sign_in(page: Page, url: str, key: str) -> None:
     expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
 
 
-def api_get(live: Live, key: str, path: str) -> httpx.Response:
+def api_get(live: LiveApi, key: str, path: str) -> httpx.Response:
     return httpx.get(f"{live.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=5.0)
 
 
@@ -361,7 +343,7 @@ def api_get(live: Live, key: str, path: str) -> httpx.Response:
 
 
 def test_live_alert_open_and_confirm_by_keyboard(
-    live: Live, client: redis.Redis, browser: Browser
+    live: LiveApi, client: redis.Redis, browser: Browser
 ) -> None:
     seeded = seed(client)
     key = make_key(client, "analyst", "ana")
@@ -483,7 +465,7 @@ def test_live_alert_open_and_confirm_by_keyboard(
 
 
 def test_dismiss_needs_a_note_and_suppress_needs_admin(
-    live: Live, client: redis.Redis, browser: Browser
+    live: LiveApi, client: redis.Redis, browser: Browser
 ) -> None:
     seeded = seed(client)
     key = make_key(client, "analyst", "ana")
@@ -545,7 +527,7 @@ def test_dismiss_needs_a_note_and_suppress_needs_admin(
 
 
 def test_cluster_view_draws_members_and_shared_evidence(
-    live: Live, client: redis.Redis, browser: Browser
+    live: LiveApi, client: redis.Redis, browser: Browser
 ) -> None:
     seeded = seed(client)
     leader = next(a for a in seeded.values() if a.subject_id == RING[0])
@@ -584,7 +566,7 @@ def test_cluster_view_draws_members_and_shared_evidence(
 
 
 def test_bad_key_is_refused_and_nothing_is_fetched_from_elsewhere(
-    live: Live, browser: Browser
+    live: LiveApi, browser: Browser
 ) -> None:
     page = browser.new_page(viewport=VIEWPORT)
     problems = Problems(page)
@@ -600,7 +582,7 @@ def test_bad_key_is_refused_and_nothing_is_fetched_from_elsewhere(
     page.close()
 
 
-def test_event_stream_reader_survives_split_chunks(live: Live, browser: Browser) -> None:
+def test_event_stream_reader_survives_split_chunks(live: LiveApi, browser: Browser) -> None:
     """The hand-written text/event-stream parser, fed the awkward splits a network makes:
     CR LF torn between chunks, a JSON line cut in two, a UTF-8 character cut in half."""
     page = browser.new_page()
@@ -633,7 +615,7 @@ def test_event_stream_reader_survives_split_chunks(live: Live, browser: Browser)
     page.close()
 
 
-def test_console_assets_are_local_listed_and_keyless(live: Live) -> None:
+def test_console_assets_are_local_listed_and_keyless(live: LiveApi) -> None:
     page = httpx.get(f"{live.url}/console", follow_redirects=True, timeout=5.0)
     assert page.status_code == 200 and page.url.path == "/console/"
     assert "text/html" in page.headers["content-type"]
