@@ -19,31 +19,16 @@ from dataclasses import dataclass, field
 
 import redis
 
-#: Worker key names; listed with every other key in ``distillguard.store.schema``.
-COUNTS_KEY = "dg:account:requests"
-STATS_KEY = "dg:worker:stats"
+from distillguard.store import schema
 
-
-def offsets_key(group: str, topic: str) -> str:
-    return f"dg:ckpt:{group}:{topic}:offsets"
-
-
-def dedup_key(group: str, topic: str, partition: int) -> str:
-    return f"dg:ckpt:{group}:{topic}:{partition}:seen"
-
-
-def account_state_key(group: str, topic: str, partition: int) -> str:
-    """Hash account -> detector state of the accounts keyed to one partition."""
-    return f"dg:ckpt:{group}:{topic}:{partition}:state"
-
-
-def shared_state_key(group: str, topic: str) -> str:
-    """Models and population shared by all accounts (one writer per group at a time)."""
-    return f"dg:ckpt:{group}:{topic}:shared"
-
-
-def feedback_position_key(group: str, topic: str) -> str:
-    return f"dg:ckpt:{group}:{topic}:feedback"
+# Key names live with every other key in ``distillguard.store.schema``.
+COUNTS_KEY = schema.ACCOUNT_REQUESTS
+STATS_KEY = schema.WORKER_STATS
+offsets_key = schema.checkpoint_offsets
+dedup_key = schema.checkpoint_seen
+account_state_key = schema.checkpoint_account_state
+shared_state_key = schema.checkpoint_shared
+feedback_position_key = schema.checkpoint_feedback
 
 
 @dataclass(slots=True)

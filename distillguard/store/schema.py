@@ -48,8 +48,8 @@ key                                    type    TTL          written by       rea
   numeric fields (processed, rejected, duplicates, lag ...) exported as gauges.
 =====================================  ======  ===========  ===============  =================
 
-The worker's checkpoint keys are spelt in ``distillguard.stream.checkpoint`` (they
-belong to its commit protocol) and listed here so the whole keyspace is in one table:
+The worker's checkpoint keys (written together in one transaction per batch by
+``distillguard.stream.checkpoint``; ``{group}`` is the consumer group):
 
 =============================================  ======  ==================================
 ``dg:account:requests``                        hash    account -> requests counted
@@ -88,6 +88,29 @@ WORKER_STATS = "dg:worker:stats"
 STREAM_MAXLEN = 1_000_000
 #: Longest sample prompt kept, in characters.
 PROMPT_MAX_CHARS = 500
+
+
+ACCOUNT_REQUESTS = "dg:account:requests"
+
+
+def checkpoint_offsets(group: str, topic: str) -> str:
+    return f"dg:ckpt:{group}:{topic}:offsets"
+
+
+def checkpoint_seen(group: str, topic: str, partition: int) -> str:
+    return f"dg:ckpt:{group}:{topic}:{partition}:seen"
+
+
+def checkpoint_account_state(group: str, topic: str, partition: int) -> str:
+    return f"dg:ckpt:{group}:{topic}:{partition}:state"
+
+
+def checkpoint_shared(group: str, topic: str) -> str:
+    return f"dg:ckpt:{group}:{topic}:shared"
+
+
+def checkpoint_feedback(group: str, topic: str) -> str:
+    return f"dg:ckpt:{group}:{topic}:feedback"
 
 
 def risk(account_id: str) -> str:
