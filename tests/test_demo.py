@@ -26,7 +26,7 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_demo_runs_shows_flowing_counts_and_stops_cleanly() -> None:
+def test_demo_runs_shows_flowing_counts_and_alerts_and_stops_cleanly() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
     env["COLUMNS"] = "120"
     proc = subprocess.Popen(
@@ -66,6 +66,8 @@ def test_demo_runs_shows_flowing_counts_and_stops_cleanly() -> None:
     assert key, out[-3000:]
     processed = [int(n.replace(",", "")) for n in re.findall(r"processed ([\d,]+)", out)]
     assert processed and max(processed) > 1000, out[-3000:]
+    alerts = [int(n.replace(",", "")) for n in re.findall(r"alerts ([\d,]+) \(", out)]
+    assert alerts and max(alerts) > 0, "no alert reached the store during the demo"
     assert len(seen_children) >= 5  # broker, Valkey, worker, API, simulator
     leftover = [
         p
