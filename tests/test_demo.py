@@ -12,6 +12,13 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # zombies are gone
+    except FileNotFoundError:
+        return False
+
+
 def _descendants(pid: int) -> set[int]:
     out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
     children: dict[int, list[int]] = {}
@@ -69,9 +76,5 @@ def test_demo_runs_shows_flowing_counts_and_alerts_and_stops_cleanly() -> None:
     alerts = [int(n.replace(",", "")) for n in re.findall(r"alerts ([\d,]+) \(", out)]
     assert alerts and max(alerts) > 0, "no alert reached the store during the demo"
     assert len(seen_children) >= 5  # broker, Valkey, worker, API, simulator
-    leftover = [
-        p
-        for p in seen_children
-        if os.path.exists(f"/proc/{p}") and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"
-    ]
+    leftover = [p for p in seen_children if _alive(p)]
     assert not leftover, f"processes left behind: {leftover}"
