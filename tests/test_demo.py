@@ -7,16 +7,8 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.conftest import ROOT
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # zombies are gone
-    except FileNotFoundError:
-        return False
+from tests.conftest import ROOT, process_alive
 
 
 def _descendants(pid: int) -> set[int]:
@@ -76,5 +68,5 @@ def test_demo_runs_shows_flowing_counts_and_alerts_and_stops_cleanly() -> None:
     alerts = [int(n.replace(",", "")) for n in re.findall(r"alerts ([\d,]+) \(", out)]
     assert alerts and max(alerts) > 0, "no alert reached the store during the demo"
     assert len(seen_children) >= 5  # broker, Valkey, worker, API, simulator
-    leftover = [p for p in seen_children if _alive(p)]
+    leftover = [p for p in seen_children if process_alive(p)]
     assert not leftover, f"processes left behind: {leftover}"

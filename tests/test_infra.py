@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -11,16 +10,7 @@ from kafka import KafkaAdminClient
 
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Topics
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().split()[2] != "Z"
+from tests.conftest import process_alive
 
 
 def test_stack_creates_topics_and_stops_its_processes() -> None:
@@ -33,7 +23,7 @@ def test_stack_creates_topics_and_stops_its_processes() -> None:
         described = admin.describe_topics(["r"])
         assert len(described[0]["partitions"]) == 4
         admin.close()
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(process_alive(pid) for pid in pids)
 
 
 def test_children_die_when_the_parent_is_killed() -> None:
@@ -49,6 +39,6 @@ def test_children_die_when_the_parent_is_killed() -> None:
     import time
 
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+    assert not any(process_alive(p) for p in pids)
