@@ -26,7 +26,8 @@ def worker(
 
     setup_logging(log_level)
     settings = get_settings()
-    w = Worker(settings, build_pipeline(settings), sink=default_sink(settings))
+    pipeline = build_pipeline(settings)
+    w = Worker(settings, pipeline, sink=default_sink(settings, pipeline))
     w.install_signal_handlers()
     w.run(max_idle_s=max_idle)
 

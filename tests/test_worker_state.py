@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import orjson
 import pytest
 import redis
-from distillguard.detectors.pipeline import Checkpointable, build_pipeline
+from distillguard.detectors.pipeline import Checkpointable, PipelineOutput, build_pipeline
 from distillguard.sim.engine import simulate
 from distillguard.sim.scenario import load_scenario
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.producer import EventPublisher
 from distillguard.stream.publish_file import account_key
+from distillguard.stream.sinks import alert_store_sink, default_sink
 from distillguard.stream.worker import Worker
 
 from distillguard.events import EventDecoder
 from distillguard.infra import EmbeddedStack
+from distillguard.records import AccountRisk, Alert, iso, loads
 from distillguard.settings import Settings, Topics
 from distillguard.settings import Worker as WorkerSettings
+from distillguard.store import schema
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +80,52 @@ def test_graceful_restart_gives_the_same_scores_as_an_uninterrupted_run(
     got = {a: second.pipeline.risk(a).risk for a in accounts}
     assert got == expected
     assert max(expected.values()) > 0.5  # the comparison covers accounts that alerted
+
+
+def test_chart_points_follow_accounts_in_event_time(
+    stack: EmbeddedStack, redis_client: redis.Redis, scenario_lines: list[bytes]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(
+        requests=f"fh-{tag}", dead_letter=f"fh-{tag}.dlq", alerts=f"fh-{tag}.al", partitions=2
+    )
+    ensure_topics(stack.bootstrap, topics)
+    settings = _settings(stack, topics, f"g-{tag}")
+    pipeline = build_pipeline(settings)
+    _publish(stack, topics.requests, scenario_lines)
+    Worker(settings, pipeline, sink=default_sink(settings, pipeline)).run(max_idle_s=2)
+
+    alert_ids = [schema.member_alert_id(m) for m in redis_client.zrange(schema.ALERTS_ALL, 0, -1)]
+    alerts = [loads(redis_client.get(schema.alert(i)), Alert) for i in alert_ids]
+    accounts = [a for a in alerts if a.subject_type == "account"]
+    assert accounts, "the scenario slice raised no account alert"
+    points = {
+        a.subject_id: redis_client.lrange(schema.features(a.subject_id), 0, -1) for a in accounts
+    }
+    assert all(points[a.subject_id] for a in accounts)
+    stamps = {orjson.loads(p)["ts"] for h in points.values() for p in h}
+    # stamped with the simulated event time (days ago), not the worker's wall clock
+    assert max(stamps) < iso(time.time() - 86_400)
+
+
+def test_sink_adds_chart_points_for_risky_accounts_between_alerts(
+    stack: EmbeddedStack, redis_client: redis.Redis
+) -> None:
+    settings = Settings(redis_url=stack.redis_url)
+    sink = alert_store_sink(
+        redis_client, settings, features_of=lambda a: {"requests_per_hour": 9.0}
+    )
+    out = PipelineOutput(
+        risks=[
+            AccountRisk(
+                account_id="risky", risk=0.5, level="medium", updated_at="2026-11-17T10:00:00Z"
+            ),
+            AccountRisk(
+                account_id="calm", risk=0.1, level="low", updated_at="2026-11-17T10:00:00Z"
+            ),
+        ]
+    )
+    assert sink(out) == []
+    points = [orjson.loads(p) for p in redis_client.lrange(schema.features("risky"), 0, -1)]
+    assert points == [{"ts": "2026-11-17T10:00:00Z", "features": {"requests_per_hour": 9.0}}]
+    assert redis_client.llen(schema.features("calm")) == 0

@@ -171,7 +171,8 @@ class AlertWriter:
                 alert.alert_id,
             )
             if alert.subject_type == "account" and alert.features:
-                self._push_features(pipe, alert.subject_id, alert.features, now)
+                at = alert.last_event_ts or iso(now)
+                self._push_features(pipe, alert.subject_id, alert.features, at)
             pipe.publish(schema.ALERT_EVENTS_CHANNEL, schema.event_message(item.kind, alert))
 
     def _queue_scores(
@@ -191,8 +192,11 @@ class AlertWriter:
         for cluster in clusters:
             pipe.set(schema.cluster(cluster.cluster_id), dumps(cluster))
             pipe.zadd(schema.CLUSTERS, {cluster.cluster_id: cluster.risk})
+        # A chart point is stamped with the event time it describes (the risk's
+        # updated_at), so charts line up with alert times in a replay or a backfill.
+        stamped = {r.account_id: r.updated_at for r in risks if r.updated_at}
         for account_id, snapshot in (features or {}).items():
-            self._push_features(pipe, account_id, snapshot, now)
+            self._push_features(pipe, account_id, snapshot, stamped.get(account_id) or iso(now))
         for account_id, texts in (prompts or {}).items():
             if texts:
                 key = schema.prompts(account_id)
@@ -204,10 +208,10 @@ class AlertWriter:
         pipe: redis.client.Pipeline,
         account_id: str,
         snapshot: Mapping[str, float],
-        now: float,
+        at: str,
     ) -> None:
         key = schema.features(account_id)
-        pipe.lpush(key, orjson.dumps({"ts": iso(now), "features": dict(snapshot)}))
+        pipe.lpush(key, orjson.dumps({"ts": at, "features": dict(snapshot)}))
         pipe.ltrim(key, 0, self.feature_history_len - 1)
 
 
