@@ -56,6 +56,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # Every batch is checkpointed before the next poll, so nothing is in flight here.
         for tp in revoked:
             self.worker.windows.pop(tp.partition, None)
+        self.worker.forget(revoked)
         if revoked:
             log.info(
                 "partitions revoked", extra={"partitions": sorted(t.partition for t in revoked)}
@@ -96,6 +97,8 @@ class Worker:
         # Pipelines with per-account state checkpoint it per partition, so that a
         # rebalance moves an account's state with its partition.
         self.checkpointable = isinstance(pipeline, Checkpointable)
+        # Which accounts each partition has fed, to forget them when it is revoked.
+        self.partition_accounts: dict[int, set[str]] = {}
         self._last_shared_checkpoint = time.monotonic()
         self.stats = WorkerStats()
         self.feedback_position = "0-0"
@@ -131,6 +134,14 @@ class Worker:
             "partitions assigned",
             extra={"partitions": sorted(t.partition for t in assigned), "restored": offsets},
         )
+
+    def forget(self, revoked: list[TopicPartition]) -> None:
+        """Drop the state of accounts whose partition moved: its new owner restores it."""
+        forget = getattr(self.pipeline, "forget_accounts", None)
+        for tp in revoked:
+            accounts = self.partition_accounts.pop(tp.partition, None)
+            if accounts and forget is not None:
+                forget(list(accounts))
 
     def restore_shared(self) -> None:
         """Load the last shared-model checkpoint and resume the feedback stream after it."""
@@ -230,6 +241,8 @@ class Worker:
         out = self.pipeline.drain()
         batch.counts = out.counts
         if self.checkpointable:
+            for p, ids in touched.items():
+                self.partition_accounts.setdefault(p, set()).update(ids)
             snap = self.pipeline.snapshot_accounts  # type: ignore[attr-defined]
             batch.account_states = {p: snap(list(ids)) for p, ids in touched.items() if ids}
             interval = self.settings.worker.shared_checkpoint_interval_s

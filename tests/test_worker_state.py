@@ -129,3 +129,24 @@ def test_sink_adds_chart_points_for_risky_accounts_between_alerts(
     points = [orjson.loads(p) for p in redis_client.lrange(schema.features("risky"), 0, -1)]
     assert points == [{"ts": "2026-11-17T10:00:00Z", "features": {"requests_per_hour": 9.0}}]
     assert redis_client.llen(schema.features("calm")) == 0
+
+
+def test_revoked_partitions_take_their_accounts_state_away(
+    stack: EmbeddedStack, scenario_lines: list[bytes]
+) -> None:
+    from distillguard.detectors.account_pipeline import AccountPipeline
+    from kafka import TopicPartition
+
+    settings = Settings(kafka_bootstrap=stack.bootstrap, redis_url=stack.redis_url)
+    worker = Worker(settings, AccountPipeline(settings.detectors))
+    decoder = EventDecoder()
+    events = [decoder.decode(line) for line in scenario_lines[:2_000]]
+    for e in events:
+        worker.pipeline.process(e)
+    accounts = sorted({e.account_id for e in events})
+    worker.partition_accounts = {0: set(accounts[:5]), 1: set(accounts[5:])}
+    worker.forget([TopicPartition(settings.topics.requests, 0)])
+    kept = set(worker.pipeline.accounts())
+    assert kept == set(accounts[5:])
+    assert 0 not in worker.partition_accounts
+    worker.publisher.close()
