@@ -16,7 +16,8 @@ pipelines:
 With labels it then reports, for the linkage stage: each hydra campaign's accounts
 covered by an alerted cluster at the end, the delay from the campaign's first event
 to its first cluster alert (simulated minutes), member precision of alerted clusters,
-and the largest number of benign accounts in any cluster (alerted or not). Prints
+the largest number of benign accounts in any cluster (alerted or not) and the benign
+accounts any alert ever named (a cluster may dissolve before the end). Prints
 figures; asserts nothing.
 """
 
@@ -114,6 +115,9 @@ def hydra_report(
             delay,
         )
     console.print(table)
+    # Final clusters hide an alert that named benign accounts and later dissolved.
+    ever_benign = sum(labels.get(m, {}).get("label") == "benign" for m in first_alert)
+    console.print(f"benign accounts named in any cluster alert at any time: {ever_benign}")
     members = [m for c in alerted for m in c.members]
     distillers = sum(labels.get(m, {}).get("label") == "distiller" for m in members)
     benign_in = [

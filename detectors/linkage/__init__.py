@@ -27,7 +27,8 @@ cluster's risk, with a ``cluster_membership`` reason and ``cluster_id``) to
 dict; the stage works without it.
 
 Modules: ``evidence`` (keys an event shows), ``graph`` (holders, rarity, link
-weight), ``clusters`` (stable-id union-find), ``scoring`` (cluster risk, evidence
+weight), ``cohort`` (new accounts co-starting behind one multi-ASN pool),
+``clusters`` (stable-id union-find), ``scoring`` (cluster risk, evidence
 for analysts), ``behaviour`` (feature-vector LSH), ``stage`` (the cadence),
 ``pipeline`` (composition), ``config`` (parameters). How it works and how it is
 tuned: ``docs/linkage.md``; how it scales out: ``docs/scale-out.md``.

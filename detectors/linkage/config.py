@@ -8,6 +8,7 @@ strictly, so a typo in a key is an error with the key's path, not a silent defau
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ import yaml
 from distillguard.settings import PROJECT_ROOT
 
 DEFAULT_PATH = PROJECT_ROOT / "configs" / "linkage.yaml"
+#: Environment variable naming another YAML file, so a whole run (``evaluate``,
+#: ``replay``) can try other parameters without editing the shipped file.
+ENV_PATH = "DISTILLGUARD_LINKAGE_CONFIG"
 
 
 class KindParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -46,6 +50,7 @@ KIND_OF_PREFIX: dict[str, str] = {
     "c": "template_centroid",
     "y": "sync",
     "b": "behaviour",
+    "k": "cohort",
 }
 
 DEFAULT_KINDS: dict[str, KindParams] = {
@@ -68,6 +73,9 @@ DEFAULT_KINDS: dict[str, KindParams] = {
     "behaviour": KindParams(
         weight=0.3, cap=0.3, half_life_s=21_600, max_share=0.05, group="behaviour"
     ),
+    # A cohort key stands for a group-level test that already weighed chance (see
+    # ``cohort.py``), so rarity does not scale it; it counts like a shared card.
+    "cohort": KindParams(weight=1.4, cap=1.4, half_life_s=21_600, max_share=0.5, group="cohort"),
 }
 
 #: Bound on each group of kinds in one link. Kinds in one group are not independent:
@@ -80,6 +88,7 @@ DEFAULT_GROUP_CAPS: dict[str, float] = {
     "product": 0.8,
     "timing": 0.8,
     "behaviour": 0.3,
+    "cohort": 1.4,
 }
 
 
@@ -144,6 +153,17 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: is 32) the template_centroid weight grows linearly to full at ``centroid_agree_full``.
     centroid_agree_from: int = 44
     centroid_agree_full: int = 56
+    #: Cohorts (``cohort.py``): accounts whose first request falls within this many
+    #: seconds of each other's are examined together as possible co-starters.
+    cohort_window_s: float = 1800.0
+    #: Smallest group of co-starting accounts, tied by rare networks, that is a cohort.
+    cohort_min_size: int = 6
+    #: Distinct rare ASNs, each used by at least two of its members, a cohort must span
+    #: (a proxy pool exits through several networks; a NAT, an office, a campus through one).
+    cohort_min_networks: int = 2
+    #: A network value ties a cohort only while held by at most this share of the
+    #: accounts seen so far (no population floor: see ``_find_cohorts``).
+    cohort_max_share: float = 0.05
     #: Template band keys remembered per account before it is known to repeat them.
     max_template_candidates: int = 64
     #: Minimum seconds between two behaviour-vector observations of one account.
@@ -174,7 +194,10 @@ class LinkageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> LinkageConfig:
-    """Defaults, then the YAML file (``configs/linkage.yaml`` unless ``path``), then overrides.
+    """Defaults, then the YAML file, then overrides.
+
+    The file is ``path``, else the one named by ``$DISTILLGUARD_LINKAGE_CONFIG``, else
+    ``configs/linkage.yaml``.
 
     Kinds given in the file replace the defaults kind by kind; missing kinds keep theirs.
 
@@ -185,6 +208,9 @@ def load_config(path: Path | None = None, **overrides: Any) -> LinkageConfig:
     >>> load_config(link_threshold=2.0).link_threshold
     2.0
     """
+    env = os.environ.get(ENV_PATH)
+    if path is None and env:
+        path = Path(env)
     file = path or DEFAULT_PATH
     data: dict[str, Any] = {}
     if file.exists():

@@ -386,7 +386,10 @@ class EvidenceGraph:
                 continue
             age = now - (ta if ta < tb else tb)
             n = len(value.members)
-            w = self.weight[p] * (rarity[n] if n < 1024 else self._compute_rarity(n))
+            if p == "k":  # a cohort was judged against chance as a group (cohort.py)
+                w = self.weight[p]
+            else:
+                w = self.weight[p] * (rarity[n] if n < 1024 else self._compute_rarity(n))
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w

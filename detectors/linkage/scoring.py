@@ -66,6 +66,8 @@ def describe(key: str) -> tuple[str, str]:
         value = f"bursts starting in time bucket {value}"
     elif kind == "asn":
         value = f"AS{value}"
+    elif kind == "cohort":
+        value = f"first seen within minutes of {value}, over one multi-ASN network pool"
     return kind, value
 
 

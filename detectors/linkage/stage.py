@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from distillguard.detectors.linkage.behaviour import BehaviourBands
 from distillguard.detectors.linkage.clusters import ClusterBook
+from distillguard.detectors.linkage.cohort import find_cohorts
 from distillguard.detectors.linkage.config import LinkageConfig, load_config
 from distillguard.detectors.linkage.evidence import (
     add_fingerprint,
@@ -121,6 +123,9 @@ class LinkageStage:
         self._realert: set[str] = set()
         self._changed: set[str] = set()
         self._alerts: list[Alert] = []
+        #: accounts first seen within ``cohort_window_s``, oldest first (``cohort.py``)
+        self._newcomers: deque[str] = deque()
+        self._cohort_due = False
         self._now = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
@@ -143,6 +148,7 @@ class LinkageStage:
         h = g.holders.get(event.account_id)
         if h is None:
             h = g.holder(event.account_id, ts)
+            self._newcomers.append(h.id)
         if ts > self._now:
             self._now = ts
         pending = self._pending
@@ -171,12 +177,16 @@ class LinkageStage:
                 raw[2], raw[3] = v, net_key(v)
             if g.observe(h, raw[3], ts):  # type: ignore[arg-type]
                 pending.append((aid, raw[3]))  # type: ignore[arg-type]
+                if ts - h.first_ts <= self.config.cohort_window_s:
+                    self._cohort_due = True  # a new account newly shares a network
         v = event.asn
         if v is not None and (v != raw[4] or refresh):
             if v != raw[4]:
                 raw[4], raw[5] = v, f"a:{v}"
             if g.observe(h, raw[5], ts):  # type: ignore[arg-type]
                 pending.append((aid, raw[5]))  # type: ignore[arg-type]
+                if ts - h.first_ts <= self.config.cohort_window_s:
+                    self._cohort_due = True
         v = event.user_agent
         if v is not None and (v != raw[6] or refresh):
             if v != raw[6]:
@@ -283,11 +293,51 @@ class LinkageStage:
         self._next_eval = now + self.config.eval_interval_s
         if now >= self._next_revalidate:
             self._revalidate(now)
+        if self._cohort_due:
+            self._find_cohorts(now)
         self._link_pending(now)
         retired, self._book.retired = self._book.retired, []
         for cid in retired:
             self._retire(cid)
         return self._score_dirty(now)
+
+    def _find_cohorts(self, now: float) -> None:
+        """Give each cohort of co-starting accounts (``cohort.py``) a shared ``k:`` key.
+
+        Runs only when an account first seen within ``cohort_window_s`` newly shares a
+        network or an ASN (what makes a cohort form or grow; a value that turns rare as
+        the population grows is picked up at the next such event), over those accounts.
+        A cohort keeps its key as it grows, so newcomers join it.
+        """
+        self._cohort_due = False
+        cfg = self.config
+        holders = self._graph.holders
+        recent = self._newcomers
+        while recent and (
+            (h := holders.get(recent[0])) is None or now - h.first_ts > cfg.cohort_window_s
+        ):
+            recent.popleft()
+        if len(recent) < cfg.cohort_min_size:
+            return
+        newcomers = [h for aid in recent if (h := holders.get(aid)) is not None]
+        g = self._graph
+        values = g.values
+        # Judged against the accounts actually seen, not the rarity floor: in a stage's
+        # first minutes a cloud ASN held by 20 of 30 accounts is infrastructure.
+        most = max(2, int(cfg.cohort_max_share * len(holders)))
+
+        def is_rare(key: str) -> bool:
+            value = values.get(key)
+            return value is not None and len(value.members) <= most
+
+        for group in find_cohorts(newcomers, cfg.cohort_min_size, cfg.cohort_min_networks, is_rare):
+            # A cohort seen before keeps its key as the window slides (the key most of
+            # its members already hold); a new one is named after its oldest member.
+            held = Counter(k for h in group for k in h.keys if k[0] == "k")
+            key = held.most_common(1)[0][0] if held else "k:" + group[0].id
+            for h in group:
+                if key not in h.keys and g.observe(h, key, now):
+                    self._pending.append((h.id, key))
 
     def _retire(self, cid: str) -> None:
         """A cluster id that no longer exists (dissolved, or merged into an older one)."""
@@ -587,6 +637,8 @@ class LinkageStage:
             "realert": sorted(self._realert),
             "changed": sorted(self._changed),
             "behaviour": self._behaviour.state(),
+            "newcomers": list(self._newcomers),
+            "cohort_due": self._cohort_due,
         }
         return msgspec.json.encode(state)
 
@@ -605,6 +657,16 @@ class LinkageStage:
             clock = [_infinite(state[k]) for k in ("now", "next_eval", "next_revalidate")]
             behaviour = BehaviourBands()
             behaviour.load(state["behaviour"])
+            if "newcomers" in state:
+                newcomers = deque(str(a) for a in state["newcomers"])
+                cohort_due = bool(state["cohort_due"])
+            else:  # a snapshot from before cohorts: the window's accounts, looked at anew
+                newcomers = deque(
+                    h.id
+                    for h in sorted(graph.holders.values(), key=lambda h: h.first_ts)
+                    if clock[0] - h.first_ts <= self.config.cohort_window_s
+                )
+                cohort_due = bool(newcomers)
         except (
             msgspec.DecodeError,
             msgspec.ValidationError,
@@ -620,6 +682,7 @@ class LinkageStage:
         self._dirty, self._rescore, self._realert, self._changed = sets
         self._now, self._next_eval, self._next_revalidate = clock
         self._behaviour = behaviour
+        self._newcomers, self._cohort_due = newcomers, cohort_due
         threshold = self.config.link_threshold
         self._strong = {}
         for (a, b), w in links.items():
