@@ -150,3 +150,18 @@ def test_revoked_partitions_take_their_accounts_state_away(
     assert kept == set(accounts[5:])
     assert 0 not in worker.partition_accounts
     worker.publisher.close()
+
+
+def test_the_shipped_pipeline_exposes_features_and_forgetting_to_the_worker(
+    scenario_lines: list[bytes],
+) -> None:
+    pipeline = build_pipeline(Settings())
+    decoder = EventDecoder()
+    events = [decoder.decode(line) for line in scenario_lines[:3_000]]
+    for e in events:
+        pipeline.process(e)
+    account = events[-1].account_id
+    features = pipeline.account_features(account)  # type: ignore[attr-defined]
+    assert features and "requests_per_hour" in features
+    pipeline.forget_accounts([account])  # type: ignore[attr-defined]
+    assert account not in pipeline.accounts()

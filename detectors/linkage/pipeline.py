@@ -128,6 +128,17 @@ class LinkedPipeline:
     def learn_label(self, label: Label) -> None:
         self.account.learn_label(label)
 
+    def account_features(self, account_id: str) -> dict[str, float] | None:
+        """The account stage's named signals (charts, investigations), if it keeps them."""
+        features = getattr(self.account, "account_features", None)
+        return features(account_id) if callable(features) else None
+
+    def forget_accounts(self, account_ids: list[str]) -> None:
+        """Drop per-account state (a partition moved); linkage evidence is global, kept."""
+        forget = getattr(self.account, "forget_accounts", None)
+        if callable(forget):
+            forget(account_ids)
+
     # -- checkpoints (the worker's Checkpointable protocol) -------------------------------
     # Per-account state is the account pipeline's. The linkage graph is global (a value's
     # holders span every partition), so it travels with the shared checkpoint, framed
