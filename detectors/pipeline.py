@@ -138,7 +138,11 @@ def build_pipeline(settings: Settings) -> Pipeline:
     if kind == "linked":
         # account detectors composed with hydra linkage (detectors/linkage/)
         from distillguard.detectors.account_pipeline import AccountPipeline
-        from distillguard.detectors.linkage import LinkedPipeline
+        from distillguard.detectors.linkage import LinkageStage, LinkedPipeline
+        from distillguard.detectors.linkage.config import load_config
 
-        return LinkedPipeline(AccountPipeline(settings.detectors))
+        # configs/linkage.yaml, then any top-level key under detectors.linkage in settings
+        # (so DISTILLGUARD_DETECTORS__LINKAGE__<KEY> and --config files reach the stage).
+        linkage = LinkageStage(load_config(**settings.detectors.linkage))
+        return LinkedPipeline(AccountPipeline(settings.detectors), linkage)
     raise ValueError(f"unknown detectors.pipeline {kind!r}")

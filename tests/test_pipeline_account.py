@@ -90,7 +90,11 @@ def config() -> Detectors:
 def test_pipeline_choice_by_settings() -> None:
     from distillguard.detectors.linkage.pipeline import LinkedPipeline
 
-    assert isinstance(build_pipeline(get_settings()), LinkedPipeline)  # shipped default
+    shipped = build_pipeline(get_settings())
+    assert isinstance(shipped, LinkedPipeline)  # shipped default
+    tuned = build_pipeline(Settings(detectors={"linkage": {"link_threshold": 2.5}}))  # type: ignore[arg-type]
+    assert tuned.linkage.config.link_threshold == 2.5  # type: ignore[attr-defined]
+    assert shipped.linkage.config.link_threshold != 2.5
     account = Settings(detectors={"pipeline": "account"})  # type: ignore[arg-type]
     assert isinstance(build_pipeline(account), AccountPipeline)
     counting = Settings(detectors={"pipeline": "counting"})  # type: ignore[arg-type]
