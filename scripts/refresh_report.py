@@ -34,7 +34,11 @@ def main() -> None:
     for name in ("report.md", "metrics.json", "pr_curves.png", "delay_cdf.png"):
         if (out / name).exists():
             shutil.copy(out / name, DOCS / name)
-    report = (out / "report.md").read_text()
+    # Headings move down two levels to sit under the README's own; nothing else changes.
+    report = "\n".join(
+        f"##{line}" if line.startswith("#") else line
+        for line in (out / "report.md").read_text().splitlines()
+    )
     readme = ROOT / "README.md"
     text = readme.read_text()
     head, rest = text.split(START, 1)
