@@ -26,17 +26,16 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import tempfile
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 from distillguard.detectors.account_pipeline import AccountPipeline
 from rich.console import Console
 from rich.table import Table
+from scenario_data import read_labels, scenario_files
 
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.settings import Detectors, get_settings
@@ -134,22 +133,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    tmp = None
-    if args.events is None:
-        from distillguard.sim.engine import generate, write_files
-        from distillguard.sim.scenario import load_scenario
-
-        tmp = tempfile.TemporaryDirectory(prefix="dg-bench-")
-        args.events = Path(tmp.name) / "events.jsonl"
-        args.labels = Path(tmp.name) / "labels.jsonl"
-        t0 = time.perf_counter()
-        write_files(generate(load_scenario(args.scenario)), args.events, args.labels)
-        console.print(f"[dim]simulated {args.scenario!r} in {time.perf_counter() - t0:.1f} s[/dim]")
-    labels = {}
-    if args.labels is not None:
-        for line in args.labels.open("rb"):
-            record = orjson.loads(line)
-            labels[record["account_id"]] = record
+    args.events, args.labels = scenario_files(args.scenario, args.events, args.labels)
+    labels = read_labels(args.labels)
 
     shipped = get_settings().detectors
     full_text = shipped.model_copy(update={"text_full_events": 1 << 62, "text_sample_every": 1})
@@ -199,8 +184,6 @@ def main() -> None:
         f"{heap:,.0f} B of Python heap (tracemalloc, restored); "
         f"whole snapshot incl. models {whole / 1e6:.1f} MB"
     )
-    if tmp is not None:
-        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ import orjson
 from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
 from rich.console import Console
 from rich.table import Table
+from scenario_data import read_labels, scenario_files
 
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.records import Alert, Cluster
@@ -159,23 +159,8 @@ def main() -> None:
         help="override a top-level linkage parameter, value in JSON (repeatable)",
     )
     args = parser.parse_args()
-    tmp = None
-    if args.events is None:
-        from distillguard.sim.engine import generate, write_files
-        from distillguard.sim.scenario import load_scenario
-
-        tmp = tempfile.TemporaryDirectory(prefix="dg-bench-")
-        args.events = Path(tmp.name) / "events.jsonl"
-        args.labels = Path(tmp.name) / "labels.jsonl"
-        t0 = time.perf_counter()
-        write_files(generate(load_scenario(args.scenario)), args.events, args.labels)
-        console.print(f"[dim]simulated {args.scenario!r} in {time.perf_counter() - t0:.1f} s[/dim]")
-    labels: dict[str, dict] = {}
-    if args.labels is not None:
-        for line in args.labels.open("rb"):
-            if line.strip():
-                lab = orjson.loads(line)
-                labels[lab["account_id"]] = lab
+    args.events, args.labels = scenario_files(args.scenario, args.events, args.labels)
+    labels = read_labels(args.labels)
     which = args.only or ["linkage", "account", "linked"]
     overrides = {}
     for item in args.set:
@@ -230,8 +215,6 @@ def main() -> None:
     for name, n, spent in rows:
         table.add_row(name, f"{n:,}", f"{spent:.1f}", f"{n / spent:,.0f}", f"{spent / n * 1e6:.1f}")
     console.print(table)
-    if tmp is not None:
-        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ from pathlib import Path
 import msgspec
 import orjson
 import redis
-from distillguard.sim.engine import simulate
-from distillguard.sim.scenario import load_scenario
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.checkpoint import STATS_KEY
 from distillguard.stream.producer import EventPublisher
@@ -26,6 +24,7 @@ from distillguard.stream.publish_file import account_key
 from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
+from scenario_data import scenario_files
 
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.infra import EmbeddedStack
@@ -142,11 +141,9 @@ DETECTOR_PIPELINES = ("account", "linked")
 
 
 def simulated_events() -> list[bytes]:
-    """The `small` scenario's events (realistic prompts and behaviour), generated once."""
-    out = ROOT / ".distillguard" / "bench" / "small.jsonl"
-    if not out.exists():
-        simulate(load_scenario("small"), out, out.with_name("small_labels.jsonl"))
-    return out.read_bytes().splitlines()
+    """The `small` scenario's events (realistic prompts and behaviour)."""
+    events, _ = scenario_files("small")
+    return events.read_bytes().splitlines()
 
 
 def main() -> None:

@@ -32,12 +32,21 @@ def scenario_lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     return out.read_bytes().splitlines()[:24_000]
 
 
-def _settings(stack: EmbeddedStack, topics: Topics, group: str) -> Settings:
+def _private_settings(stack: EmbeddedStack, partitions: int) -> Settings:
+    """Settings on fresh topics and a fresh consumer group of the shared stack."""
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(
+        requests=f"st-{tag}",
+        dead_letter=f"st-{tag}.dlq",
+        alerts=f"st-{tag}.al",
+        partitions=partitions,
+    )
+    ensure_topics(stack.bootstrap, topics)
     return Settings(
         kafka_bootstrap=stack.bootstrap,
         redis_url=stack.redis_url,
         topics=topics,
-        worker=WorkerSettings(group_id=group, batch_max_records=1000),
+        worker=WorkerSettings(group_id=f"g-{tag}", batch_max_records=1000),
     )
 
 
@@ -50,13 +59,9 @@ def _publish(stack: EmbeddedStack, topic: str, lines: list[bytes]) -> None:
 def test_graceful_restart_gives_the_same_scores_as_an_uninterrupted_run(
     stack: EmbeddedStack, redis_client: redis.Redis, scenario_lines: list[bytes]
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
     # One partition, so the worker sees events in exactly the file's order.
-    topics = Topics(
-        requests=f"st-{tag}", dead_letter=f"st-{tag}.dlq", alerts=f"st-{tag}.al", partitions=1
-    )
-    ensure_topics(stack.bootstrap, topics)
-    settings = _settings(stack, topics, f"g-{tag}")
+    settings = _private_settings(stack, partitions=1)
+    topics = settings.topics
 
     reference = build_pipeline(settings)
     assert isinstance(reference, Checkpointable)
@@ -85,12 +90,8 @@ def test_graceful_restart_gives_the_same_scores_as_an_uninterrupted_run(
 def test_chart_points_follow_accounts_in_event_time(
     stack: EmbeddedStack, redis_client: redis.Redis, scenario_lines: list[bytes]
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    topics = Topics(
-        requests=f"fh-{tag}", dead_letter=f"fh-{tag}.dlq", alerts=f"fh-{tag}.al", partitions=2
-    )
-    ensure_topics(stack.bootstrap, topics)
-    settings = _settings(stack, topics, f"g-{tag}")
+    settings = _private_settings(stack, partitions=2)
+    topics = settings.topics
     pipeline = build_pipeline(settings)
     _publish(stack, topics.requests, scenario_lines)
     Worker(settings, pipeline, sink=default_sink(settings, pipeline)).run(max_idle_s=2)
