@@ -104,6 +104,7 @@ class Worker:
         self.feedback_position = "0-0"
         self._last_feedback_poll = 0.0
         self._stop = threading.Event()
+        self._closing = False
         self._consumer: KafkaConsumer | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -136,7 +137,13 @@ class Worker:
         )
 
     def forget(self, revoked: list[TopicPartition]) -> None:
-        """Drop the state of accounts whose partition moved: its new owner restores it."""
+        """Drop the state of accounts whose partition moved: its new owner restores it.
+
+        Not on shutdown (the consumer revokes everything as it closes): the state is
+        checkpointed by then and stays inspectable in this process.
+        """
+        if self._closing:
+            return
         forget = getattr(self.pipeline, "forget_accounts", None)
         for tp in revoked:
             accounts = self.partition_accounts.pop(tp.partition, None)
@@ -190,6 +197,7 @@ class Worker:
                     PipelineOutput(),
                 )
             self.report(consumer)
+            self._closing = True
             consumer.close(autocommit=False)
             self.publisher.close()
             log.info("worker stopped", extra=self._stats_dict())
