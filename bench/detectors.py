@@ -29,38 +29,17 @@ import statistics
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 from distillguard.detectors.account_pipeline import AccountPipeline
 from rich.console import Console
 from rich.table import Table
-from scenario_data import read_labels, scenario_files
+from scenario_data import chunks, read_labels, scenario_files
 
-from distillguard.events import EventDecoder, RequestEvent
 from distillguard.settings import Detectors, get_settings
 
 SINGLE_ACCOUNT_ARCHETYPES = {"bulk_distiller", "logprob_harvester", "release_pivot"}
-CHUNK = 50_000
 console = Console(width=150)
-
-
-def chunks(path: Path, limit: int | None) -> Iterator[list[RequestEvent]]:
-    """Decoded events, a chunk at a time: 1M decoded prompts would not fit in memory."""
-    decoder = EventDecoder(now=lambda: 1_790_000_000.0)
-    batch: list[RequestEvent] = []
-    seen = 0
-    with path.open("rb") as fh:
-        for line in fh:
-            batch.append(decoder.decode(line))
-            seen += 1
-            if len(batch) == CHUNK:
-                yield batch
-                batch = []
-            if limit is not None and seen >= limit:
-                break
-    if batch:
-        yield batch
 
 
 def replay(

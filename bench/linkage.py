@@ -26,41 +26,20 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
 from rich.console import Console
 from rich.table import Table
-from scenario_data import read_labels, scenario_files
+from scenario_data import chunks, read_labels, scenario_files
 
-from distillguard.events import EventDecoder, RequestEvent
+from distillguard.events import RequestEvent
 from distillguard.records import Alert, Cluster
 from distillguard.settings import get_settings
 
-CHUNK = 50_000
 console = Console()
-
-
-def chunks(path: Path, limit: int | None) -> Iterator[list[RequestEvent]]:
-    """Decoded events a chunk at a time (a million decoded prompts would not fit)."""
-    decoder = EventDecoder(now=lambda: 1_790_000_000.0)
-    batch: list[RequestEvent] = []
-    seen = 0
-    with path.open("rb") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            batch.append(decoder.decode(line))
-            seen += 1
-            if len(batch) == CHUNK:
-                yield batch
-                batch = []
-            if limit is not None and seen >= limit:
-                break
-    if batch:
-        yield batch
 
 
 def timed(

@@ -7,6 +7,7 @@ cached file is the same bytes a new run would write).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from distillguard.sim.engine import simulate
 from distillguard.sim.scenario import load_scenario
 from rich.console import Console
 
+from distillguard.events import EventDecoder, RequestEvent
+
+CHUNK = 50_000
 CACHE = Path(__file__).resolve().parent.parent / ".distillguard" / "bench"
 
 
@@ -41,3 +45,27 @@ def read_labels(path: Path | None) -> dict[str, dict[str, Any]]:
         return {}
     records = (orjson.loads(line) for line in path.open("rb") if line.strip())
     return {r["account_id"]: r for r in records}
+
+
+def chunks(path: Path, limit: int | None = None) -> Iterator[list[RequestEvent]]:
+    """Decoded events a chunk at a time (a million decoded prompts would not fit).
+
+    The decoder's clock is pinned inside the simulated period, so a cached file stays
+    valid whatever today's date.
+    """
+    decoder = EventDecoder(now=lambda: 1_790_000_000.0)
+    batch: list[RequestEvent] = []
+    seen = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            batch.append(decoder.decode(line))
+            seen += 1
+            if len(batch) == CHUNK:
+                yield batch
+                batch = []
+            if limit is not None and seen >= limit:
+                break
+    if batch:
+        yield batch

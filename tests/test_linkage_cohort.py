@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 
 from distillguard.detectors.linkage import LinkageStage, load_config
@@ -10,31 +9,10 @@ from distillguard.detectors.linkage.cohort import find_cohorts
 from distillguard.detectors.linkage.graph import Holder
 
 from distillguard.events import RequestEvent
-from distillguard.records import Alert
+from tests.test_linkage import ev, run
 
 T0 = 1_790_000_000.0
 HOUR = 3600.0
-_ids = itertools.count()
-
-
-def ev(acct: str, ts: float, **kw: object) -> RequestEvent:
-    return RequestEvent(
-        event_id=f"c{next(_ids)}",
-        ts=ts,
-        account_id=acct,
-        model="m",
-        input_tokens=20,
-        output_tokens=200,
-        status=200,
-        **kw,
-    )  # type: ignore[arg-type]
-
-
-def run(stage: LinkageStage, events: list[RequestEvent]) -> list[Alert]:
-    alerts: list[Alert] = []
-    for e in sorted(events, key=lambda e: e.ts):  # type: ignore[arg-type, return-value]
-        alerts.extend(stage.process(e))
-    return alerts
 
 
 def fingerprint(rng: random.Random) -> str:
