@@ -23,6 +23,7 @@ from distillguard.records import AccountRisk, Alert, iso, loads
 from distillguard.settings import Settings, Topics
 from distillguard.settings import Worker as WorkerSettings
 from distillguard.store import schema
+from tests.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,46 @@ def test_the_shipped_pipeline_exposes_features_and_forgetting_to_the_worker(
     assert features and "requests_per_hour" in features
     pipeline.forget_accounts([account])  # type: ignore[attr-defined]
     assert account not in pipeline.accounts()
+
+
+def test_a_rebalance_moves_account_state_to_the_new_owner(
+    stack: EmbeddedStack, redis_client: redis.Redis, scenario_lines: list[bytes]
+) -> None:
+    """A second worker joins mid-stream: the partitions it takes over bring their history."""
+    import threading
+
+    from distillguard.detectors.account_pipeline import AccountPipeline
+
+    settings = _private_settings(stack, partitions=2)
+    detectors = settings.detectors
+    half = len(scenario_lines) // 2
+    _publish(stack, settings.topics.requests, scenario_lines[:half])
+    first = Worker(settings, AccountPipeline(detectors))
+    threads = [threading.Thread(target=first.run, daemon=True)]
+    threads[0].start()
+    wait_for(lambda: first.stats.processed >= half, 60, "the first worker to catch up")
+
+    second = Worker(settings, AccountPipeline(detectors))
+    threads.append(threading.Thread(target=second.run, daemon=True))
+    threads[1].start()
+    wait_for(lambda: len(first.windows) == 1 and len(second.windows) == 1, 60, "a rebalance")
+    _publish(stack, settings.topics.requests, scenario_lines[half:])
+    total = len(scenario_lines)
+    wait_for(lambda: first.stats.processed + second.stats.processed >= total, 90, "all events")
+    for w in (first, second):
+        w.stop()
+    for t in threads:
+        t.join(30)
+
+    reference = AccountPipeline(detectors)
+    decoder = EventDecoder()
+    for line in scenario_lines:
+        reference.process(decoder.decode(line))
+    seen_before = {account_key(line) for line in scenario_lines[:half]}
+    moved = [a for a in second.pipeline.accounts() if a in seen_before]
+    assert moved, "the new owner holds no account with history"
+    for account in moved:
+        # The span since first seen can only match if the history came along.
+        got = second.pipeline.account_features(account)["active_span_hours"]  # type: ignore[attr-defined]
+        assert got == reference.account_features(account)["active_span_hours"]  # type: ignore[index]
+    assert not set(first.pipeline.accounts()) & set(second.pipeline.accounts())
