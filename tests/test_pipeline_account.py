@@ -448,3 +448,11 @@ def test_made_up_model_names_do_not_grow_memory_without_bound(config: Detectors)
     for i in range(account_pipeline.MAX_MODELS + 50):
         pipe.process(msgspec.structs.replace(base, model=f"model-{i}", event_id=str(i)))
     assert len(pipe._model_first_seen) == account_pipeline.MAX_MODELS
+
+
+def test_linkage_parameters_can_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISTILLGUARD_DETECTORS__LINKAGE__LINK_THRESHOLD", "2.0")
+    pipeline = build_pipeline(Settings())
+    assert pipeline.linkage.config.link_threshold == 2.0  # type: ignore[attr-defined]

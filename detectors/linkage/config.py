@@ -227,6 +227,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> LinkageConfig:
     data["kinds"] = kinds
     data["group_caps"] = {**DEFAULT_GROUP_CAPS, **(data.get("group_caps") or {})}
     try:
-        return msgspec.convert(data, LinkageConfig)
+        # strict=False: values from environment variables arrive as strings
+        return msgspec.convert(data, LinkageConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise ValueError(f"{file}: {exc}") from None
