@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 
@@ -18,9 +19,29 @@ def _share(c: dict[str, Any]) -> str:
     return f"{c['flagged']}/{c['total']}"
 
 
+def _by_method(
+    title: str,
+    row_name: str,
+    methods: list[dict[str, Any]],
+    key: str,
+    cell: Callable[[Any], str],
+) -> list[str]:
+    """A section whose table has one row per key of ``methods[i][key]``, a column per method."""
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"| {row_name} | " + " | ".join(x["name"] for x in methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    for row in methods[0][key]:
+        cells = [cell(x[key].get(row)) for x in methods]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
     methods = m["methods"]
-    names = [x["name"] for x in methods]
     lines = [
         f"# {title}",
         "",
@@ -66,37 +87,28 @@ def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
                     f"{_f(g['delay_events']['median'], 0)} (n={g['accounts']})"
                 )
             lines.append(f"| {x['name']} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Coverage by campaign (accounts alerted / accounts)",
-        "",
-        "| campaign | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for camp in methods[0]["campaign_coverage"]:
-        row = [_share(x["campaign_coverage"][camp]) for x in methods]
-        lines.append(f"| {camp} | " + " | ".join(row) + " |")
+    lines += _by_method(
+        "Coverage by campaign (accounts alerted / accounts)",
+        "campaign",
+        methods,
+        "campaign_coverage",
+        _share,
+    )
     if "campaign_delay_minutes" in methods[0]:
-        lines += [
-            "",
-            "## Minutes from a campaign's first event to its first alert",
-            "",
-            "| campaign | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        for camp in methods[0]["campaign_delay_minutes"]:
-            row = [_f(x["campaign_delay_minutes"].get(camp), 1) for x in methods]
-            lines.append(f"| {camp} | " + " | ".join(row) + " |")
-    lines += [
-        "",
-        "## False alerts by benign archetype (accounts alerted / accounts)",
-        "",
-        "| archetype | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for arch in methods[0]["false_alerts_by_archetype"]:
-        row = [_share(x["false_alerts_by_archetype"][arch]) for x in methods]
-        lines.append(f"| {arch} | " + " | ".join(row) + " |")
+        lines += _by_method(
+            "Minutes from a campaign's first event to its first alert",
+            "campaign",
+            methods,
+            "campaign_delay_minutes",
+            lambda v: _f(v, 1),
+        )
+    lines += _by_method(
+        "False alerts by benign archetype (accounts alerted / accounts)",
+        "archetype",
+        methods,
+        "false_alerts_by_archetype",
+        _share,
+    )
     if "clusters" in m:
         c = m["clusters"]
         lines += [
