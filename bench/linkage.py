@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
+from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from rich.console import Console
 from rich.table import Table
 from scenario_data import chunks, read_labels, scenario_files
@@ -145,7 +145,9 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = orjson.loads(value)
-    config = load_config(**overrides)
+    # the settings' detectors.linkage (default.yaml, DISTILLGUARD_CONFIG, environment), then --set
+    shipped = get_settings().detectors.linkage.model_dump()
+    config = LinkageConfig.model_validate({**shipped, **overrides})
     rows = []
 
     if "linkage" in which:

@@ -139,10 +139,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
         # account detectors composed with hydra linkage (detectors/linkage/)
         from distillguard.detectors.account_pipeline import AccountPipeline
         from distillguard.detectors.linkage import LinkageStage, LinkedPipeline
-        from distillguard.detectors.linkage.config import load_config
 
-        # configs/linkage.yaml, then any top-level key under detectors.linkage in settings
-        # (so DISTILLGUARD_DETECTORS__LINKAGE__<KEY> and --config files reach the stage).
-        linkage = LinkageStage(load_config(**settings.detectors.linkage))
+        # detectors.linkage of the one settings object: default.yaml, --config files and
+        # DISTILLGUARD_DETECTORS__LINKAGE__<KEY> all reach the stage through it.
+        linkage = LinkageStage(settings.detectors.linkage)
         return LinkedPipeline(AccountPipeline(settings.detectors), linkage)
     raise ValueError(f"unknown detectors.pipeline {kind!r}")

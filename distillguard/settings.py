@@ -1,25 +1,56 @@
-"""The one settings object.
+"""The one settings object, for every process and every stage, linkage included.
 
-Precedence, lowest first: field defaults, ``configs/default.yaml``, the file named by
-``--config`` / ``DISTILLGUARD_CONFIG``, then ``DISTILLGUARD_*`` environment variables
-(nested keys with ``__``, e.g. ``DISTILLGUARD_WORKER__BATCH_MAX_RECORDS``). Settings are
-read once per process and frozen, so every module sees the same values.
+Precedence, lowest first: field defaults, the shipped ``configs/default.yaml``, the file
+named by ``--config`` / ``DISTILLGUARD_CONFIG``, then ``DISTILLGUARD_*`` environment
+variables (nested keys with ``__``, e.g. ``DISTILLGUARD_WORKER__BATCH_MAX_RECORDS`` or
+``DISTILLGUARD_DETECTORS__LINKAGE__LINK_THRESHOLD``). Settings are read once per process
+and frozen, so every module sees the same values.
+
+The shipped configs are package data (``distillguard.configs``, the checkout's
+``configs/`` folder), found with :mod:`importlib.resources` wherever distillguard is
+installed; a missing default file is an error, never a silent fall-back to field
+defaults. Only this module reads config files: detectors are handed their section.
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+#: The checkout (or, installed, site-packages): only for run-time state of the
+#: developer commands (``.distillguard/``), never for configs.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+CONFIG_PACKAGE = "distillguard.configs"
 CONFIG_ENV = "DISTILLGUARD_CONFIG"
+
+
+def shipped_config(*parts: str) -> Traversable:
+    """A file shipped in ``distillguard.configs``; FileNotFoundError if it is not there.
+
+    An installation without its configs would otherwise run with no detector rules
+    and look healthy, so a missing file stops the process with what to do about it.
+    """
+    try:
+        resource = files(CONFIG_PACKAGE).joinpath(*parts)
+    except ModuleNotFoundError:
+        resource = None
+    if resource is None or not resource.is_file():
+        name = "/".join(parts)
+        raise FileNotFoundError(
+            f"shipped config {CONFIG_PACKAGE}/{name} not found: this installation of"
+            " distillguard is incomplete (reinstall it; a checkout needs `pip install -e .`"
+            " again after configs/ became package data)"
+        )
+    return resource
 
 
 class _Section(BaseModel):
@@ -115,6 +146,197 @@ class DetectorFeedback(_Section):
     min_per_class: int = Field(10, ge=1)
 
 
+class LinkageKind(_Section):
+    """How much one kind of shared evidence counts, and for how long.
+
+    ``weight`` is the contribution of one shared value held by very few accounts;
+    ``cap`` bounds the kind's total in one link (sharing five proxy /24s is more than
+    sharing one, but not unboundedly); ``max_share`` drops values held by more than
+    that share of active accounts (a cloud ASN, a popular SDK user agent); ``group``
+    names kinds capped together in ``group_caps``.
+    """
+
+    weight: float
+    cap: float
+    half_life_s: float
+    max_share: float
+    group: str = ""
+
+
+def _kind(
+    weight: float, cap: float, half_life_s: float, max_share: float, group: str
+) -> LinkageKind:
+    return LinkageKind(
+        weight=weight, cap=cap, half_life_s=half_life_s, max_share=max_share, group=group
+    )
+
+
+#: The in-code defaults equal ``detectors.linkage`` in the shipped ``default.yaml``
+#: (tested), so a ``LinkageConfig()`` built without settings detects the same.
+DEFAULT_KINDS: dict[str, LinkageKind] = {
+    "payment": _kind(1.4, 1.4, 259_200, 0.5, "identity"),
+    "net": _kind(0.5, 0.8, 43_200, 0.1, "network"),
+    "asn": _kind(0.15, 0.15, 43_200, 0.02, "network"),
+    "user_agent": _kind(0.15, 0.15, 86_400, 0.03, "product"),
+    "system_prompt": _kind(0.1, 0.1, 86_400, 0.03, "product"),
+    "template": _kind(0.8, 0.8, 43_200, 0.1, "product"),
+    "template_centroid": _kind(0.8, 0.8, 43_200, 0.1, "product"),
+    "sync": _kind(0.8, 0.8, 21_600, 0.2, "timing"),
+    "behaviour": _kind(0.3, 0.3, 21_600, 0.05, "behaviour"),
+    # A cohort key stands for a group-level test that already weighed chance (see
+    # ``detectors/linkage/cohort.py``), so rarity does not scale it; it counts like a card.
+    "cohort": _kind(1.4, 1.4, 21_600, 0.5, "cohort"),
+}
+
+#: Bound on each group of kinds in one link. Kinds in one group are not independent:
+#: honest users of one product share its template, system prompt and user agent;
+#: honest colleagues share their NAT's /24s and ASN. A group alone stays below the
+#: link threshold, so a link needs two independent groups (or a shared card).
+DEFAULT_GROUP_CAPS: dict[str, float] = {
+    "identity": 1.4,
+    "network": 0.7,
+    "product": 0.8,
+    "timing": 0.8,
+    "behaviour": 0.3,
+    "cohort": 1.4,
+}
+
+
+class LinkageConfig(_Section):
+    """Every knob of the linkage (hydra cluster) stage: ``detectors.linkage`` in settings.
+
+    See ``docs/linkage.md`` for how they interact. Kinds and group caps given in a
+    config file or the environment replace the defaults one by one and field by field
+    (``kinds: {payment: {weight: 2.0}}`` keeps the payment cap), so an override names
+    only what it changes.
+
+    >>> LinkageConfig(kinds={"payment": {"weight": 2.0}}).kind("payment").cap
+    1.4
+    >>> LinkageConfig(link_treshold=2.0)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for LinkageConfig
+    link_treshold
+    ...
+    """
+
+    kinds: dict[str, LinkageKind] = Field(default_factory=lambda: dict(DEFAULT_KINDS))
+    #: Accumulated link weight at which two accounts belong to one cluster.
+    link_threshold: float = Field(1.0, gt=0)
+    group_caps: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GROUP_CAPS))
+    #: Candidate links below this are not kept at all (memory).
+    store_threshold: float = Field(0.6, ge=0)
+    #: Event-time cadence of link scoring and cluster updates.
+    eval_interval_s: float = Field(60.0, gt=0)
+    #: Event-time cadence of the full re-validation (expiry, rescoring, splits).
+    revalidate_interval_s: float = 3600.0
+    #: A membership expires after this many half-lives of its kind without a sighting.
+    expire_half_lives: float = 4.0
+    #: Accounts silent this long are forgotten.
+    account_ttl_s: float = 3 * 86_400.0
+    #: Values held by fewer accounts than this are never dropped as common.
+    min_common: int = 40
+    #: Hard bound on accounts tracked per value, whatever the population.
+    max_members: int = 5_000
+    #: Rarity is computed against at least this many accounts, so a small population
+    #: (a test, a quiet hour) does not make every shared value look common.
+    rarity_population_floor: int = 1_000
+    #: A value held by at most this many accounts counts as fully rare: a card shared
+    #: by twelve accounts is no less damning than one shared by two.
+    rarity_free_holders: int = 8
+    #: Existing holders of a value a newcomer is compared with (half earliest, half latest).
+    anchors: int = 8
+    #: Evidence values remembered per account (oldest evicted first).
+    max_keys_per_account: int = 96
+    #: Silence before a request that makes it the onset of a burst.
+    onset_gap_s: float = 600.0
+    #: Width of the time bucket in which onsets count as synchronised.
+    sync_bucket_s: float = 300.0
+    #: Distinct /24 (/64) networks two accounts must share before network counts.
+    net_min_shared: int = 2
+    #: Onsets two accounts must share before their schedules count as synchronised.
+    sync_min_shared: int = 2
+    #: Chance co-onsets are multiplied by this (people start work at similar hours).
+    sync_diurnal: float = 10.0
+    #: -log10 of the chance probability at which synchronisation counts fully.
+    sync_full_surprise: float = 4.0
+    #: Onsets remembered per account.
+    sync_max_onsets: int = 32
+    #: Tokens at each end of a prompt that make up its template skeleton.
+    template_edge_tokens: int = 8
+    #: Sightings of one template band an account needs before it counts as its template.
+    template_min_hits: int = 2
+    #: Every prompt of an account's first ``sample_first`` requests is fingerprinted,
+    #: then one request in ``sample_every``.
+    sample_first: int = 8
+    sample_every: int = 16
+    #: Redacted prompts: an account's fingerprint centroid is used once it has this many
+    #: fingerprints (and refreshed every ``centroid_every``).
+    centroid_min: int = 3
+    centroid_every: int = 2
+    #: Bits (of 64) on which two centroids agree: from ``centroid_agree_from`` (chance
+    #: is 32) the template_centroid weight grows linearly to full at ``centroid_agree_full``.
+    centroid_agree_from: int = 44
+    centroid_agree_full: int = 56
+    #: Cohorts (``cohort.py``): accounts whose first request falls within this many
+    #: seconds of each other's are examined together as possible co-starters.
+    cohort_window_s: float = 1800.0
+    #: Smallest group of co-starting accounts, tied by rare networks, that is a cohort.
+    cohort_min_size: int = 6
+    #: Distinct rare ASNs, each used by at least two of its members, a cohort must span
+    #: (a proxy pool exits through several networks; a NAT, an office, a campus through one).
+    cohort_min_networks: int = 2
+    #: A network value ties a cohort only while held by at most this share of the
+    #: accounts seen so far (no population floor: see ``_find_cohorts``).
+    cohort_max_share: float = 0.05
+    #: Template band keys remembered per account before it is known to repeat them.
+    max_template_candidates: int = 64
+    #: Minimum seconds between two behaviour-vector observations of one account.
+    behaviour_interval_s: float = 600.0
+    #: Smallest cluster that raises an alert.
+    min_alert_size: int = 4
+    #: Cluster risk at and above which a cluster alert is raised.
+    alert_risk: float = 0.7
+    #: An alerted cluster's alert is updated when members join or its level rises, at
+    #: most once per this many seconds of event time.
+    realert_interval_s: float = 300.0
+    #: Members listed per evidence item in an alert.
+    evidence_accounts: int = 50
+    #: Evidence items per alert.
+    evidence_items: int = 12
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_with_default_kinds(cls, data: Any) -> Any:
+        """Partial kinds and group caps complete themselves from the defaults."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = data.get("kinds") or {}
+        unknown = set(given) - set(DEFAULT_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown evidence kinds {sorted(unknown)} (known: {sorted(DEFAULT_KINDS)})"
+            )
+        kinds: dict[str, Any] = {n: k.model_dump() for n, k in DEFAULT_KINDS.items()}
+        for name, params in given.items():
+            if isinstance(params, BaseModel):
+                params = params.model_dump()
+            kinds[name] = {**kinds[name], **params} if isinstance(params, dict) else params
+        data["kinds"] = kinds
+        data["group_caps"] = {**DEFAULT_GROUP_CAPS, **(data.get("group_caps") or {})}
+        return data
+
+    @model_validator(mode="after")
+    def _cadence(self) -> LinkageConfig:
+        if self.revalidate_interval_s < self.eval_interval_s:
+            raise ValueError("need eval_interval_s <= revalidate_interval_s")
+        return self
+
+    def kind(self, name: str) -> LinkageKind:
+        return self.kinds[name]
+
+
 class Detectors(_Section):
     """The account detectors (``detectors/``): cadence, thresholds, rules, models."""
 
@@ -156,8 +378,8 @@ class Detectors(_Section):
     #: Platt scaling of the fused log-odds: risk = sigmoid(scale * logit + shift)
     calibration_scale: float = 1.0
     calibration_shift: float = 0.0
-    #: config of the linkage (cluster) stage, owned by ``detectors/linkage``
-    linkage: dict[str, Any] = Field(default_factory=dict)
+    #: the linkage (hydra cluster) stage, ``detectors/linkage``
+    linkage: LinkageConfig = LinkageConfig()
 
 
 class Settings(BaseSettings):
@@ -193,25 +415,23 @@ class Settings(BaseSettings):
 
 
 class _YamlFiles(PydanticBaseSettingsSource):
-    """Merges the default YAML file with the one named by ``DISTILLGUARD_CONFIG``."""
+    """The shipped ``default.yaml`` merged with the file named by ``DISTILLGUARD_CONFIG``."""
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        paths = [DEFAULT_CONFIG]
+        merged = load_yaml(shipped_config("default.yaml"))
         if extra := os.environ.get(CONFIG_ENV):
-            paths.append(Path(extra))
-        for path in paths:
-            if path.exists():
-                _deep_merge(merged, load_yaml(path))
-            elif path != DEFAULT_CONFIG:
+            path = Path(extra)
+            if not path.is_file():
                 raise FileNotFoundError(f"config file not found: {path}")
+            _deep_merge(merged, load_yaml(path))
         return merged
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path | Traversable) -> dict[str, Any]:
+    """A YAML mapping from a file or a packaged resource (the top level must be a mapping)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: top level must be a mapping")

@@ -1,5 +1,8 @@
 """Scenario files (``configs/scenarios/*.yaml``): who is in the traffic, for how long.
 
+Named scenarios (``small``, ``default``) ship as package data of ``distillguard.configs``
+and are found wherever distillguard is installed; any other scenario is a path.
+
 A scenario names the simulated period, the models on offer (one may be released
 mid-scenario), how many accounts of each benign archetype, and the attacking
 campaigns. Archetype parameters default to the values in ``sim/benign.py`` and
@@ -11,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from distillguard.settings import PROJECT_ROOT, load_yaml
+from distillguard.settings import CONFIG_PACKAGE, load_yaml
 
-SCENARIO_DIR = PROJECT_ROOT / "configs" / "scenarios"
+SCENARIO_FOLDER = "scenarios"
 
 
 @dataclass(frozen=True)
@@ -63,18 +68,41 @@ class Scenario:
         return None
 
 
-def resolve(name_or_path: str) -> Path:
-    """A scenario name (``small``) or a path to a YAML file."""
+def shipped_scenarios() -> dict[str, Traversable]:
+    """Name -> file of every scenario shipped with distillguard."""
+    folder = files(CONFIG_PACKAGE).joinpath(SCENARIO_FOLDER)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{CONFIG_PACKAGE}/{SCENARIO_FOLDER} is missing: this installation of"
+            " distillguard is incomplete (reinstall it)"
+        )
+    return {
+        f.name.removesuffix(".yaml"): f
+        for f in folder.iterdir()
+        if f.is_file() and f.name.endswith(".yaml")
+    }
+
+
+def resolve(name_or_path: str) -> Path | Traversable:
+    """A scenario name (``small``) or a path to a YAML file.
+
+    >>> resolve("small").name
+    'small.yaml'
+    >>> resolve("no-such-scenario")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no scenario 'no-such-scenario' (known: default, small)
+    """
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} or path.exists():
-        if not path.exists():
+        if not path.is_file():
             raise FileNotFoundError(f"scenario file not found: {path}")
         return path
-    candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if not candidate.exists():
-        known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
+    shipped = shipped_scenarios()
+    if name_or_path not in shipped:
+        known = ", ".join(sorted(shipped))
         raise FileNotFoundError(f"no scenario {name_or_path!r} (known: {known})")
-    return candidate
+    return shipped[name_or_path]
 
 
 def load_scenario(name_or_path: str, *, seed: int | None = None, scale: float = 1.0) -> Scenario:
@@ -91,7 +119,9 @@ def _scaled(n: int, scale: float) -> int:
     return max(1, round(int(n) * scale))
 
 
-def _build(raw: dict[str, Any], path: Path, *, seed: int | None, scale: float) -> Scenario:
+def _build(
+    raw: dict[str, Any], path: Path | Traversable, *, seed: int | None, scale: float
+) -> Scenario:
     from distillguard.sim.attackers import ATTACKERS
     from distillguard.sim.benign import BENIGN
 
@@ -127,15 +157,18 @@ def _build(raw: dict[str, Any], path: Path, *, seed: int | None, scale: float) -
     if len(set(ids)) != len(ids):
         raise ValueError("campaign ids must be unique")
     data_dir = raw.get("data_dir")
+    base = path.parent if isinstance(path, Path) else None
+    if data_dir and base is None:
+        raise ValueError("data_dir is relative to a scenario file on disk: give a path")
     return Scenario(
-        name=str(raw.get("name", path.stem)),
+        name=str(raw.get("name", path.name.rsplit(".", 1)[0])),
         seed=int(seed if seed is not None else raw.get("seed", 0)),
         start=start.timestamp(),
         days=days,
         models=models,
         benign=benign,
         campaigns=tuple(campaigns),
-        data_dir=(path.parent / data_dir).resolve() if data_dir else None,
+        data_dir=(base / data_dir).resolve() if data_dir and base else None,
     )
 
 

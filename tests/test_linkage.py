@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
+from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from distillguard.detectors.linkage.clusters import ClusterBook
 from distillguard.detectors.linkage.evidence import fingerprint_keys, net_key, template_keys
 from distillguard.detectors.linkage.graph import EvidenceGraph
@@ -98,7 +98,7 @@ def hydra(
 
 
 def test_hydra_clustered_and_nat_not():
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     alerts = run(stage, hydra() + nat_population())
     hydra_ids = {f"hydra{i}" for i in range(12)}
     cluster_alerts = [a for a in alerts if a.subject_type == "cluster"]
@@ -115,7 +115,7 @@ def test_hydra_clustered_and_nat_not():
 
 
 def test_nat_alone_forms_no_cluster():
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     alerts = run(stage, nat_population(seed=7))
     assert alerts == []
     assert stage.stats()["clusters"] == 0
@@ -123,7 +123,7 @@ def test_nat_alone_forms_no_cluster():
 
 
 def test_links_decay_and_cluster_dissolves():
-    cfg = load_config()
+    cfg = LinkageConfig()
     stage = LinkageStage(cfg)
     run(stage, hydra(hours=1.0))
     assert stage.cluster_of("hydra0") is not None
@@ -139,7 +139,7 @@ def test_links_decay_and_cluster_dissolves():
 
 
 def test_decay_weakens_a_link_before_it_expires():
-    g = EvidenceGraph(load_config())
+    g = EvidenceGraph(LinkageConfig())
     a, b = g.holder("a", T0), g.holder("b", T0)
     for h in (a, b):
         g.observe(h, "p:card", T0)
@@ -150,7 +150,7 @@ def test_decay_weakens_a_link_before_it_expires():
 
 
 def test_rarity_weights_rare_evidence_above_common():
-    cfg = load_config()
+    cfg = LinkageConfig()
     g = EvidenceGraph(cfg)
     g.set_population(3_000)
     assert g.rarity(2) == 1.0
@@ -166,7 +166,7 @@ def test_rarity_weights_rare_evidence_above_common():
 
 
 def test_one_shared_network_is_not_evidence():
-    g = EvidenceGraph(load_config())
+    g = EvidenceGraph(LinkageConfig())
     a, b = g.holder("a", T0), g.holder("b", T0)
     for h in (a, b):
         g.observe(h, "n:10.1.2", T0)
@@ -177,7 +177,7 @@ def test_one_shared_network_is_not_evidence():
 
 
 def test_values_above_population_share_are_dropped():
-    cfg = load_config()
+    cfg = LinkageConfig()
     g = EvidenceGraph(cfg)
     limit = g.drop_at["u"]
     for i in range(limit + 1):
@@ -251,7 +251,7 @@ def test_template_and_schedule_link_accounts_without_shared_infra():
                     prompt=TEMPLATE.format(rng.choice(HUMAN_PROMPTS)),
                 )
             )
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     alerts = run(stage, events)
     cid = stage.cluster_of("sync0")
     assert cid is not None
@@ -275,7 +275,7 @@ def test_one_product_alone_does_not_link():
         for i in range(25)
         for _ in range(15)
     ]
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     assert run(stage, events) == []
     assert stage.stats()["clusters"] == 0
 
@@ -294,11 +294,11 @@ def test_snapshot_round_trip_continues_identically():
     ]
     events = sorted(hydra(seed=5) + nat_population(80, seed=6) + redacted, key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
     half = len(events) // 4
-    a = LinkageStage(load_config())
+    a = LinkageStage(LinkageConfig())
     run(a, events[:half])
     assert a.stats()["links"] > 0
     blob = a.snapshot()
-    b = LinkageStage(load_config())
+    b = LinkageStage(LinkageConfig())
     b.restore(blob)
     assert b.snapshot() == blob
     out_a = run(a, events[half:])
@@ -309,7 +309,7 @@ def test_snapshot_round_trip_continues_identically():
 
 
 def test_restore_rejects_garbage():
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     run(stage, hydra(n=6, hours=1.0))
     before = stage.snapshot()
     with pytest.raises(ValueError):
@@ -356,7 +356,7 @@ def test_linked_pipeline_raises_member_risk_with_reason():
 
 
 def test_odd_input_does_not_crash():
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     stage.process(ev("a", "not a time"))  # type: ignore[arg-type]
     stage.process(ev("b", T0, ip="2001:db8::1", prompt="", prompt_fingerprint="00ff00ff00ff00ff"))
     stage.process(ev("c", T0 - 10_000.0, ip="10.0.0.1"))  # out of order
@@ -366,13 +366,16 @@ def test_odd_input_does_not_crash():
     assert net_key("2001:db8::1") == "n:2001:db8::/64"
 
 
-def test_config_rejects_unknown_keys(tmp_path: Path):
+def test_config_rejects_unknown_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from distillguard.settings import CONFIG_ENV, Settings
+
     bad = tmp_path / "l.yaml"
-    bad.write_text("link_treshold: 2\n")
+    monkeypatch.setenv(CONFIG_ENV, str(bad))
+    bad.write_text("detectors:\n  linkage:\n    link_treshold: 2\n")
     with pytest.raises(ValueError, match="link_treshold"):
-        load_config(bad)
-    bad.write_text("kinds:\n  payment: {weight: 2.0}\n")
-    cfg = load_config(bad)
+        Settings()
+    bad.write_text("detectors:\n  linkage:\n    kinds:\n      payment: {weight: 2.0}\n")
+    cfg = Settings().detectors.linkage
     assert cfg.kind("payment").weight == 2.0 and cfg.kind("payment").cap == 1.4
 
 
@@ -414,7 +417,7 @@ def test_linked_pipeline_with_account_pipeline_is_checkpointable():
 
 
 def test_behaviour_hook_adds_weak_evidence_only():
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     for i, acct in enumerate(("a", "b", "c")):
         stage.process(ev(acct, T0 + i))
     profile = {"rate": 40.0, "cot": 0.9, "logprobs": 1.0}
@@ -426,7 +429,7 @@ def test_behaviour_hook_adds_weak_evidence_only():
         stage.observe_features("c", {"rate": 1.0, "cot": 0.0, "logprobs": 0.0}, T0 + t + 10)
     g = stage._graph
     same = g.link_weight(g.holders["a"], g.holders["b"], T0 + 3000)
-    assert 0 < same <= load_config().group_caps["behaviour"] < load_config().link_threshold
+    assert 0 < same <= LinkageConfig().group_caps["behaviour"] < LinkageConfig().link_threshold
     assert g.link_weight(g.holders["a"], g.holders["c"], T0 + 3000) < same
 
 
@@ -442,7 +445,7 @@ def test_build_pipeline_linked_choice():
 
 def test_onset_span_follows_expiry():
     """Expired onsets shrink the span that chance co-onsets are judged against."""
-    g = EvidenceGraph(load_config())
+    g = EvidenceGraph(LinkageConfig())
     h = g.holder("a", T0)
     for k in range(5):
         g.observe(h, f"y:{1000 + 10 * k}", T0 + k)

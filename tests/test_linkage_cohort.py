@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from distillguard.detectors.linkage import LinkageStage, load_config
+from distillguard.detectors.linkage import LinkageConfig, LinkageStage
 from distillguard.detectors.linkage.cohort import find_cohorts
 from distillguard.detectors.linkage.graph import Holder
 
@@ -84,7 +84,7 @@ def test_quiet_hydra_of_new_accounts_is_linked_within_minutes():
     start = T0 + 2 * HOUR
     events = background(rng) + quiet_hydra(rng, start)
     events.append(ev("user0", start + HOUR, ip="10.0.0.9", asn=64_512))  # moves time on
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     alerts = run(stage, events)
     hydra = [a for a in alerts if any(m.startswith("hydra") for m in a.members)]
     assert hydra, "the co-starting pool raised no cluster alert"
@@ -95,7 +95,7 @@ def test_quiet_hydra_of_new_accounts_is_linked_within_minutes():
     # well inside the 2-hour target: within minutes of the burst
     assert start <= _ts(first.created_at) <= start + 30 * 60
     # and it is the cohort that does it: without it the same traffic links nothing
-    plain = LinkageStage(load_config(cohort_min_size=10_000))
+    plain = LinkageStage(LinkageConfig(cohort_min_size=10_000))
     assert run(plain, events) == []
 
 
@@ -104,7 +104,7 @@ def test_campus_class_starting_together_is_not_linked():
     start = T0 + 2 * HOUR
     events = background(rng) + campus_class(rng, start)
     events.append(ev("user0", start + HOUR, ip="10.0.0.9", asn=64_512))
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     assert run(stage, events) == []
     assert all(stage.cluster_of(f"student{i}") is None for i in range(12))
 
@@ -126,7 +126,7 @@ def test_cloud_tenants_at_cold_start_are_not_a_cohort():
                 )
             )
     events.append(ev("backend0", T0 + HOUR, ip="35.1.0.9", asn=15_169))
-    stage = LinkageStage(load_config())
+    stage = LinkageStage(LinkageConfig())
     assert run(stage, events) == []
 
 
@@ -136,11 +136,11 @@ def test_snapshot_mid_cohort_continues_identically():
     events = sorted(background(rng) + quiet_hydra(rng, start), key=lambda e: e.ts)
     events.append(ev("user0", start + HOUR, ip="10.0.0.9", asn=64_512))
     cut = next(i for i, e in enumerate(events) if e.ts > start + 6 * 60)
-    whole = LinkageStage(load_config())
+    whole = LinkageStage(LinkageConfig())
     expected = run(whole, events)
-    first = LinkageStage(load_config())
+    first = LinkageStage(LinkageConfig())
     before = run(first, events[:cut])
-    second = LinkageStage(load_config())
+    second = LinkageStage(LinkageConfig())
     second.restore(first.snapshot())
     after = run(second, events[cut:])
     assert expected and before + after == expected

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from distillguard.detectors.account_pipeline import AccountPipeline
-from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
+from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from distillguard.evaluation.replay import replay_file
 from distillguard.sim.engine import generate, write_files
 from distillguard.sim.scenario import load_scenario
@@ -40,7 +40,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dic
 def test_small_hydras_clustered_and_no_benign_cluster_alert(small):
     events, truth = small
     pipeline = LinkedPipeline(
-        AccountPipeline(get_settings().detectors), LinkageStage(load_config())
+        AccountPipeline(get_settings().detectors), LinkageStage(LinkageConfig())
     )
     report = replay_file(events, pipeline, EventDecoder(now=lambda: 1_790_000_000.0))
 

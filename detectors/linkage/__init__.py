@@ -4,9 +4,9 @@ Composition
 -----------
 The stage is pure code (no I/O) and is driven exactly like an account pipeline::
 
-    from distillguard.detectors.linkage import LinkageStage, LinkedPipeline, load_config
+    from distillguard.detectors.linkage import LinkageStage, LinkedPipeline
 
-    stage = LinkageStage(load_config())            # configs/linkage.yaml
+    stage = LinkageStage(settings.detectors.linkage)  # or LinkageConfig(): same defaults
     for event in events:                           # RequestEvent, in event-time order
         alerts = stage.process(event)              # cluster alerts raised/updated now
     stage.drain_alerts()                           # the same alerts, for the edge
@@ -30,12 +30,13 @@ Modules: ``evidence`` (keys an event shows), ``graph`` (holders, rarity, link
 weight), ``cohort`` (new accounts co-starting behind one multi-ASN pool),
 ``clusters`` (stable-id union-find), ``scoring`` (cluster risk, evidence
 for analysts), ``behaviour`` (feature-vector LSH), ``stage`` (the cadence),
-``pipeline`` (composition), ``config`` (parameters). How it works and how it is
-tuned: ``docs/linkage.md``; how it scales out: ``docs/scale-out.md``.
+``pipeline`` (composition), ``config`` (parameters: ``detectors.linkage`` in
+settings). How it works and how it is tuned: ``docs/linkage.md``; how it scales out:
+``docs/scale-out.md``.
 """
 
-from distillguard.detectors.linkage.config import LinkageConfig, load_config
+from distillguard.detectors.linkage.config import LinkageConfig
 from distillguard.detectors.linkage.pipeline import LinkedPipeline
 from distillguard.detectors.linkage.stage import LinkageStage
 
-__all__ = ["LinkageConfig", "LinkageStage", "LinkedPipeline", "load_config"]
+__all__ = ["LinkageConfig", "LinkageStage", "LinkedPipeline"]

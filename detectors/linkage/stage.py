@@ -29,7 +29,7 @@ import msgspec
 from distillguard.detectors.linkage.behaviour import BehaviourBands
 from distillguard.detectors.linkage.clusters import ClusterBook
 from distillguard.detectors.linkage.cohort import find_cohorts
-from distillguard.detectors.linkage.config import LinkageConfig, load_config
+from distillguard.detectors.linkage.config import LinkageConfig
 from distillguard.detectors.linkage.evidence import (
     add_fingerprint,
     centroid_keys,
@@ -71,7 +71,8 @@ class LinkageStage:
     Parameters
     ----------
     config
-        Parameters; ``configs/linkage.yaml`` (via :func:`load_config`) when omitted.
+        Parameters, ``detectors.linkage`` of the settings; when omitted, the in-code
+        defaults (equal to the shipped ones). The stage reads no file.
     member_risk
         Optional ``account_id -> risk`` of the account detectors, so a cluster with a
         flagged member scores higher. Called only for members of changed clusters.
@@ -82,7 +83,7 @@ class LinkageStage:
     strangers on the same popular SDK do not:
 
     >>> from distillguard.events import RequestEvent
-    >>> stage = LinkageStage(load_config())
+    >>> stage = LinkageStage(LinkageConfig())
     >>> def ev(i, acct, **kw):
     ...     return RequestEvent(event_id=f"e{i}", ts=1_000.0 + i, account_id=acct, model="m",
     ...                         input_tokens=10, output_tokens=50, status=200, **kw)
@@ -107,7 +108,7 @@ class LinkageStage:
         config: LinkageConfig | None = None,
         member_risk: Callable[[str], float] | None = None,
     ) -> None:
-        self.config = config or load_config()
+        self.config = config if config is not None else LinkageConfig()
         self.member_risk = member_risk
         self._graph = EvidenceGraph(self.config)
         self._book = ClusterBook()
