@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import orjson
@@ -29,11 +31,22 @@ from scenario_data import scenario_files
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Topics
-from distillguard.synthetic import stream
+
+if TYPE_CHECKING:
+    from tests.helpers.synthetic import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
 console = Console()
+
+
+def stream(n: int, accounts: int = 200) -> Iterator[Message]:
+    """The tests' plain synthetic events: test code, imported from the checkout's tests/."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.helpers.synthetic import stream as synthetic_stream
+
+    return synthetic_stream(n, accounts=accounts)
 
 
 def decode_only(payloads: list[bytes]) -> dict[str, float]:

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from distillguard.events import EventDecoder, InvalidEvent, Limits, RequestEvent, encode
-from distillguard.synthetic import BASE_TS, MALFORMED_KINDS, malformed_event, valid_event
+from tests.helpers.synthetic import BASE_TS, MALFORMED_KINDS, malformed_event, valid_event
 
 decoder = EventDecoder(now=lambda: BASE_TS)
 

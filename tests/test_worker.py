@@ -25,8 +25,8 @@ from distillguard.events import RequestEvent
 from distillguard.records import Alert
 from distillguard.settings import Settings
 from distillguard.settings import Worker as WorkerSettings
-from distillguard.synthetic import MALFORMED_KINDS, Message, stream, valid_event
 from tests.conftest import Lane, wait_for
+from tests.helpers.synthetic import MALFORMED_KINDS, Message, stream, valid_event
 
 
 def publish(lane: Lane, messages: list[Message]) -> None:

@@ -2,7 +2,8 @@
 
 Not the traffic simulator (``distillguard simulate``): these events have no
 behaviour, only valid shapes and a catalogue of malformed ones, so that the
-worker's guarantees can be checked event by event.
+worker's guarantees can be checked event by event. Test code, so it lives under
+``tests/`` and is not shipped in the wheel; ``bench/run.py`` imports it from the checkout.
 """
 
 from __future__ import annotations
