@@ -62,6 +62,13 @@ class Topics(_Section):
     dead_letter: str = "api-requests.dlq"
     alerts: str = "abuse-alerts"
     partitions: int = Field(6, ge=1)
+    #: checked (and used at creation) for all three topics; ``distillguard worker``
+    #: refuses to start on a mismatch (``stream.admin.check_topics``)
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
+    #: largest record a distillguard producer sends (kafka-python ``max_request_size``);
+    #: keep it at or below the brokers' ``message.max.bytes``
+    max_message_bytes: int = Field(1_048_576, ge=1024)
 
 
 class Worker(_Section):
@@ -83,6 +90,8 @@ class Validation(_Section):
     max_message_bytes: int = Field(1_048_576, ge=1024)
     max_tokens: int = Field(10_000_000, ge=1)
     max_clock_skew_days: float = Field(3650, gt=0)
+    #: events stamped further than this ahead of the worker's wall clock are refused
+    max_future_s: float = Field(3600.0, gt=0)
 
 
 class RateLimit(_Section):
