@@ -23,6 +23,14 @@ def simulate(
     data_dir: Annotated[
         Path | None, typer.Option(help="Prompt corpora (default ../shared/data).")
     ] = None,
+    corpus_split: Annotated[
+        str | None,
+        typer.Option(help="Corpus rows: all, tuning or heldout (configs/protocol.yaml)."),
+    ] = None,
+    drop_archetype: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out this archetype's groups (repeatable; a fold's tuning view)."),
+    ] = None,
 ) -> None:
     """Generate a scenario's traffic: seeded, reproducible, every account labelled."""
     import dataclasses
@@ -37,9 +45,11 @@ def simulate(
     if out is None and not to_kafka:
         raise typer.BadParameter("give --out EVENTS.jsonl, --to-kafka, or both")
     try:
-        spec = load_scenario(scenario, seed=seed, scale=scale)
+        spec = load_scenario(scenario, seed=seed, scale=scale, corpus_split=corpus_split)
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    if drop_archetype:
+        spec = spec.without(set(drop_archetype))
     if data_dir is not None:
         spec = dataclasses.replace(spec, data_dir=data_dir)
     with console.status(f"generating scenario {spec.name!r} (seed {spec.seed})"):

@@ -7,6 +7,7 @@ and numpy arrays so traffic generators can index them vectorised.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,3 +85,49 @@ def load_corpora(data_dir: Path | None = None) -> dict[str, Corpus]:
     """Every corpus the simulator uses, by short name."""
     root = data_dir or default_data_dir()
     return {name: load_corpus(name, root / rel) for name, rel in CORPUS_FILES.items()}
+
+
+#: Corpus splits. ``tuning`` runs (where thresholds may be chosen) and ``heldout`` runs
+#: (where figures are reported) never share a prompt; ``all`` is every row, as the
+#: scenarios written before the split (``small``, ``default``) use.
+SPLITS = ("all", "tuning", "heldout")
+#: Share of each corpus's rows reserved for held-out runs.
+HELDOUT_SHARE = 0.3
+
+
+def row_split(prompt: str) -> str:
+    """Which split a corpus row belongs to: a stable hash of its text, not its position.
+
+    Hashing the text (blake2b, not the salted ``hash``) keeps the split identical when a
+    corpus file is reordered or grows, and puts duplicate rows on the same side.
+
+    >>> row_split("When did the eagles win their last super bowl?") in ("tuning", "heldout")
+    True
+    >>> row_split("x") == row_split("x")
+    True
+    """
+    digest = hashlib.blake2b(prompt.encode(), digest_size=8).digest()
+    return "heldout" if int.from_bytes(digest, "big") % 1000 < HELDOUT_SHARE * 1000 else "tuning"
+
+
+def split_corpus(corpus: Corpus, split: str) -> Corpus:
+    """The rows of ``corpus`` in ``split`` (``all``: the corpus itself)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown corpus split {split!r} (known: {', '.join(SPLITS)})")
+    if split == "all":
+        return corpus
+    keep = [i for i, p in enumerate(corpus.prompts) if row_split(p) == split]
+    if not keep:
+        raise ValueError(f"corpus {corpus.name!r} has no rows in split {split!r}")
+    idx = np.asarray(keep, dtype=np.int64)
+    return Corpus(
+        name=corpus.name,
+        prompts=[corpus.prompts[i] for i in keep],
+        lengths=corpus.lengths[idx],
+        response_chars=corpus.response_chars[idx],
+    )
+
+
+def split_corpora(corpora: dict[str, Corpus], split: str) -> dict[str, Corpus]:
+    """Every corpus restricted to ``split``."""
+    return {name: split_corpus(c, split) for name, c in corpora.items()}

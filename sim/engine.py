@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from distillguard.sim.attackers import ATTACKERS
-from distillguard.sim.benign import BENIGN
-from distillguard.sim.corpus import Corpus, load_corpora
+from distillguard.sim.corpus import Corpus, load_corpora, split_corpora
+from distillguard.sim.registry import archetype, attacker_archetypes, benign_archetypes
 from distillguard.sim.scenario import Scenario
 from distillguard.sim.text import simhash64
 from distillguard.sim.traffic import COLUMNS, Account, Context, Events, Group
@@ -40,16 +39,23 @@ class Traffic:
         return len(self.acct)
 
     def labels(self) -> list[dict[str, object]]:
-        """CONTRACT §2 ground truth, one record per account."""
-        return [
-            {
+        """CONTRACT §2 ground truth, one record per account.
+
+        Accounts that posed as ordinary users first also carry ``harvest_start`` (RFC
+        3339), an optional field evaluation measures detection delay from.
+        """
+        out: list[dict[str, object]] = []
+        for a in self.accounts:
+            rec: dict[str, object] = {
                 "account_id": a.account_id,
                 "label": a.label,
                 "campaign": a.campaign,
                 "archetype": a.archetype,
             }
-            for a in self.accounts
-        ]
+            if a.harvest_start is not None:
+                rec["harvest_start"] = _iso(a.harvest_start)
+            out.append(rec)
+        return out
 
     def counts_by_archetype(self) -> Counter[str]:
         per_account = np.bincount(self.acct, minlength=len(self.accounts))
@@ -66,7 +72,7 @@ class Traffic:
         uas = [str(u) for u in ctx.uas.items]
         models = [m.name for m in ctx.scenario.models]
         key_names = [[f"key_{a.account_id[5:]}_{k}" for k in range(a.keys)] for a in accounts]
-        prefix = f"{ctx.scenario.name}-{ctx.scenario.seed}-"
+        prefix = run_prefix(ctx.scenario.name, ctx.scenario.corpus_split, ctx.scenario.seed)
         dumps, fp = orjson.dumps, self._fingerprint
         for lo in range(0, self.events, chunk):
             hi = min(lo + chunk, self.events)
@@ -133,6 +139,8 @@ class Traffic:
                     "api_key_id": key_names[a][key],
                     "org_id": acc.org_id,
                 }
+                if not acc.org_id:  # CONTRACT §1: optional; some honest accounts have none
+                    del ev["org_id"]
                 if ip >= 0:
                     ev["ip"] = ips[ip]
                     ev["asn"] = asns[ip]
@@ -177,26 +185,44 @@ class Traffic:
         return fp
 
 
+def run_prefix(name: str, corpus_split: str, seed: int) -> str:
+    """The ``event_id`` prefix naming the run (scenario, corpus split, seed).
+
+    Evaluation reads it back (``evaluation.protocol.run_of``) to refuse a held-out figure
+    on a tuning run; runs on every corpus row keep the original ``name-seed-`` form.
+
+    >>> run_prefix("small", "all", 7), run_prefix("adaptive", "heldout", 1101)
+    ('small-7-', 'adaptive.heldout-1101-')
+    """
+    return f"{name}-{seed}-" if corpus_split == "all" else f"{name}.{corpus_split}-{seed}-"
+
+
+def _iso(ts: float) -> str:
+    millis = np.int64(round(ts * 1000))
+    return str(np.datetime_as_string(millis.astype("datetime64[ms]"), timezone="UTC"))
+
+
 def groups_of(scenario: Scenario) -> list[Group]:
     """Benign archetypes first, then campaigns; the index seeds each group's streams."""
     groups = []
+    benign, attackers = benign_archetypes(), attacker_archetypes()
     for arch, params in scenario.benign.items():
-        merged = {**BENIGN[arch].defaults, **params}
+        merged = {**benign[arch].defaults, **params}
         groups.append(Group(len(groups) + 1, arch, int(params["accounts"]), merged))
     for camp in scenario.campaigns:
-        merged = {**ATTACKERS[camp.archetype].defaults, **camp.params}
+        merged = {**attackers[camp.archetype].defaults, **camp.params}
         groups.append(Group(len(groups) + 1, camp.archetype, camp.accounts, merged, camp.id))
     return groups
 
 
 def generate(scenario: Scenario, corpora: dict[str, Corpus] | None = None) -> Traffic:
     """Every account's traffic, merged into one time-ordered set of columns."""
-    corpora = corpora or load_corpora(scenario.data_dir)
+    corpora = split_corpora(corpora or load_corpora(scenario.data_dir), scenario.corpus_split)
     ctx = Context(scenario, corpora)
     accounts: list[Account] = []
     parts: list[Events] = []
     for group in groups_of(scenario):
-        arch = BENIGN.get(group.archetype) or ATTACKERS[group.archetype]
+        arch = archetype(group.archetype)
         rng = np.random.default_rng([scenario.seed, group.index, 7])
         for account, events in arch.generate(ctx, group, rng):
             accounts.append(account)

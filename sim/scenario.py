@@ -49,6 +49,9 @@ class Scenario:
     benign: dict[str, dict[str, Any]]
     campaigns: tuple[Campaign, ...]
     data_dir: Path | None = None
+    #: Which corpus rows the text comes from (``sim.corpus.SPLITS``): ``tuning`` and
+    #: ``heldout`` runs never share a prompt (configs/protocol.yaml).
+    corpus_split: str = "all"
 
     @property
     def end(self) -> float:
@@ -59,6 +62,16 @@ class Scenario:
             if m.role == role:
                 return i
         raise ValueError(f"scenario {self.name!r} has no model with role {role!r}")
+
+    def without(self, archetypes: set[str] | frozenset[str]) -> Scenario:
+        """This scenario minus the groups of ``archetypes`` (a protocol fold's tuning view)."""
+        import dataclasses
+
+        return dataclasses.replace(
+            self,
+            benign={a: p for a, p in self.benign.items() if a not in archetypes},
+            campaigns=tuple(c for c in self.campaigns if c.archetype not in archetypes),
+        )
 
     def release(self) -> tuple[int, float] | None:
         """(model index, epoch seconds) of the model released mid-scenario, if any."""
@@ -105,10 +118,21 @@ def resolve(name_or_path: str) -> Path | Traversable:
     return shipped[name_or_path]
 
 
-def load_scenario(name_or_path: str, *, seed: int | None = None, scale: float = 1.0) -> Scenario:
-    """Read and check a scenario; ``scale`` multiplies account counts (at least 1 per group)."""
+def load_scenario(
+    name_or_path: str,
+    *,
+    seed: int | None = None,
+    scale: float = 1.0,
+    corpus_split: str | None = None,
+) -> Scenario:
+    """Read and check a scenario; ``scale`` multiplies account counts (at least 1 per group).
+
+    ``corpus_split`` overrides the scenario's ``corpus_split`` (default ``all``).
+    """
     path = resolve(name_or_path)
     raw = load_yaml(path)
+    if corpus_split is not None:
+        raw = {**raw, "corpus_split": corpus_split}
     try:
         return _build(raw, path, seed=seed, scale=scale)
     except (KeyError, TypeError, ValueError) as exc:
@@ -122,8 +146,10 @@ def _scaled(n: int, scale: float) -> int:
 def _build(
     raw: dict[str, Any], path: Path | Traversable, *, seed: int | None, scale: float
 ) -> Scenario:
-    from distillguard.sim.attackers import ATTACKERS
-    from distillguard.sim.benign import BENIGN
+    from distillguard.sim.corpus import SPLITS
+    from distillguard.sim.registry import attacker_archetypes, benign_archetypes
+
+    BENIGN, ATTACKERS = benign_archetypes(), attacker_archetypes()
 
     if scale <= 0:
         raise ValueError("scale must be positive")
@@ -157,6 +183,9 @@ def _build(
     if len(set(ids)) != len(ids):
         raise ValueError("campaign ids must be unique")
     data_dir = raw.get("data_dir")
+    split = str(raw.get("corpus_split", "all"))
+    if split not in SPLITS:
+        raise ValueError(f"corpus_split must be one of {', '.join(SPLITS)}, not {split!r}")
     base = path.parent if isinstance(path, Path) else None
     if data_dir and base is None:
         raise ValueError("data_dir is relative to a scenario file on disk: give a path")
@@ -169,6 +198,7 @@ def _build(
         benign=benign,
         campaigns=tuple(campaigns),
         data_dir=(base / data_dir).resolve() if data_dir and base else None,
+        corpus_split=split,
     )
 
 

@@ -80,6 +80,10 @@ class Account:
     endpoint: str
     redacted: bool = False
     keys: int = 1
+    #: When a distiller that first posed as an ordinary user started harvesting (epoch
+    #: seconds); ``None`` for accounts that harvest from their first request. Evaluation
+    #: measures detection delay from here, so a warm-up does not pass for a slow detector.
+    harvest_start: float | None = None
 
 
 @dataclass
