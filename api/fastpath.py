@@ -3,8 +3,9 @@
 ``GET /v1/accounts/{account_id}/risk`` is the one route called on other services'
 request paths, at thousands per second. Through FastAPI's routing and dependency
 resolution it costs about twice the CPU of the work itself (one Redis GET). This
-middleware answers exactly that request shape directly, through the same gate
-(:func:`deps.admit`: 401 / 403 / 429), the same store call and the same error bodies;
+middleware answers exactly that request shape directly, through the same gate as
+every keyed route (:func:`gate.admit_request`: 401 / 403 / 429 / 413), the same store
+call and the same error bodies;
 anything else — and any request it is not sure about — goes on to FastAPI, where the
 documented route (``routes/risk.py``) serves it identically. The route tests and the
 schemathesis run exercise this path, since they call the same URL.
@@ -12,24 +13,21 @@ schemathesis run exercise this path, since they call the same URL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import HTTPException
-from fastapi.security.utils import get_authorization_scheme_param
 
 from distillguard.records import AccountRisk, dumps
 from distillguard.store.connection import UNAVAILABLE
 from distillguard.store.risk import get_risk_json
 
-from .deps import RISK_ROLES, admit
+from .deps import RISK_ROLES
+from .gate import Send, admit_request, respond
 
 PREFIX = "/v1/accounts/"
 SUFFIX = "/risk"
 ROUTE_PATH = "/v1/accounts/{account_id}/risk"
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class _Route:
@@ -56,37 +54,16 @@ class RiskLookupFastPath:
     async def _serve(self, scope: dict[str, Any], account_id: str, send: Send) -> None:
         state = scope["app"].state  # Starlette puts the app in scope before middleware
         try:
-            await admit(state, _bearer_token(scope["headers"]), RISK_ROLES)
+            await admit_request(state, scope, RISK_ROLES)
             raw = await get_risk_json(state.redis, account_id)
         except HTTPException as exc:
             body = orjson.dumps({"detail": exc.detail})
-            await _respond(send, exc.status_code, body, exc.headers or {})
+            await respond(send, exc.status_code, body, exc.headers or {})
             return
         except UNAVAILABLE:
             body = b'{"detail":"store unavailable"}'
-            await _respond(send, 503, body, {"Retry-After": "1"})
+            await respond(send, 503, body, {"Retry-After": "1"})
             return
-        await _respond(
+        await respond(
             send, 200, raw if raw is not None else dumps(AccountRisk(account_id=account_id)), {}
         )
-
-
-def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The credentials of an ``Authorization: Bearer`` header, as ``HTTPBearer`` reads it."""
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
-            if scheme.lower() == "bearer" and credentials:
-                return credentials
-            return None
-    return None
-
-
-async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
-"""Per-key token buckets, in process.
+"""Token buckets, in process: per API key, and per client address for requests
+without a valid key.
 
 In process rather than in Redis: the risk lookup's budget is a few milliseconds and
 a Redis round trip per request for accounting would double its Redis traffic. The

@@ -6,14 +6,45 @@ these are what the OpenAPI document promises. ``from_record`` helpers convert.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 Level = Literal["low", "medium", "high", "critical"]
 AlertStatus = Literal["open", "acknowledged", "confirmed", "dismissed"]
 Role = Literal["service", "analyst", "admin"]
+
+#: Every datetime the API accepts lies in [EARLIEST, LATEST): anything outside is a
+#: typo or a probe (year 0001, 9999), and far dates overflow the store's epoch stamps.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)
+#: A suppression silences alerts: one meant to outlive this is a permanent rule, and
+#: should say so (no expiry) rather than hide behind a date nobody will revisit.
+MAX_SUPPRESSION = timedelta(days=5 * 365)
+
+
+def _in_window(value: datetime) -> datetime:
+    # compared before converting: astimezone() itself overflows near years 1 and 9999
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must lie in the years 2000 to 2100 (UTC)")
+    return value.astimezone(UTC)
+
+
+def _ahead(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("must be in the future (delete the rule to end it now)")
+    if value > now + MAX_SUPPRESSION:
+        raise ValueError("must be at most 5 years ahead (omit it for a permanent rule)")
+    return value
+
+
+#: The one datetime input type: RFC 3339 with an offset, within 2000..2100, as UTC.
+SaneDatetime = Annotated[AwareDatetime, AfterValidator(_in_window)]
+#: A suppression's expiry: a SaneDatetime in the future, at most 5 years ahead.
+SuppressionExpiry = Annotated[SaneDatetime, AfterValidator(_ahead)]
 
 
 def from_record(model: type[BaseModel], record: msgspec.Struct, **extra: Any) -> Any:
@@ -158,14 +189,18 @@ class SuppressionIn(_In):
     scope: Literal["account", "org", "cluster"]
     value: str = Field(min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=2000)
-    expires_at: AwareDatetime | None = Field(
-        None, description="RFC 3339 with offset; omit for no expiry."
+    expires_at: SuppressionExpiry | None = Field(
+        None,
+        description="RFC 3339 with offset, in the future, at most 5 years ahead; "
+        "omit for no expiry.",
     )
 
 
 class SuppressionPatch(_In):
     reason: str | None = Field(None, min_length=1, max_length=2000)
-    expires_at: AwareDatetime | None = None
+    expires_at: SuppressionExpiry | None = Field(
+        None, description="RFC 3339 with offset, in the future, at most 5 years ahead."
+    )
     clear_expiry: bool = False
 
 
@@ -229,7 +264,9 @@ _ERROR_TEXT = {
     403: "The key's role may not call this endpoint.",
     404: "Not found.",
     409: "Conflict: an illegal alert status change, or a key revoking itself.",
-    429: "Rate limit exceeded; see `Retry-After`.",
+    413: "Request body larger than `api.max_body_bytes`.",
+    429: "Rate limit exceeded (the key's, or the client address's for requests without a "
+    "valid key); see `Retry-After`.",
     503: "Redis unreachable; retry shortly.",
 }
 
@@ -243,5 +280,5 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
             # explicit, so routes streaming text (SSE, metrics) still document JSON errors
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for c in (400, 401, 403, 429, 503, *codes)
+        for c in (400, 401, 403, 413, 429, 503, *codes)
     }

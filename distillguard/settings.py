@@ -95,7 +95,8 @@ class Validation(_Section):
 
 
 class RateLimit(_Section):
-    """Token bucket per API key: ``rate_per_s`` sustained, ``burst`` at once."""
+    """Token bucket per API key (per client address for ``unauthenticated``):
+    ``rate_per_s`` sustained, ``burst`` at once."""
 
     rate_per_s: float = Field(gt=0)
     burst: int = Field(ge=1)
@@ -116,11 +117,15 @@ class Api(_Section):
     key_cache_s: float = Field(2.0, ge=0)
     batch_max_ids: int = Field(1000, ge=1)
     page_max: int = Field(500, ge=1)
+    #: larger request bodies answer 413 before they are read (JSON parsing is unbounded work)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
     rate_limits: dict[str, RateLimit] = Field(
         default_factory=lambda: {
             "service": RateLimit(rate_per_s=5000, burst=10000),
             "analyst": RateLimit(rate_per_s=50, burst=200),
             "admin": RateLimit(rate_per_s=50, burst=200),
+            # requests without a valid key, per client address: throttles key guessing
+            "unauthenticated": RateLimit(rate_per_s=1, burst=30),
         }
     )
     store: StoreSettings = StoreSettings()

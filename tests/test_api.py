@@ -34,6 +34,8 @@ api:
     service: {rate_per_s: 5000, burst: 10000}
     analyst: {rate_per_s: 0.05, burst: 40}
     admin: {rate_per_s: 100000, burst: 100000}
+    # the role matrix sends a hundred keyless requests from one address
+    unauthenticated: {rate_per_s: 100000, burst: 100000}
 """
 
 

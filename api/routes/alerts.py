@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
 from distillguard.records import Alert
 from distillguard.store import alerts as store
 
 from ..deps import Analyst, ApiSettingsDep, RedisDep
+from ..gate import GatedRoute
 from ..schemas import (
     AckIn,
     AlertDetailOut,
@@ -21,11 +21,12 @@ from ..schemas import (
     Level,
     NoteIn,
     ReviewIn,
+    SaneDatetime,
     errors,
     from_record,
 )
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=errors())
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=errors(), route_class=GatedRoute)
 
 AlertId = Annotated[str, Path(min_length=1, max_length=200)]
 Text = Annotated[str | None, Query(min_length=1, max_length=128)]
@@ -42,7 +43,8 @@ async def list_alerts(
     account: Text = None,
     cluster: Text = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="Created at or after (RFC 3339 with offset).")
+        SaneDatetime | None,
+        Query(description="Created at or after (RFC 3339 with offset, years 2000..2100)."),
     ] = None,
     cursor: Annotated[
         str | None,
@@ -51,7 +53,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertPage:
     """Alerts newest first, filters combined with AND, cursor-paginated."""
-    since_ms = None if since is None else max(0, int(since.timestamp() * 1000))
+    since_ms = None if since is None else int(since.timestamp() * 1000)
     items, next_cursor = await store.list_alerts(
         client,
         status=status,

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from distillguard.store.audit import read_audit
 
 from ..deps import Admin, RedisDep, invalid
+from ..gate import GatedRoute
 from ..schemas import AuditOut, AuditPage, errors
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=errors())
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=errors(), route_class=GatedRoute)
 
 
 @router.get("", response_model=AuditPage)
@@ -27,7 +28,7 @@ async def audit_log(
     try:
         rows, next_cursor = await read_audit(client, limit, cursor)
     except ValueError as exc:
-        raise invalid("query", "cursor", str(exc), cursor) from exc
+        raise invalid("query", "cursor", str(exc)) from exc
     return AuditPage(
         items=[
             AuditOut(

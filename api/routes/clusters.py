@@ -10,9 +10,12 @@ from distillguard.store.clusters import get_cluster, list_clusters
 from distillguard.store.risk import get_risks
 
 from ..deps import Analyst, RedisDep
+from ..gate import GatedRoute
 from ..schemas import ClusterDetailOut, ClusterList, ClusterOut, RiskOut, errors, from_record
 
-router = APIRouter(prefix="/v1/clusters", tags=["clusters"], responses=errors())
+router = APIRouter(
+    prefix="/v1/clusters", tags=["clusters"], responses=errors(), route_class=GatedRoute
+)
 
 
 @router.get("", response_model=ClusterList)

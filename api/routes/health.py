@@ -9,10 +9,11 @@ from distillguard.store.connection import UNAVAILABLE
 from distillguard.store.stats import worker_stats
 
 from ..deps import Analyst, RedisDep
+from ..gate import GatedRoute
 from ..metrics import render
 from ..schemas import Health, errors
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=GatedRoute)  # /metrics is keyed
 
 
 @router.get("/healthz", response_model=Health)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from distillguard.store import apikeys
 
 from ..deps import Admin, RedisDep
+from ..gate import GatedRoute
 from ..schemas import KeyCreated, KeyIn, KeyList, KeyOut, errors, from_record
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=errors())
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=errors(), route_class=GatedRoute)
 
 
 @router.get("", response_model=KeyList)

@@ -10,9 +10,10 @@ from distillguard.records import AccountRisk, dumps
 from distillguard.store.risk import get_risk_json, get_risks
 
 from ..deps import ApiSettingsDep, RedisDep, RiskReader, invalid
+from ..gate import GatedRoute
 from ..schemas import RiskBatchIn, RiskBatchOut, RiskOut, errors, from_record
 
-router = APIRouter(prefix="/v1", tags=["risk"], responses=errors())
+router = APIRouter(prefix="/v1", tags=["risk"], responses=errors(), route_class=GatedRoute)
 
 AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -39,7 +40,7 @@ async def risk_batch(
     """Risks of up to 1,000 accounts in one call, in the order asked."""
     if len(body.account_ids) > settings.batch_max_ids:
         raise invalid(
-            "body", "account_ids", f"at most {settings.batch_max_ids} account ids per call", None
+            "body", "account_ids", f"at most {settings.batch_max_ids} account ids per call"
         )
     risks = await get_risks(client, body.account_ids)
     return RiskBatchOut(results=[from_record(RiskOut, r) for r in risks])

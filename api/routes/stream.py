@@ -18,9 +18,10 @@ from distillguard.store.connection import UNAVAILABLE
 from distillguard.store.schema import ALERT_EVENTS_CHANNEL
 
 from ..deps import Analyst, RedisDep
+from ..gate import GatedRoute
 from ..schemas import errors
 
-router = APIRouter(prefix="/v1", tags=["alerts"], responses=errors())
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=errors(), route_class=GatedRoute)
 
 
 async def _redis_up(client: RedisDep) -> None:

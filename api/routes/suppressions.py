@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response
@@ -11,10 +11,13 @@ from distillguard.records import iso
 from distillguard.store import suppressions as store
 from distillguard.store.models import Suppression
 
-from ..deps import Admin, RedisDep, invalid
+from ..deps import Admin, RedisDep
+from ..gate import GatedRoute
 from ..schemas import SuppressionIn, SuppressionList, SuppressionOut, SuppressionPatch, errors
 
-router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"], responses=errors())
+router = APIRouter(
+    prefix="/v1/suppressions", tags=["suppressions"], responses=errors(), route_class=GatedRoute
+)
 
 SuppressionId = Annotated[str, Path(min_length=1, max_length=100)]
 
@@ -26,12 +29,8 @@ def _out(rule: Suppression) -> SuppressionOut:
 
 
 def _stamp(when: datetime | None) -> str | None:
-    if when is None:
-        return None
-    try:
-        return iso(when.astimezone(UTC).timestamp())
-    except (OverflowError, ValueError, OSError) as exc:
-        raise invalid("body", "expires_at", f"out of range: {exc}", str(when)) from exc
+    """Store form of an expiry the schema has already bounded (``SuppressionExpiry``)."""
+    return None if when is None else iso(when.timestamp())
 
 
 @router.get("", response_model=SuppressionList)
