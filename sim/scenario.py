@@ -101,10 +101,10 @@ def resolve(name_or_path: str) -> Path | Traversable:
 
     >>> resolve("small").name
     'small.yaml'
-    >>> resolve("no-such-scenario")
+    >>> resolve("no-such-scenario")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no scenario 'no-such-scenario' (known: default, small)
+    FileNotFoundError: no scenario 'no-such-scenario' (known: adaptive, ..., default, small, swarm)
     """
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} or path.exists():
