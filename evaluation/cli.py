@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -78,6 +78,18 @@ def evaluate_cmd(
         Path, typer.Option(help="Labels file (CONTRACT §2).", exists=True, dir_okay=False)
     ],
     out: Annotated[Path, typer.Option(help="Directory for metrics.json, report.md, plots.")],
+    heldout: Annotated[
+        bool,
+        typer.Option(
+            "--heldout",
+            help="Report as a held-out figure: refused unless the file is a held-out run of "
+            "the protocol.",
+        ),
+    ] = False,
+    protocol: Annotated[
+        Path | None,
+        typer.Option(help="Protocol file (default: the shipped configs/protocol.yaml)."),
+    ] = None,
 ) -> None:
     """Replay the detectors and the baselines over labelled events; write metrics and plots."""
     import orjson
@@ -90,12 +102,17 @@ def evaluate_cmd(
     from distillguard.settings import get_settings
 
     console = Console(stderr=True)
+    role, run_name, proto = _protocol_role(events, protocol, heldout)
     t0 = time.perf_counter()
     with _progress(console) as bar:
         task = bar.add_task("replay", total=events.stat().st_size)
         try:
             result = evaluate(
-                events, labels, get_settings(), progress=lambda n: bar.advance(task, n)
+                events,
+                labels,
+                get_settings(),
+                progress=lambda n: bar.advance(task, n),
+                families=proto.family_of() if proto else None,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
@@ -103,9 +120,15 @@ def evaluate_cmd(
     plots.pr_curves(result, out / "pr_curves.png")
     plots.delay_cdf(result, out / "delay_cdf.png")
     result.metrics["seconds"]["total"] = round(time.perf_counter() - t0, 2)
+    result.metrics["run"] = {"name": run_name, "protocol_role": role}
     m = clean(result.metrics)
     (out / "metrics.json").write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2))
-    md = render(m, title=f"Evaluation: {events.name}")
+    title = f"Evaluation: {events.name}"
+    if role == "heldout":
+        title = f"Held-out evaluation: {run_name}"
+    elif role == "tuning":
+        title += f" (tuning run {run_name}: thresholds may be fitted to it)"
+    md = render(m, title=title)
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "replay_report.json").write_bytes(orjson.dumps(result.report.to_json()))
     console.print(Markdown(md))
@@ -115,6 +138,83 @@ def evaluate_cmd(
     )
 
 
+def _protocol_role(events: Path, path: Path | None, heldout: bool) -> tuple[str, str, Any]:
+    """(tuning | heldout | unlisted, run name, protocol) of an events file.
+
+    With ``--heldout`` anything but a declared held-out run stops the command.
+    """
+    from distillguard.evaluation.protocol import ProtocolError, load_protocol, run_of_file
+
+    try:
+        proto = load_protocol(path)
+    except (FileNotFoundError, ValueError) as exc:
+        if heldout:
+            raise typer.BadParameter(f"--heldout needs a protocol: {exc}") from None
+        return "unlisted", "", None
+    try:
+        run = run_of_file(events)
+    except ProtocolError as exc:
+        if heldout:
+            raise typer.BadParameter(str(exc)) from None
+        return "unlisted", "", proto
+    try:
+        proto.check_heldout(run)
+    except ProtocolError as exc:
+        if heldout:
+            raise typer.BadParameter(f"refusing a held-out figure: {exc}") from None
+        tuned = any((r.scenario, r.seed) == (run.scenario, run.seed) for r in proto.tuning)
+        return ("tuning" if tuned else "unlisted"), str(run), proto
+    return "heldout", str(run), proto
+
+
+def evaluate_heldout_cmd(
+    out: Annotated[Path, typer.Option(help="Directory for metrics.json and report.md.")],
+    protocol: Annotated[
+        Path | None,
+        typer.Option(help="Protocol file (default: the shipped configs/protocol.yaml)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Evaluate only this held-out run, SCENARIO:SEED (repeatable)."),
+    ] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="Where simulated runs go (default OUT/runs).")
+    ] = None,
+    scale: Annotated[
+        float, typer.Option(help="Multiply account counts (not the protocol's figures).")
+    ] = 1.0,
+    reuse: Annotated[
+        bool, typer.Option("--reuse", help="Reuse simulated runs already in --work.")
+    ] = False,
+) -> None:
+    """Robustness matrix and leave-one-family-out folds on the protocol's held-out runs only."""
+    from distillguard.evaluation.heldout import render, run_heldout, write
+    from distillguard.evaluation.protocol import ProtocolError, load_protocol
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from distillguard.settings import get_settings
+
+    console = Console(stderr=True)
+    try:
+        proto = load_protocol(protocol)
+        m = run_heldout(
+            proto,
+            get_settings(),
+            work or out / "runs",
+            only=only,
+            scale=scale,
+            reuse=reuse,
+            log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        )
+    except (ProtocolError, ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    write(m, out)
+    console.print(Markdown(render(m)))
+    console.print(f"wrote {out}/metrics.json, report.md in {m['seconds']} s")
+
+
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_cmd)
     app.command("evaluate")(evaluate_cmd)
+    app.command("evaluate-heldout")(evaluate_heldout_cmd)

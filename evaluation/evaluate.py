@@ -10,12 +10,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from distillguard.detectors.pipeline import build_pipeline
-from distillguard.evaluation import metrics
+from distillguard.evaluation import metrics, robustness
 from distillguard.evaluation.baselines import (
     EventColumns,
     MethodResult,
@@ -41,6 +42,16 @@ class Truth:
     label: int
     campaign: str | None
     archetype: str
+    #: when an account that first posed as an ordinary user began harvesting
+    harvest_start: float | None = None
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def load_labels(path: Path) -> dict[str, Truth]:
@@ -53,9 +64,12 @@ def load_labels(path: Path) -> dict[str, Truth]:
                 rec = orjson.loads(line)
                 label = {"distiller": 1, "benign": 0}[rec["label"]]
                 truth[str(rec["account_id"])] = Truth(
-                    label, rec.get("campaign"), str(rec.get("archetype") or "unknown")
+                    label,
+                    rec.get("campaign"),
+                    str(rec.get("archetype") or "unknown"),
+                    _epoch(rec.get("harvest_start")),
                 )
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{lineno}: not a label record ({exc!r})") from None
     return truth
 
@@ -149,11 +163,38 @@ def campaign_delays(
     }
 
 
+def default_families() -> dict[str, str]:
+    """Variant -> family from the shipped protocol (empty if it cannot be read)."""
+    from distillguard.evaluation.protocol import load_protocol
+
+    try:
+        return load_protocol().family_of()
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def honest_group_names() -> frozenset[str]:
+    """Benign archetypes that coordinate honestly (reported one by one in the matrix)."""
+    from distillguard.sim.honest_groups import HONEST_GROUPS
+
+    return frozenset(HONEST_GROUPS)
+
+
+def robustness_of(
+    method: MethodResult,
+    truth: dict[str, Truth],
+    first_ts: dict[str, float],
+) -> dict[str, robustness.Outcome]:
+    """Per-account outcomes of ``method``, the input of the robustness matrix."""
+    return robustness.outcomes(truth, method.alerted, method.first_alert_ts, first_ts)
+
+
 def method_metrics(
     method: MethodResult,
     truth: dict[str, Truth],
     first_ts: dict[str, float],
     groups: dict[str, list[str]] | None = None,
+    families: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     accounts = list(truth)
     y = [truth[a].label for a in accounts]
@@ -183,6 +224,11 @@ def method_metrics(
             name: segment_metrics(method, members, thr) for name, members in (groups or {}).items()
         },
         "campaign_delay_minutes": campaign_delays(method, truth, first_ts),
+        "robustness": robustness.matrix(
+            robustness_of(method, truth, first_ts),
+            families if families is not None else {},
+            honest_group_names(),
+        ),
     }
     if "alert_threshold" in method.params:
         at = [method.scores.get(a, 0.0) >= method.params["alert_threshold"] for a in accounts]
@@ -197,9 +243,11 @@ def evaluate(
     *,
     progress: Callable[[int], None] | None = None,
     seed: int = 0,
+    families: dict[str, str] | None = None,
 ) -> Evaluation:
     """Replay ``events`` through the configured pipeline and the baselines; compute metrics."""
     truth = load_labels(labels)
+    families = default_families() if families is None else families
     threshold = float(detector_setting(settings, "alert_threshold", DEFAULT_ALERT_THRESHOLD))
     cols = EventColumns()
     t0 = time.perf_counter()
@@ -235,7 +283,7 @@ def evaluate(
         "max_fpr": MAX_FPR,
         "seconds": {"replay": round(t_replay, 2), "baselines": round(t_baselines, 2)},
         "replay_events_per_s": round(report.events / t_replay) if t_replay > 0 else None,
-        "methods": [method_metrics(m, truth, first_ts, groups) for m in methods],
+        "methods": [method_metrics(m, truth, first_ts, groups, families) for m in methods],
     }
     if report.clusters:
         alerted = [

@@ -109,6 +109,7 @@ def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
         "false_alerts_by_archetype",
         _share,
     )
+    lines += robustness_section(methods)
     if "clusters" in m:
         c = m["clusters"]
         lines += [
@@ -141,3 +142,52 @@ def render(m: dict[str, Any], *, title: str = "Evaluation") -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def robustness_section(methods: list[dict[str, Any]], *, level: str = "##") -> list[str]:
+    """The robustness matrix: per attacker variant, per honest group, the background.
+
+    The first method (the pipeline) gets its alerted count, recall and median minutes to
+    the first alert; every other method its recall (variants) or alerted count (groups).
+    """
+    if not methods or "robustness" not in methods[0]:
+        return []
+    main, others = methods[0], methods[1:]
+    rob = main["robustness"]
+    lines = [
+        "",
+        f"{level} Robustness matrix",
+        "",
+        "Per attacker variant: accounts, accounts alerted (directly or through a cluster "
+        "alert), recall, median minutes from the account's first harvesting request to its "
+        "first alert (its first event unless it warmed up first). Baselines: recall.",
+        "",
+        "| variant | family | accounts | alerted | recall | median minutes to alert | "
+        + " | ".join(f"{x['name']}: recall" for x in others)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(others),
+    ]
+    for name, row in rob["variants"].items():
+        extra = [_f(x["robustness"]["variants"].get(name, {}).get("recall")) for x in others]
+        lines.append(
+            f"| {name} | {row['family'] or '—'} | {row['accounts']:,} | {row['alerted']:,} | "
+            f"{_f(row['recall'])} | {_f(row['median_minutes'], 1)} | " + " | ".join(extra) + " |"
+        )
+    lines += [
+        "",
+        "Honest coordinated groups and the ordinary background: accounts alerted / accounts.",
+        "",
+        f"| benign | {main['name']} | " + " | ".join(x["name"] for x in others) + " |",
+        "|---|---|" + "---|" * len(others),
+    ]
+    rows = [*rob["honest_groups"], "background"]
+    for name in rows:
+
+        def cell(x: dict[str, Any], name: str = name) -> str:
+            r = x["robustness"]
+            g = r["background"] if name == "background" else r["honest_groups"].get(name)
+            return f"{g['alerted']}/{g['accounts']}" if g else "—"
+
+        label = "ordinary background (all other benign)" if name == "background" else name
+        lines.append(f"| {label} | " + " | ".join(cell(x) for x in [main, *others]) + " |")
+    return lines
