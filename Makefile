@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/typecheck.py
 	$(BIN)/python -m pytest
 
 # The browser test drives Debian's Chromium (never a Playwright download).
@@ -30,9 +31,11 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/python scripts/refresh_report.py
 
+# ruff, then mypy (scripts/typecheck.py: mypy over the package-dir mapping, see [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -45,4 +48,4 @@ infra-down: $(STAMP)
 	$(BIN)/distillguard infra down
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .distillguard
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache .distillguard

@@ -198,8 +198,10 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-            cpu_before = cpu_seconds(api.proc.pid)  # type: ignore[union-attr]
-            cpu_before_children = children_cpu(api.proc.pid)  # type: ignore[union-attr]
+            assert api.proc is not None  # started by the with statement
+            pid = api.proc.pid
+            cpu_before = cpu_seconds(pid)
+            cpu_before_children = children_cpu(pid)
             done = subprocess.run(
                 [
                     sys.executable,
@@ -220,12 +222,7 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             )
-            server_cpu = (
-                cpu_seconds(api.proc.pid)
-                - cpu_before  # type: ignore[union-attr]
-                + children_cpu(api.proc.pid)
-                - cpu_before_children
-            )  # type: ignore[union-attr]
+            server_cpu = cpu_seconds(pid) - cpu_before + children_cpu(pid) - cpu_before_children
     finally:
         stop_process(valkey)
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import redis
 import typer
@@ -28,6 +28,7 @@ from distillguard.infra import EmbeddedStack, free_port, stop_process
 from distillguard.records import Alert, loads
 from distillguard.settings import PROJECT_ROOT, get_settings
 from distillguard.store import schema
+from distillguard.store.connection import text
 from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY
 
 console = Console()
@@ -82,14 +83,15 @@ def _create_key(env: dict[str, str], role: str, name: str) -> str:
 
 
 def _recent_alerts(client: redis.Redis, n: int = 8) -> list[Alert]:
-    members = client.zrange(schema.ALERTS_ALL, 0, n - 1, desc=True)
+    # members only (no withscores), as bytes: redis-py's reply type cannot tell
+    members = cast("list[bytes]", client.zrange(schema.ALERTS_ALL, 0, n - 1, desc=True))
     ids = [schema.member_alert_id(m) for m in members]
     raws = client.mget([schema.alert(i) for i in ids]) if ids else []
     return [loads(r, Alert) for r in raws if r is not None]
 
 
 def _view(client: redis.Redis, started: float, header: str) -> Group:
-    stats = {k.decode(): v.decode() for k, v in client.hgetall(STATS_KEY).items()}
+    stats = {text(k): text(v) for k, v in client.hgetall(STATS_KEY).items()}
     fields = ("processed", "rejected", "duplicates", "lag")
     line = "   ".join(f"[bold]{n}[/bold] {int(float(stats.get(n, 0))):,}" for n in fields)
     n_alerts = client.zcard(schema.ALERTS_ALL)
@@ -116,7 +118,7 @@ def _view(client: redis.Redis, started: float, header: str) -> Group:
         )
 
     counts = client.hgetall(COUNTS_KEY)
-    top = sorted(((int(v), k.decode()) for k, v in counts.items()), reverse=True)[:5]
+    top = sorted(((int(v), text(k)) for k, v in counts.items()), reverse=True)[:5]
     busiest = Table(title=f"busiest of {len(counts):,} accounts")
     busiest.add_column("account")
     busiest.add_column("requests", justify="right")

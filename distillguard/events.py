@@ -168,15 +168,15 @@ class EventDecoder:
         text = event.account_id
         if not text.isprintable():
             _refuse_controls("account_id", text)
-        text = event.api_key_id
-        if text is not None and not text.isprintable():
-            _refuse_controls("api_key_id", text)
-        text = event.org_id
-        if text is not None and not text.isprintable():
-            _refuse_controls("org_id", text)
-        text = event.payment_fingerprint
-        if text is not None and not text.isprintable():
-            _refuse_controls("payment_fingerprint", text)
+        optional = event.api_key_id
+        if optional is not None and not optional.isprintable():
+            _refuse_controls("api_key_id", optional)
+        optional = event.org_id
+        if optional is not None and not optional.isprintable():
+            _refuse_controls("org_id", optional)
+        optional = event.payment_fingerprint
+        if optional is not None and not optional.isprintable():
+            _refuse_controls("payment_fingerprint", optional)
         if event.input_tokens > limits.max_tokens or event.output_tokens > limits.max_tokens:
             raise InvalidEvent(f"token count above {limits.max_tokens}")
         if event.prompt is not None and len(event.prompt) > limits.max_prompt_chars:

@@ -46,7 +46,7 @@ class EventColumns:
         m = self._model_index.setdefault(ev.model, len(self._model_index))
         ip = self._ip_index.setdefault(ev.ip or "", len(self._ip_index))
         self.acct.append(a)
-        self.ts.append(ev.ts)  # type: ignore[arg-type]
+        self.ts.append(ev.ts)
         self.in_tok.append(ev.input_tokens)
         self.out_tok.append(ev.output_tokens)
         self.flags.append(

@@ -204,7 +204,7 @@ def _iso(ts: float) -> str:
 
 def groups_of(scenario: Scenario) -> list[Group]:
     """Benign archetypes first, then campaigns; the index seeds each group's streams."""
-    groups = []
+    groups: list[Group] = []
     benign, attackers = benign_archetypes(), attacker_archetypes()
     for arch, params in scenario.benign.items():
         merged = {**benign[arch].defaults, **params}

@@ -99,11 +99,12 @@ def _tree_to_list(root: PaddedBranch | PaddedLeaf) -> list[list[Any]]:
             stack.append(node.children[1])
             stack.append(node.children[0])
         else:
-            out.append([node.l_mass, node.r_mass])
+            leaf: Any = node  # river gives leaves their masses as **kwargs, untyped
+            out.append([leaf.l_mass, leaf.r_mass])
     return out
 
 
-def _tree_from_list(nodes: list[list[Any]], height: int) -> PaddedBranch | PaddedLeaf:
+def _tree_from_list(nodes: list[list[Any]], height: int) -> PaddedBranch:
     it = iter(nodes)
 
     def build(depth: int) -> PaddedBranch | PaddedLeaf:
@@ -126,4 +127,6 @@ def _tree_from_list(nodes: list[list[Any]], height: int) -> PaddedBranch | Padde
     root = build(0)
     if next(it, None) is not None:
         raise ValueError("anomaly tree state has extra nodes")
+    if not isinstance(root, PaddedBranch):
+        raise ValueError("anomaly tree state is a lone leaf (height 0)")
     return root

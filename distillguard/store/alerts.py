@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from typing import cast
 
 import orjson
 import redis
@@ -17,6 +18,7 @@ import redis.asyncio as aredis
 from distillguard.records import Alert, Label, dumps, loads
 from distillguard.store import lifecycle, schema
 from distillguard.store.audit import entry, queue_audit
+from distillguard.store.connection import text
 from distillguard.store.feedback import queue_label
 from distillguard.store.models import AuditEntry, now_iso
 
@@ -48,22 +50,21 @@ async def list_alerts(
     The cursor is the last index member returned: pages are exact under concurrent
     inserts (new alerts sort before the cursor and never shift later pages).
     """
-    keys = [
-        k
-        for k, v in (
-            (schema.alerts_by_status, status),
-            (schema.alerts_by_level, level),
-            (schema.alerts_by_account, account),
-            (schema.alerts_by_cluster, cluster),
-        )
-        if v is not None
-        for k in [k(v)]
-    ] or [schema.ALERTS_ALL]
+    filters: tuple[tuple[Callable[[str], str], str | None], ...] = (
+        (schema.alerts_by_status, status),
+        (schema.alerts_by_level, level),
+        (schema.alerts_by_account, account),
+        (schema.alerts_by_cluster, cluster),
+    )
+    keys = [index(v) for index, v in filters if v is not None] or [schema.ALERTS_ALL]
     upper = f"({cursor}" if cursor else "+"
     lower = "-" if since_ms is None else f"[{since_ms:013d}"
+    # members only (no withscores), as bytes: redis-py's reply type cannot tell
+    members: list[bytes]
     if len(keys) == 1:
-        members = await client.zrange(
-            keys[0], upper, lower, desc=True, bylex=True, offset=0, num=limit
+        members = cast(
+            "list[bytes]",
+            await client.zrange(keys[0], upper, lower, desc=True, bylex=True, offset=0, num=limit),
         )
     else:
         tmp = f"dg:tmp:alerts:{secrets.token_hex(8)}"
@@ -76,7 +77,7 @@ async def list_alerts(
         return [], None
     raws = await client.mget([schema.alert(schema.member_alert_id(m)) for m in members])
     alerts = [loads(r, Alert) for r in raws if r is not None]
-    next_cursor = members[-1].decode() if len(members) == limit else None
+    next_cursor = text(members[-1]) if len(members) == limit else None
     return alerts, next_cursor
 
 
@@ -200,7 +201,7 @@ async def _change(
                     pipe.zrem(schema.alerts_by_status(old.status), member)
                     pipe.zadd(schema.alerts_by_status(new.status), {member: 0})
                 closed = new.status not in lifecycle.OPEN_STATUSES
-                if closed and pointer is not None and pointer.decode() == alert_id:
+                if closed and pointer is not None and text(pointer) == alert_id:
                     pipe.hdel(schema.ALERTS_OPEN, field)
                 queue_audit(pipe, audit(new))
                 for label in labels(new) if labels else ():

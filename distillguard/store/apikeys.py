@@ -20,6 +20,7 @@ import redis.asyncio as aredis
 from distillguard.records import dumps, loads
 from distillguard.store import schema
 from distillguard.store.audit import entry, queue_audit
+from distillguard.store.connection import text
 from distillguard.store.models import ApiKeyRecord, Role, now_iso
 
 KEY_PREFIX = "dg"
@@ -83,7 +84,7 @@ async def get_key(client: aredis.Redis, key_id: str) -> ApiKeyRecord | None:
 
 
 async def list_keys(client: aredis.Redis) -> list[ApiKeyRecord]:
-    ids = sorted(i.decode() for i in await client.smembers(schema.API_KEYS))
+    ids = sorted(text(i) for i in await client.smembers(schema.API_KEYS))
     if not ids:
         return []
     raws = await client.mget([schema.api_key(i) for i in ids])

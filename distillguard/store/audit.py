@@ -6,7 +6,7 @@ the log cannot miss an action that happened nor record one that did not.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
@@ -37,7 +37,11 @@ async def read_audit(
     """Newest first: ``count`` entries older than stream id ``before``, and the next cursor."""
     upper = f"({before}" if before else "+"
     try:
-        rows = await client.xrevrange(AUDIT_STREAM, max=upper, min="-", count=count)
+        # (id, fields) pairs of bytes: redis-py's reply type also allows None and str
+        rows = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            await client.xrevrange(AUDIT_STREAM, max=upper, min="-", count=count),
+        )
     except redis.exceptions.ResponseError as exc:  # e.g. "(0-0", or past 2**64
         raise ValueError(f"invalid audit cursor {before!r}") from exc
     out = [(i.decode(), loads(f[b"entry"], AuditEntry)) for i, f in rows]

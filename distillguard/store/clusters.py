@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis.asyncio as aredis
 
 from distillguard.records import Cluster, loads
@@ -12,8 +14,12 @@ async def list_clusters(
     client: aredis.Redis, limit: int = 50, min_risk: float = 0.0
 ) -> list[Cluster]:
     """Riskiest first."""
-    ids = await client.zrange(
-        schema.CLUSTERS, "+inf", min_risk, desc=True, byscore=True, offset=0, num=limit
+    # members only (no withscores), as bytes: redis-py's reply type cannot tell
+    ids = cast(
+        "list[bytes]",
+        await client.zrange(
+            schema.CLUSTERS, "+inf", min_risk, desc=True, byscore=True, offset=0, num=limit
+        ),
     )
     if not ids:
         return []

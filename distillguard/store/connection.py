@@ -21,6 +21,15 @@ DEFAULT_TIMEOUT_S = 0.25
 UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+def text(reply: bytes | str) -> str:
+    """A Redis reply as text.
+
+    Our clients return bytes (no ``decode_responses``), but redis-py's reply types
+    also allow str; accepting both is cheaper than a cast that could be wrong.
+    """
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 def async_client(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> aredis.Redis:
     return aredis.Redis.from_url(
         url,

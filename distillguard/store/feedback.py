@@ -9,12 +9,13 @@ learnt once and a restarted worker can resume from a saved id.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis
 
 from distillguard.records import Label, dumps, loads
+from distillguard.store.connection import text
 from distillguard.store.schema import FEEDBACK_STREAM, STREAM_MAXLEN
 
 __all__ = ["FEEDBACK_STREAM", "queue_label", "read_labels"]
@@ -35,12 +36,18 @@ def read_labels(
     Non-blocking. An entry that does not decode is logged and skipped, and the
     position still advances past it, so one bad entry cannot wedge the reader.
     """
-    entries = client.xrange(FEEDBACK_STREAM, min=f"({last_id}", max="+", count=count)
+    # (id, fields) pairs; redis-py's reply type also allows None, which Redis never sends
+    entries = cast(
+        "list[tuple[bytes | str, dict[bytes | str, bytes | str]]]",
+        client.xrange(FEEDBACK_STREAM, min=f"({last_id}", max="+", count=count),
+    )
     labels: list[Label] = []
     for entry_id, fields in entries:
-        last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        last_id = text(entry_id)
         raw = fields.get(b"label", fields.get("label"))
         try:
+            if raw is None:
+                raise TypeError("entry has no label field")
             labels.append(loads(raw, Label))
         except (msgspec.DecodeError, TypeError) as exc:
             log.warning("skipping undecodable feedback entry %s: %s", last_id, exc)

@@ -18,7 +18,8 @@ async def get_risk(client: aredis.Redis, account_id: str) -> AccountRisk:
 
 async def get_risk_json(client: aredis.Redis, account_id: str) -> bytes | None:
     """The stored CONTRACT §4 JSON as is (None for an account never seen)."""
-    return await client.get(schema.risk(account_id))  # type: ignore[no-any-return]
+    raw = await client.get(schema.risk(account_id))
+    return raw.encode() if isinstance(raw, str) else raw
 
 
 async def get_risks(client: aredis.Redis, account_ids: Sequence[str]) -> list[AccountRisk]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aredis
 
+from distillguard.store.connection import text
 from distillguard.store.schema import WORKER_STATS
 
 
@@ -12,7 +13,7 @@ async def worker_stats(client: aredis.Redis) -> dict[str, float]:
     out: dict[str, float] = {}
     for field, value in (await client.hgetall(WORKER_STATS)).items():
         try:
-            out[field.decode()] = float(value)
+            out[text(field)] = float(value)
         except ValueError:
             continue
     return out
