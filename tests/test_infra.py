@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import redis
 from kafka import KafkaAdminClient
@@ -42,3 +43,26 @@ def test_children_die_when_the_parent_is_killed() -> None:
     while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(process_alive(p) for p in pids)
+
+
+def test_valkey_keeps_its_keys_across_restarts(tmp_path: Path) -> None:
+    """API keys, alerts and checkpoints live in Valkey: a restart must not lose them."""
+    with EmbeddedStack(workdir=tmp_path) as s:
+        client = redis.Redis.from_url(s.redis_url)
+        client.set("dg:key:one", "kept")
+        client.hset("dg:alert:1", mapping={"level": "critical"})
+        client.close()
+        assert s.valkey is not None
+        first = s.valkey.pid
+        s.restart_valkey()  # same port, same directory
+        assert s.valkey.pid != first and not process_alive(first)
+        client = redis.Redis.from_url(s.redis_url)
+        assert client.get("dg:key:one") == b"kept"
+        assert client.hgetall("dg:alert:1") == {b"level": b"critical"}
+        client.set("dg:key:two", "also kept")
+        client.close()
+    # The whole stack stopped and started again on its directory (infra down / up).
+    with EmbeddedStack(workdir=tmp_path) as s:
+        client = redis.Redis.from_url(s.redis_url)
+        assert client.mget("dg:key:one", "dg:key:two") == [b"kept", b"also kept"]
+        client.close()
