@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import typer
 
@@ -22,10 +23,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _read_state() -> dict[str, object] | None:
+def _read_state() -> dict[str, Any] | None:
     if not STATE_FILE.exists():
         return None
-    state: dict[str, object] = json.loads(STATE_FILE.read_text())
+    state: dict[str, Any] = json.loads(STATE_FILE.read_text())
     return state
 
 
@@ -35,7 +36,7 @@ def up() -> None:
     from distillguard.infra import EmbeddedStack
 
     state = _read_state()
-    if state and all(_alive(int(p)) for p in state["pids"]):  # type: ignore[union-attr]
+    if state and all(_alive(int(p)) for p in state["pids"]):
         typer.echo("embedded stack already running:")
     else:
         workdir = STATE_FILE.parent / "run"
@@ -44,7 +45,7 @@ def up() -> None:
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
         STATE_FILE.write_text(json.dumps(state, indent=2))
         typer.echo("embedded stack started (stop it with `distillguard infra down`):")
-    for key, value in state["env"].items():  # type: ignore[union-attr]
+    for key, value in state["env"].items():
         typer.echo(f"export {key}={value}")
 
 
@@ -57,7 +58,7 @@ def down() -> None:
     if state is None:
         typer.echo("no embedded stack recorded")
         return
-    for pid in state["pids"]:  # type: ignore[union-attr]
+    for pid in state["pids"]:
         stop_process(int(pid))
     STATE_FILE.unlink()
     typer.echo("embedded stack stopped")
@@ -70,8 +71,8 @@ def status() -> None:
     if state is None:
         typer.echo("not running")
         raise typer.Exit(1)
-    alive = [int(p) for p in state["pids"] if _alive(int(p))]  # type: ignore[union-attr]
-    typer.echo(f"{len(alive)}/{len(state['pids'])} processes alive")  # type: ignore[arg-type]
+    alive = [int(p) for p in state["pids"] if _alive(int(p))]
+    typer.echo(f"{len(alive)}/{len(state['pids'])} processes alive")
     raise typer.Exit(0 if alive else 1)
 
 

@@ -66,10 +66,10 @@ class ClusterBook:
         if ca is not None and ca == cb:
             return None
         if ca is None and cb is None:
-            cid = self._new_id()
-            self.members[cid] = {a, b}
-            self.cluster_of[a] = self.cluster_of[b] = cid
-            return cid
+            new = self._new_id()
+            self.members[new] = {a, b}
+            self.cluster_of[a] = self.cluster_of[b] = new
+            return new
         if ca is None or cb is None:
             cid = ca if ca is not None else cb
             joiner = b if ca is not None else a

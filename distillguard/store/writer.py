@@ -24,6 +24,7 @@ import redis
 from distillguard.records import AccountRisk, Alert, Cluster, dumps, iso, loads
 from distillguard.settings import Settings
 from distillguard.store import schema
+from distillguard.store.connection import text
 from distillguard.store.lifecycle import OPEN_STATUSES
 from distillguard.store.merge import as_new, merge_update, suppressed_by
 from distillguard.store.models import Suppression
@@ -121,7 +122,7 @@ class AlertWriter:
         open_ids = pipe.hmget(schema.ALERTS_OPEN, fields)
         rules = [r for r in map(_load_rule, pipe.hvals(schema.SUPPRESSIONS)) if r is not None]
         open_keys = {
-            f: schema.alert(i.decode()) for f, i in zip(fields, open_ids, strict=True) if i
+            f: schema.alert(text(i)) for f, i in zip(fields, open_ids, strict=True) if i
         }
         # Ids the detector proposes for new alerts: one already taken (by a closed alert
         # of a detector that reuses ids) must not overwrite that alert's record.
@@ -215,7 +216,7 @@ class AlertWriter:
         pipe.ltrim(key, 0, self.feature_history_len - 1)
 
 
-def _load_alert(raw: bytes) -> Alert | None:
+def _load_alert(raw: bytes | str) -> Alert | None:
     try:
         return loads(raw, Alert)
     except msgspec.DecodeError:
@@ -223,7 +224,7 @@ def _load_alert(raw: bytes) -> Alert | None:
         return None  # a corrupt record is replaced by a fresh alert, not a crashed batch
 
 
-def _load_rule(raw: bytes) -> Suppression | None:
+def _load_rule(raw: bytes | str) -> Suppression | None:
     try:
         return loads(raw, Suppression)
     except msgspec.DecodeError:
