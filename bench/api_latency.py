@@ -169,7 +169,6 @@ def main() -> None:
         return
 
     from distillguard.api.live import ApiServer, start_valkey
-
     from distillguard.infra import free_port, stop_process
 
     port = free_port()

@@ -30,11 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from rich.console import Console
 from rich.table import Table
 from scenario_data import chunks, read_labels, scenario_files
 
+from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from distillguard.events import RequestEvent
 from distillguard.records import Alert, Cluster
 from distillguard.settings import get_settings

@@ -19,10 +19,6 @@ from typing import TYPE_CHECKING
 import msgspec
 import orjson
 import redis
-from distillguard.stream.admin import ensure_topics
-from distillguard.stream.checkpoint import STATS_KEY
-from distillguard.stream.producer import EventPublisher
-from distillguard.stream.publish_file import account_key
 from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
@@ -31,6 +27,10 @@ from scenario_data import scenario_files
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Topics
+from distillguard.stream.admin import ensure_topics
+from distillguard.stream.checkpoint import STATS_KEY
+from distillguard.stream.producer import EventPublisher
+from distillguard.stream.publish_file import account_key
 
 if TYPE_CHECKING:
     from tests.helpers.synthetic import Message

@@ -7,7 +7,6 @@ import random
 from distillguard.detectors.linkage import LinkageConfig, LinkageStage
 from distillguard.detectors.linkage.cohort import find_cohorts
 from distillguard.detectors.linkage.graph import Holder
-
 from distillguard.events import RequestEvent
 from tests.test_linkage import ev, run
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from distillguard.evaluation.replay import replay_file
-from distillguard.sim.engine import generate, write_files
-from distillguard.sim.scenario import load_scenario
-
 from distillguard.events import EventDecoder
 from distillguard.settings import get_settings
+from distillguard.sim.engine import generate, write_files
+from distillguard.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.slow
 

@@ -11,14 +11,14 @@ from typing import Any, NoReturn
 
 import pytest
 import yaml
+
+from distillguard import settings as settings_module
 from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
 from distillguard.detectors.linkage.config import DEFAULT_KINDS, KIND_OF_PREFIX
 from distillguard.detectors.pipeline import build_pipeline
-from distillguard.sim.scenario import load_scenario, resolve, shipped_scenarios
-
-from distillguard import settings as settings_module
 from distillguard.settings import CONFIG_ENV, Settings, shipped_config
+from distillguard.sim.scenario import load_scenario, resolve, shipped_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 
