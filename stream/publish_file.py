@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-from distillguard.stream.producer import EventPublisher, PublishFailed, RecordTooLarge
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from distillguard.stream.producer import EventPublisher, PublishFailed, RecordTooLarge
 
 
 class _Key(msgspec.Struct):

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from distillguard.infra import EmbeddedStack
+from distillguard.settings import Topics
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.dead_letter import (
     ORIGINAL_SHA256,
@@ -23,11 +28,6 @@ from distillguard.stream.dead_letter import (
     read_headers,
 )
 from distillguard.stream.producer import EventPublisher, PublishFailed, RecordTooLarge
-from kafka import KafkaConsumer
-from kafka.consumer.fetcher import ConsumerRecord
-
-from distillguard.infra import EmbeddedStack
-from distillguard.settings import Topics
 from tests.conftest import ROOT
 from tests.helpers.synthetic import valid_event
 
