@@ -44,10 +44,10 @@ def replay_cmd(
 ) -> None:
     """Run the detectors over a file in event time (no broker, no Redis) and write a report."""
     import orjson
-    from distillguard.detectors.pipeline import build_pipeline
-    from distillguard.evaluation.replay import decoder_for, replay_file
     from rich.console import Console
 
+    from distillguard.detectors.pipeline import build_pipeline
+    from distillguard.evaluation.replay import decoder_for, replay_file
     from distillguard.settings import get_settings
 
     console = Console(stderr=True)
@@ -93,12 +93,12 @@ def evaluate_cmd(
 ) -> None:
     """Replay the detectors and the baselines over labelled events; write metrics and plots."""
     import orjson
-    from distillguard.evaluation import plots
-    from distillguard.evaluation.evaluate import clean, evaluate
-    from distillguard.evaluation.report import render
     from rich.console import Console
     from rich.markdown import Markdown
 
+    from distillguard.evaluation import plots
+    from distillguard.evaluation.evaluate import clean, evaluate
+    from distillguard.evaluation.report import render
     from distillguard.settings import get_settings
 
     console = Console(stderr=True)
@@ -188,11 +188,11 @@ def evaluate_heldout_cmd(
     ] = False,
 ) -> None:
     """Robustness matrix and leave-one-family-out folds on the protocol's held-out runs only."""
-    from distillguard.evaluation.heldout import render, run_heldout, write
-    from distillguard.evaluation.protocol import ProtocolError, load_protocol
     from rich.console import Console
     from rich.markdown import Markdown
 
+    from distillguard.evaluation.heldout import render, run_heldout, write
+    from distillguard.evaluation.protocol import ProtocolError, load_protocol
     from distillguard.settings import get_settings
 
     console = Console(stderr=True)

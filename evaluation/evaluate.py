@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from distillguard.detectors.pipeline import build_pipeline
 from distillguard.evaluation import metrics, robustness
 from distillguard.evaluation.baselines import (
@@ -24,7 +25,6 @@ from distillguard.evaluation.baselines import (
     rate_limit,
 )
 from distillguard.evaluation.replay import ReplayReport, decoder_for, replay_file
-
 from distillguard.settings import Settings
 
 DEFAULT_ALERT_THRESHOLD = 0.7

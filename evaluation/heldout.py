@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from distillguard.evaluation import robustness
 from distillguard.evaluation.evaluate import (
     clean,
@@ -27,7 +28,6 @@ from distillguard.evaluation.evaluate import (
 )
 from distillguard.evaluation.protocol import Protocol, ProtocolError, Run, run_of_file
 from distillguard.evaluation.report import _f, robustness_section
-
 from distillguard.settings import Settings
 
 
@@ -49,8 +49,13 @@ def select(protocol: Protocol, only: list[str] | None) -> list[Run]:
     return out
 
 
-def simulate_run(run: Run, work: Path, scale: float, reuse: bool) -> tuple[Path, Path]:
-    """Events and labels of ``run`` in ``work`` (generated unless ``reuse`` finds them)."""
+def simulate_run(
+    run: Run, work: Path, scale: float, reuse: bool, scenario: str | None = None
+) -> tuple[Path, Path]:
+    """Events and labels of ``run`` in ``work`` (generated unless ``reuse`` finds them).
+
+    ``scenario`` is what to load (a name or a path; default ``run.scenario``).
+    """
     from distillguard.sim.engine import generate, write_files
     from distillguard.sim.scenario import load_scenario
 
@@ -58,7 +63,7 @@ def simulate_run(run: Run, work: Path, scale: float, reuse: bool) -> tuple[Path,
     events, labels = stem.with_suffix(".jsonl"), Path(f"{stem}_labels.jsonl")
     if not (reuse and events.exists() and labels.exists()):
         spec = load_scenario(
-            run.scenario, seed=run.seed, scale=scale, corpus_split=run.corpus_split
+            scenario or run.scenario, seed=run.seed, scale=scale, corpus_split=run.corpus_split
         )
         write_files(generate(spec), events, labels)
     return events, labels
@@ -85,7 +90,7 @@ def run_heldout(
     t0 = time.perf_counter()
     for run in runs:
         log(f"{run}: simulating")
-        events, labels = simulate_run(run, work, scale, reuse)
+        events, labels = simulate_run(run, work, scale, reuse, protocol.scenario_path(run.scenario))
         actual = run_of_file(events)
         if actual != run:  # a stale or foreign file under the run's name
             raise ProtocolError(f"{events} holds {actual}, not {run}")
@@ -115,14 +120,11 @@ def run_heldout(
                 ],
             }
         )
-    pooled = [
-        {
-            "name": name,
-            "robustness": robustness.matrix(robustness.pool(outcomes[name]), families, honest),
-        }
-        for name in names
-    ]
-    fam = robustness.by_family(pooled[0]["robustness"]) if pooled else {}
+    matrices = {
+        name: robustness.matrix(robustness.pool(outcomes[name]), families, honest) for name in names
+    }
+    pooled = [{"name": name, "robustness": matrices[name]} for name in names]
+    fam = robustness.by_family(matrices[names[0]]) if names else {}
     folds = []
     for fold in protocol.folds:
         rows = [fam[f] for f in fold.heldout_families if f in fam]

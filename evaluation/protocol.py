@@ -14,6 +14,7 @@ A generated file names its run in every ``event_id`` (``sim.engine.run_prefix``)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,17 @@ class Protocol:
     families: dict[str, tuple[str, ...]]
     folds: tuple[Fold, ...]
     source: str = ""
+    #: where scenario names are looked up before the shipped ones (``scenario_dir:``,
+    #: relative to the protocol file): a protocol over scenarios of one's own
+    scenario_dir: Path | None = None
+
+    def scenario_path(self, name: str) -> str:
+        """What to hand ``load_scenario`` for a scenario named in this protocol."""
+        if self.scenario_dir is not None:
+            candidate = self.scenario_dir / f"{name}.yaml"
+            if candidate.is_file():
+                return str(candidate)
+        return name
 
     def family_of(self) -> dict[str, str]:
         """Variant (archetype) -> family."""
@@ -136,9 +148,12 @@ def load_protocol(path: Path | None = None) -> Protocol:
     path = path or default_protocol_path()
     raw = load_yaml(path)
     try:
-        return _build(raw, str(path))
+        proto = _build(raw, str(path))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: {exc!r}") from None
+    if raw.get("scenario_dir"):
+        proto = dataclasses.replace(proto, scenario_dir=(path.parent / raw["scenario_dir"]))
+    return proto
 
 
 def _runs(items: list[dict[str, Any]]) -> tuple[Run, ...]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from distillguard.sim.attackers import TEMPLATES
 from distillguard.sim.benign import CONSUMER, EVENING, FLAT, WORK
 from distillguard.sim.network import SCRIPT_USER_AGENTS, as_by_kind
@@ -39,6 +40,7 @@ from distillguard.sim.tactics import (
     sticky_home,
     tick_grid,
     vendor_user_agent,
+    warm_up,
     window_activity,
 )
 from distillguard.sim.traffic import (
@@ -208,11 +210,11 @@ def free_form_hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> Ge
 
 # -- mimicry family ---------------------------------------------------------------------------
 
-#: Benchmark formatting as evaluation harnesses write it (lm-eval-harness style).
+#: Benchmark formatting as evaluation harnesses write it for chain-of-thought runs
+#: (lm-eval-harness style): the reasoning is asked for in the benchmark's own words.
 HARNESS_TEMPLATES = (
-    "Question: {p}\nAnswer:",
     "Question: {p}\nLet's think step by step.",
-    "Q: {p}\nA:",
+    "Q: {p}\nA: Let's think step by step.",
 )
 
 
@@ -250,7 +252,7 @@ def eval_mimic(ctx: Context, group: Group, _rng: np.random.Generator) -> Generat
         ev = Events(ts[ts < ctx.end])
         role = np.full(ev.n, HARVEST, dtype=np.int8)
         ev.put("wrap", harness[int(rng.integers(len(harness)))])
-        asks = np.full(ev.n, bool(ev.column("wrap")[0] == harness[1]) if ev.n else False)
+        asks = np.ones(ev.n, dtype=bool)
         ev.put("model", ctx.flagship)
         ev.put("ip", pool[rng.integers(0, len(pool), size=ev.n)])
         ua = choose(rng, ["lm-eval-harness/0.4.5", "openai-python/1.54.3"], 1, [0.7, 0.3])[0]
@@ -295,7 +297,7 @@ def warmup_harvester(ctx: Context, group: Group, _rng: np.random.Generator) -> G
             born + p["warmup_min_days"] * DAY,
         )
         acct.harvest_start = switch
-        warm = human_sessions(
+        warm = warm_up(
             ctx,
             rng,
             born,
@@ -303,7 +305,6 @@ def warmup_harvester(ctx: Context, group: Group, _rng: np.random.Generator) -> G
             sessions_per_day=p["warmup_sessions_per_day"],
             profile=EVENING,
             tz=tz,
-            weekend=1.3,
         )
         daily = p["harvest_daily"] * float(rng.lognormal(0, 0.3))
         w = restricted_weights(ctx, FLAT, tz, 1.0, switch, ctx.end)
@@ -514,7 +515,7 @@ def stealth_fleet(ctx: Context, group: Group, _rng: np.random.Generator) -> Gene
         born = ctx.start + float(rng.uniform(0, p["stagger_days"])) * DAY
         switch = born + float(rng.uniform(p["warmup_min_days"], p["warmup_max_days"])) * DAY
         acct.harvest_start = switch
-        warm = human_sessions(
+        warm = warm_up(
             ctx,
             rng,
             born,
@@ -522,7 +523,6 @@ def stealth_fleet(ctx: Context, group: Group, _rng: np.random.Generator) -> Gene
             sessions_per_day=p["warmup_sessions_per_day"],
             profile=EVENING,
             tz=tz,
-            weekend=1.3,
         )
         work = window_activity(
             rng,
@@ -617,7 +617,7 @@ ADVERSARIES: dict[str, Archetype] = {
             {
                 **_HARVEST,
                 "verbosity": 1.3,
-                "reasoning_chars": 1200.0,
+                "reasoning_chars": 1800.0,
                 "runs_per_day": 1.0,
                 "run_min": 200,
                 "run_max": 700,
@@ -676,7 +676,7 @@ ADVERSARIES: dict[str, Archetype] = {
                 "gap_median_s": 60.0,
                 "mundane_share": 0.65,
                 "reasoning": "mixed",
-                "stream_share": 0.9,
+                "stream_share": 1.0,
             },
             careful_single,
             "one account with human timing, heavy dilution and streaming",

@@ -35,11 +35,12 @@ def simulate(
     """Generate a scenario's traffic: seeded, reproducible, every account labelled."""
     import dataclasses
 
-    from distillguard.sim.engine import generate, publish, write_files
-    from distillguard.sim.scenario import load_scenario
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
+
+    from distillguard.sim.engine import generate, publish, write_files
+    from distillguard.sim.scenario import load_scenario
 
     console = Console(stderr=True)
     if out is None and not to_kafka:
@@ -68,9 +69,8 @@ def simulate(
             task = bar.add_task("writing", total=traffic.events if out else 0)
             write_files(traffic, out, labels, lambda n: bar.advance(task, n))
         if to_kafka:
-            from distillguard.stream.producer import EventPublisher
-
             from distillguard.settings import get_settings
+            from distillguard.stream.producer import EventPublisher
 
             settings = get_settings()
             task = bar.add_task(f"publishing at {rate:g}/s", total=traffic.events)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+
 from distillguard.sim.corpus import Corpus, load_corpora, split_corpora
 from distillguard.sim.registry import archetype, attacker_archetypes, benign_archetypes
 from distillguard.sim.scenario import Scenario

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from distillguard.sim.benign import CAMPUS, EVAL_TEMPLATES, EVENING, WORK
 from distillguard.sim.network import (
     BROWSER_USER_AGENTS,

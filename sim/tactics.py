@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from distillguard.sim.network import AS, AS_TABLE, SDK_USER_AGENTS, TZ_BY_COUNTRY, as_by_kind
 from distillguard.sim.traffic import (
     COLUMNS,
@@ -63,7 +64,10 @@ DOCUMENTED_PHRASES: tuple[str, ...] = (
     "reasoning",
 )
 
-#: Ways to ask for the reasoning trace without the documented words: 8 stems x 6 endings.
+#: Ways to ask for the reasoning trace without the documented words: 12 stems x 16
+#: endings. A stem opens the request, an ending closes it: placed before the item the
+#: stem is the prompt's head, placed after it the ending is its tail, so neither end of
+#: a prompt takes one of only a few values.
 _FREE_STEMS = (
     "Lay out every stage of how you get to the result",
     "Go one piece at a time and make each inference explicit",
@@ -73,16 +77,30 @@ _FREE_STEMS = (
     "Describe what you would consider at each stage and why",
     "Make the path to the answer explicit",
     "Pretend you are teaching a junior colleague and cover every decision along the way",
+    "Tell me how you get there, one stage after another",
+    "Write down every intermediate result as you go",
+    "Spell out the logic behind each part",
+    "Give me the whole derivation with nothing left implicit",
 )
-_FREE_ENDINGS = (
+_ENDINGS = (
     ", then give the result on its own line.",
     ", and finish with a one-line summary.",
     ", and only then state the conclusion.",
     ". Number the stages.",
     ", and double-check the conclusion at the end.",
     ". Do not skip anything in between.",
+    ". Keep it readable.",
+    ", then put the final answer in bold.",
+    ". I will compare it with my own attempt.",
+    ". It is for my notes.",
+    ", and flag anything you are unsure about.",
+    ". Take your time.",
+    ", and end with the answer alone on the last line.",
+    ". Plain English please.",
+    ", then sum it up in one sentence.",
+    ". Full sentences, please.",
 )
-FREE_REASONING: tuple[str, ...] = tuple(s + e for s in _FREE_STEMS for e in _FREE_ENDINGS)
+FREE_REASONING: tuple[str, ...] = tuple(s + e for s in _FREE_STEMS for e in _ENDINGS)
 #: Closers that ask for nothing in particular (reasoning "not at all").
 PLAIN_CLOSERS: tuple[str, ...] = (
     "Be thorough.",
@@ -93,6 +111,14 @@ PLAIN_CLOSERS: tuple[str, ...] = (
     "Be concise but complete.",
     "Answer in English.",
     "Use markdown.",
+    "Thanks in advance.",
+    "Keep it practical.",
+    "A complete answer would be great.",
+    "No need for caveats.",
+    "Please be detailed where it matters.",
+    "I am a beginner.",
+    "Cheers.",
+    "This is for a personal project.",
 )
 OPENERS: tuple[str, ...] = (
     "Quick question. ",
@@ -109,6 +135,7 @@ OPENERS: tuple[str, ...] = (
     "Could you take a look? ",
 )
 _SEPARATORS = ("\n\n", "\n", " ")
+_LEADS = (":\n\n", ".\n\n", ":\n")
 
 
 class Wording:
@@ -133,17 +160,25 @@ class Wording:
         else:
             asks = rng.random(n) < 0.5
         opener = np.where(rng.random(n) < self.opener_share, rng.integers(0, len(OPENERS), n), -1)
-        free = rng.integers(0, len(FREE_REASONING), n)
-        # Without reasoning, a third of prompts go out bare: the item as the dataset has it.
-        plain = np.where(rng.random(n) < 0.35, -1, rng.integers(0, len(PLAIN_CLOSERS), n))
+        stem = rng.integers(0, len(_FREE_STEMS), n)
+        ending = rng.integers(0, len(_ENDINGS), n)
+        ask_first = rng.random(n) < 0.5
+        # Without reasoning, half of prompts go out bare: the item as the dataset has it.
+        plain = np.where(rng.random(n) < 0.5, -1, rng.integers(0, len(PLAIN_CLOSERS), n))
         sep = rng.integers(0, len(_SEPARATORS), n)
+        lead = rng.integers(0, len(_LEADS), n)
         wraps = np.empty(n, dtype=np.int16)
         for k in range(n):
             head = OPENERS[opener[k]] if opener[k] >= 0 else ""
+            tail = ""
             if asks[k]:
-                tail = _SEPARATORS[sep[k]] + FREE_REASONING[free[k]]
-            else:
-                tail = _SEPARATORS[sep[k]] + PLAIN_CLOSERS[plain[k]] if plain[k] >= 0 else ""
+                ask = _FREE_STEMS[stem[k]] + _ENDINGS[ending[k]]
+                if ask_first[k]:
+                    head = ask[:-1] + _LEADS[lead[k]]
+                else:
+                    tail = _SEPARATORS[sep[k]] + ask
+            elif plain[k] >= 0:
+                tail = _SEPARATORS[sep[k]] + PLAIN_CLOSERS[plain[k]]
             wraps[k] = self.ctx.wrap(head + "{p}" + tail) if head or tail else 0
         return wraps, asks
 
@@ -286,6 +321,38 @@ def human_sessions(
         return np.empty(0)
     ts = session_times(rng, ctx, n, w, session_len, gap_median_s)
     return ts[(ts >= start) & (ts < end)]
+
+
+def warm_up(
+    ctx: Context,
+    rng: np.random.Generator,
+    born: float,
+    until: float,
+    *,
+    sessions_per_day: float,
+    profile: np.ndarray,
+    tz: float,
+) -> np.ndarray:
+    """A new user's cover: a first session at sign-up (``born``), then a person's sessions.
+
+    Starting at ``born`` makes the warm-up's length exact: harvesting that begins a day
+    after ``born`` begins a day after the account's first request.
+    """
+    first = born + np.cumsum(
+        np.r_[0.0, rng.lognormal(np.log(45.0), 0.8, size=int(rng.integers(1, 5)))]
+    )
+    later = human_sessions(
+        ctx,
+        rng,
+        born + HOUR,
+        until,
+        sessions_per_day=sessions_per_day,
+        profile=profile,
+        tz=tz,
+        weekend=1.3,
+    )
+    ts = np.sort(np.concatenate([first, later]))
+    return ts[ts < until]
 
 
 def controller_windows(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from distillguard.sim.corpus import Corpus
 from distillguard.sim.network import AddressBook
 from distillguard.sim.scenario import Scenario
