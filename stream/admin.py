@@ -96,7 +96,9 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 15.0) -> li
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
+                # Apache Kafka (KRaft) lists a new topic only once its metadata has
+                # propagated: wait for that, or the check below finds it missing.
+                admin.create_topics(missing, wait_for_metadata=True)
         _raise_on_problems(bootstrap, admin, specs, topics)
         return sorted(set(admin.list_topics()))
 

@@ -11,11 +11,12 @@ them failed or is still unconfirmed, so "flushed" means "the broker has all of t
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -163,8 +164,17 @@ class EventPublisher:
         Raises :class:`PublishFailed` if any of them failed, or is still unconfirmed
         after ``timeout_s`` (those stay pending: a later flush waits for them again).
         """
-        with contextlib.suppress(KafkaTimeoutError):  # counted below as unconfirmed
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        # KafkaTimeoutError, or kafka-python 3.0's UnknownError("Future not done") when
+        # the broker refused a batch as too large and it was split: either way each
+        # record's own future says what happened, so they are asked one by one.
+        with contextlib.suppress(KafkaError):
             self._producer.flush(timeout=timeout_s)
+        for future in self._pending:
+            if not future.is_done:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with contextlib.suppress(Exception):  # a failure is tallied by _compact
+                    future.get(timeout=left)
         self._compact()
         unconfirmed = len(self._pending)
         failed, attempted, first = self._failed, self._attempted, self._first_error
