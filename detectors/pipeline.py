@@ -10,37 +10,70 @@ offline replay alike.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
+import msgspec
+
+from distillguard.clock import EventClock
 from distillguard.events import RequestEvent
 from distillguard.records import AccountRisk, Alert, Cluster, Label
 from distillguard.settings import Settings
 
-NO_ALERTS: tuple[Alert, ...] = ()
+
+class ChartPoint(msgspec.Struct, frozen=True):
+    """An account's named signals at the moment it was scored, for the console's charts.
+
+    Captured by the detector when it scores (not recomputed later by the edge), so
+    the point shows exactly what the score was computed from.
+    """
+
+    account_id: str
+    at: str
+    features: dict[str, float]
 
 
 @dataclass(slots=True)
-class PipelineOutput:
-    """What changed since the previous drain, for the edge to persist."""
+class BatchOutput:
+    """What changed since the previous drain, for the edge to persist in one commit."""
 
     counts: Counter[str] = field(default_factory=Counter)
     risks: list[AccountRisk] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    chart_points: list[ChartPoint] = field(default_factory=list)
     clusters: list[Cluster] = field(default_factory=list)
+    #: accounts whose state the pipeline dropped (idle, over the cap): the edge deletes
+    #: their checkpointed state, or a restore would bring them back
+    forgotten: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.risks or self.alerts or self.clusters)
+        return bool(self.counts or self.risks or self.alerts or self.chart_points or self.clusters)
 
 
 class Pipeline(Protocol):
-    """Anything that turns events into risks and alerts."""
+    """Anything that turns events into risks and alerts: the only interface the edges use.
 
-    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
-        """Learn from and score one event; return alerts it raised or updated (usually none)."""
+    The edge (worker or replay) owns the order of events and the checkpoints; the
+    pipeline owns detection state. ``drain`` hands over outputs and must not change
+    what the pipeline detects later, so when the edge drains (every batch, every
+    checkpoint) never changes a result. Snapshots are lossless: a pipeline restored
+    from ``snapshot_shared`` + ``snapshot_accounts`` continues exactly as the original.
+    All formats are safe to load (no pickle).
+    """
+
+    #: the event-time watermark every stage of the pipeline reads
+    clock: EventClock
+
+    def process(self, event: RequestEvent) -> bool:
+        """Learn from and score one event; True when it raised or updated an alert.
+
+        The alert itself leaves through :meth:`drain` only; the flag lets an edge
+        that times first alerts (replay) drain right then.
+        """
         ...
 
-    def drain(self) -> PipelineOutput:
+    def drain(self) -> BatchOutput:
         """Hand over (and forget) what changed since the last drain."""
         ...
 
@@ -56,23 +89,25 @@ class Pipeline(Protocol):
         """Every account the pipeline holds state for."""
         ...
 
+    def snapshot_shared(self) -> bytes:
+        """State not owned by one account (models, population, linkage, the clock)."""
+        ...
 
-@runtime_checkable
-class Checkpointable(Protocol):
-    """A pipeline whose state the worker checkpoints: per account, and shared.
+    def restore(self, shared: bytes) -> None:
+        """Replace shared state with a :meth:`snapshot_shared`; ValueError leaves it as it was."""
+        ...
 
-    Per-account state is written with every batch under the account's partition, so
-    it moves with the partition on a rebalance; shared state (population, models) is
-    written every few seconds. All formats must be safe to load (no pickle).
-    """
+    def snapshot_accounts(self, account_ids: Iterable[str]) -> dict[str, bytes]:
+        """Per-account state of the given accounts (those tracked), to checkpoint by partition."""
+        ...
 
-    def snapshot_shared(self) -> bytes: ...
+    def restore_accounts(self, states: dict[str, bytes]) -> None:
+        """Load per-account states written by :meth:`snapshot_accounts`."""
+        ...
 
-    def restore(self, data: bytes) -> None: ...
-
-    def snapshot_accounts(self, account_ids: list[str]) -> dict[str, bytes]: ...
-
-    def restore_accounts(self, states: dict[str, bytes]) -> None: ...
+    def forget(self, account_ids: Iterable[str]) -> None:
+        """Drop the given accounts' state (their partition moved, or a rollback)."""
+        ...
 
 
 class CountingPipeline:
@@ -80,7 +115,8 @@ class CountingPipeline:
 
     The smallest pipeline that exercises the edges: the worker's exactly-once
     guarantees are tested with it, since a count is wrong the moment an event is lost
-    or counted twice.
+    or counted twice. Counts live in the store (the edge adds each drain's counts in
+    its checkpoint), so there is no state to snapshot.
 
     Examples
     --------
@@ -95,17 +131,19 @@ class CountingPipeline:
     False
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: EventClock | None = None) -> None:
+        self.clock = clock if clock is not None else EventClock()
         self._counts: Counter[str] = Counter()
         self._seen: set[str] = set()
 
-    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+    def process(self, event: RequestEvent) -> bool:
+        self.clock.advance(event.ts)
         self._counts[event.account_id] += 1
         self._seen.add(event.account_id)
-        return NO_ALERTS
+        return False
 
-    def drain(self) -> PipelineOutput:
-        out = PipelineOutput(counts=self._counts)
+    def drain(self) -> BatchOutput:
+        out = BatchOutput(counts=self._counts)
         self._counts = Counter()
         return out
 
@@ -118,6 +156,21 @@ class CountingPipeline:
     def accounts(self) -> list[str]:
         return list(self._seen)
 
+    def snapshot_shared(self) -> bytes:
+        return b""
+
+    def restore(self, shared: bytes) -> None:
+        """Nothing shared to restore."""
+
+    def snapshot_accounts(self, account_ids: Iterable[str]) -> dict[str, bytes]:
+        return {}
+
+    def restore_accounts(self, states: dict[str, bytes]) -> None:
+        self._seen.update(states)
+
+    def forget(self, account_ids: Iterable[str]) -> None:
+        self._seen.difference_update(account_ids)
+
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline the worker and ``replay`` run, chosen by ``detectors.pipeline`` in settings.
@@ -128,20 +181,33 @@ def build_pipeline(settings: Settings) -> Pipeline:
     composed with the hydra linkage stage (:class:`~distillguard.detectors.linkage.LinkedPipeline`).
     """
     kind = settings.detectors.pipeline
+    pipeline: Pipeline
     if kind == "counting":
-        return CountingPipeline()
-    if kind == "account":
-        # imported here: account_pipeline imports this module's PipelineOutput
+        pipeline = CountingPipeline()
+    elif kind == "account":
+        # imported here: account_pipeline imports this module's BatchOutput
         from distillguard.detectors.account_pipeline import AccountPipeline
 
-        return AccountPipeline(settings.detectors)
-    if kind == "linked":
+        pipeline = AccountPipeline(settings.detectors)
+    elif kind == "linked":
         # account detectors composed with hydra linkage (detectors/linkage/)
         from distillguard.detectors.account_pipeline import AccountPipeline
         from distillguard.detectors.linkage import LinkageStage, LinkedPipeline
 
+        account = AccountPipeline(settings.detectors)
         # detectors.linkage of the one settings object: default.yaml, --config files and
-        # DISTILLGUARD_DETECTORS__LINKAGE__<KEY> all reach the stage through it.
-        linkage = LinkageStage(settings.detectors.linkage)
-        return LinkedPipeline(AccountPipeline(settings.detectors), linkage)
-    raise ValueError(f"unknown detectors.pipeline {kind!r}")
+        # DISTILLGUARD_DETECTORS__LINKAGE__<KEY> all reach the stage through it. Cluster
+        # ids carry the worker's instance name when several workers share a store.
+        instance = settings.worker.instance
+        linkage = LinkageStage(
+            settings.detectors.linkage,
+            clock=account.clock,
+            cluster_prefix=f"clu_{instance}-" if instance else "clu_",
+        )
+        pipeline = LinkedPipeline(account, linkage)
+    else:
+        raise ValueError(f"unknown detectors.pipeline {kind!r}")
+    v = settings.validation
+    pipeline.clock.max_ahead_s = v.max_ahead_s
+    pipeline.clock.max_behind_s = v.max_behind_s
+    return pipeline

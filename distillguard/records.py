@@ -93,8 +93,12 @@ class Alert(msgspec.Struct, kw_only=True):
     level: Level
     reasons: list[Reason] = msgspec.field(default_factory=list)
     status: AlertStatus = "open"
+    #: event time of the detection (a replay of last week says last week)
     created_at: str
     updated_at: str
+    #: wall-clock time the store first recorded it: when an analyst could have known
+    detected_at: str | None = None
+    #: the event-time span of the activity the alert covers
     first_event_ts: str | None = None
     last_event_ts: str | None = None
     cluster_id: str | None = None

@@ -2,9 +2,12 @@
 
 Generic over :class:`~distillguard.detectors.pipeline.Pipeline`: whatever
 ``build_pipeline`` returns is fed every valid event with event time, exactly as the
-worker would, minus Kafka and Redis. Bad lines are counted (with reasons), never
-fatal. ``events_before_first_alert`` counts the account's events processed before
-the event whose processing raised the first alert naming it (account alert, or a
+worker would, minus Kafka and Redis: the same decoder, the same event-time bounds
+(the pipeline's clock judges each event), the same per-account ``event_id``
+de-duplication. A file in time order is the order the worker's partition merge
+processes (``distillguard.stream.merge``), so live and replay agree. Bad lines are
+counted (with reasons), never fatal. ``events_before_first_alert`` counts the
+account's events processed before the event whose processing raised the first alert naming it (account alert, or a
 cluster alert listing it in ``members``); 0 means caught on its first request.
 """
 
@@ -18,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.detectors.pipeline import Pipeline
-
 from distillguard.events import EventDecoder, InvalidEvent, Limits, RequestEvent
 from distillguard.records import Alert, Cluster, iso, level_for
 from distillguard.settings import Settings
+from distillguard.stream.dedup import DedupWindow, dedup_key
 
 DRAIN_EVERY = 20_000
 
@@ -75,6 +78,7 @@ class ReplayReport:
     accounts: dict[str, AccountOutcome] = field(default_factory=dict)
     clusters: dict[str, ClusterOutcome] = field(default_factory=dict)
     rejected_reasons: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -142,6 +146,7 @@ def replay(
     on_event: Callable[[RequestEvent], None] | None = None,
     progress: Callable[[int], None] | None = None,
     drain_every: int = DRAIN_EVERY,
+    dedup_window: int = 1_200_000,
 ) -> ReplayReport:
     """Feed every valid line to ``pipeline`` in order; return the replay report.
 
@@ -152,7 +157,9 @@ def replay(
     report = ReplayReport()
     tracker = _Tracker(report)
     accounts = report.accounts
-    decode, process = decoder.decode, pipeline.process
+    decode, process, judge = decoder.decode, pipeline.process, pipeline.clock.judge
+    seen = DedupWindow(dedup_window)
+    duplicates = 0
     pending_bytes = 0
     ts = 0.0
     for n, line in enumerate(lines, 1):
@@ -168,26 +175,33 @@ def replay(
             report.rejected += 1
             report.rejected_reasons[exc.reason[:120]] += 1
             continue
+        late = judge(event.ts)
+        if late is not None:
+            report.rejected += 1
+            report.rejected_reasons[late.split(" (")[0][:120]] += 1
+            continue
+        if not seen.add(dedup_key(event)):
+            duplicates += 1
+            continue
         report.events += 1
-        ts = event.ts  # a float after decoding
+        ts = event.ts
         acct = event.account_id
         out = accounts.get(acct)
         if out is None:
-            out = accounts[acct] = AccountOutcome(first_event_ts=ts)  # type: ignore[arg-type]
+            out = accounts[acct] = AccountOutcome(first_event_ts=ts)
         out.events += 1
-        out.last_event_ts = ts  # type: ignore[assignment]
+        out.last_event_ts = ts
         if on_event is not None:
             on_event(event)
-        alerts = process(event)
-        if alerts:
-            tracker.alerts(alerts, ts, acct)  # type: ignore[arg-type]
-        if report.events % drain_every == 0:
+        if process(event) or report.events % drain_every == 0:
+            # drained right after the event that raised it: first alerts are timed exactly
             drained = pipeline.drain()
-            tracker.alerts(drained.alerts, ts, None)  # type: ignore[arg-type]
+            tracker.alerts(drained.alerts, ts, acct)
             tracker.clusters(drained.clusters)
     drained = pipeline.drain()
-    tracker.alerts(drained.alerts, ts, None)  # type: ignore[arg-type]
+    tracker.alerts(drained.alerts, ts, None)
     tracker.clusters(drained.clusters)
+    report.duplicates = duplicates
     if progress is not None:
         progress(pending_bytes)
     _finish(report, pipeline, tracker)

@@ -1,39 +1,65 @@
-"""The checkpoint protocol: state, de-duplication memory and offsets move together.
+"""The checkpoint: all state, the store's writes and the offsets they cover, in one commit.
 
-After each batch, one Redis transaction (MULTI/EXEC) writes the state the batch
-produced, the batch's event ids (the de-duplication window) and the next offset of
-every partition in the batch. Only then are offsets committed to Kafka. So:
+Every checkpoint, one Redis transaction (MULTI/EXEC) writes
 
-- a crash before EXEC leaves Redis as it was: the batch is redelivered and re-applied;
-- a crash after EXEC but before the Kafka commit is harmless: on assignment the worker
-  seeks to the offsets stored in Redis, which are the source of truth;
-- a duplicate *published* event (same ``event_id``) is caught by the window.
+- the offsets of the next event to process, per partition;
+- the de-duplication ids of the events processed since the previous checkpoint;
+- the state of every account touched since then, under its partition (so it moves
+  with the partition), and deletes the state of accounts the pipeline forgot;
+- the pipeline's shared state (models, linkage graph, cluster-id counter, clock) and
+  the feedback position learnt into it, *with the offsets it covers*;
+- the risks, alerts, clusters and chart points the pipeline produced (the alert
+  store's writes are queued into the same transaction by the worker's sink).
 
-Kafka's committed offsets are still written, for lag monitoring and for tools.
+Kafka sends (dead letters, published alerts) are confirmed before it runs. Then:
+
+- a crash before EXEC leaves Redis as it was: every event since the previous
+  checkpoint is re-read from Kafka and re-processed from the previous state, in the
+  same merged order, so it produces the same results and the same cluster ids;
+- a crash after EXEC but before the Kafka offset commit is harmless: the worker seeks
+  to the offsets in Redis, which are the source of truth;
+- a duplicate *published* event (same account and ``event_id``) is caught by the
+  window.
+
+Stored checkpoints are versioned msgspec structs: a field added with a default reads
+old checkpoints; a changed meaning bumps ``CHECKPOINT_VERSION``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 import redis
 
 from distillguard.store import schema
 
-# Key names live with every other key in ``distillguard.store.schema``.
+CHECKPOINT_VERSION = 1
 COUNTS_KEY = schema.ACCOUNT_REQUESTS
 STATS_KEY = schema.WORKER_STATS
-offsets_key = schema.checkpoint_offsets
-dedup_key = schema.checkpoint_seen
-account_state_key = schema.checkpoint_account_state
-shared_state_key = schema.checkpoint_shared
-feedback_position_key = schema.checkpoint_feedback
+
+
+class SharedCheckpoint(msgspec.Struct, kw_only=True):
+    """The shared part of a checkpoint: what a worker learnt across its partitions."""
+
+    version: int = CHECKPOINT_VERSION
+    #: the pipeline's ``snapshot_shared()``
+    state: bytes = b""
+    #: feedback stream id learnt up to
+    feedback_position: str = "0-0"
+    #: next offset per partition that ``state`` has seen everything before
+    offsets: dict[int, int] = msgspec.field(default_factory=dict)
+
+
+_SHARED_DECODER = msgspec.msgpack.Decoder(SharedCheckpoint)
+_ENCODER = msgspec.msgpack.Encoder()
 
 
 @dataclass(slots=True)
-class BatchResult:
-    """Everything one batch changed, ready to be written atomically."""
+class Batch:
+    """Everything since the previous checkpoint, ready to be written atomically."""
 
     next_offsets: dict[int, int] = field(default_factory=dict)
     new_ids: dict[int, list[str]] = field(default_factory=dict)
@@ -42,22 +68,34 @@ class BatchResult:
     rejected: int = 0
     duplicates: int = 0
     account_states: dict[int, dict[str, bytes]] = field(default_factory=dict)
-    shared_state: bytes | None = None
-    feedback_position: str | None = None
+    forgotten: dict[int, list[str]] = field(default_factory=dict)
+    shared: SharedCheckpoint | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.next_offsets or self.shared is not None)
 
 
 class Checkpointer:
-    """Reads and writes one consumer group's checkpoint for one topic in Redis."""
+    """Reads and writes one consumer group's checkpoint for one topic in Redis.
 
-    def __init__(self, client: redis.Redis, group: str, topic: str, dedup_window: int) -> None:
+    ``instance`` names the shared state of one worker where several share a group.
+    """
+
+    def __init__(
+        self, client: redis.Redis, group: str, topic: str, dedup_window: int, instance: str = ""
+    ) -> None:
         self.client = client
         self.group = group
         self.topic = topic
         self.dedup_window = dedup_window
-        self._offsets_key = offsets_key(group, topic)
+        self._offsets_key = schema.checkpoint_offsets(group, topic)
+        self._shared_key = schema.checkpoint_shared(group, topic, instance)
 
-    def load_offsets(self, partitions: list[int]) -> dict[int, int]:
+    # -- reading (on start and after every change of assignment) -----------------------
+
+    def load_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """Next offset to read per partition, for those with a checkpoint."""
+        partitions = list(partitions)
         if not partitions:
             return {}
         values = self.client.hmget(self._offsets_key, [str(p) for p in partitions])
@@ -65,44 +103,62 @@ class Checkpointer:
 
     def load_seen(self, partition: int) -> list[str]:
         """The de-duplication window of a partition, oldest first."""
-        raw = self.client.lrange(dedup_key(self.group, self.topic, partition), 0, -1)
+        raw = self.client.lrange(schema.checkpoint_seen(self.group, self.topic, partition), 0, -1)
         return [item.decode() for item in raw]
 
     def load_account_states(self, partition: int) -> dict[str, bytes]:
-        raw = self.client.hgetall(account_state_key(self.group, self.topic, partition))
-        return {k.decode(): v for k, v in raw.items()}
+        key = schema.checkpoint_account_state(self.group, self.topic, partition)
+        return {k.decode(): v for k, v in self.client.hgetall(key).items()}
 
-    def load_shared(self) -> tuple[bytes | None, str | None]:
-        """The last shared-model snapshot and the feedback position learnt into it."""
-        shared, position = self.client.mget(
-            shared_state_key(self.group, self.topic), feedback_position_key(self.group, self.topic)
-        )
-        return shared, None if position is None else position.decode()
+    def load_shared(self) -> SharedCheckpoint | None:
+        """The last shared checkpoint; ValueError if one is stored but unreadable."""
+        raw = self.client.get(self._shared_key)
+        if raw is None:
+            return None
+        try:
+            shared = _SHARED_DECODER.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"shared checkpoint unreadable: {exc}") from None
+        if shared.version > CHECKPOINT_VERSION:
+            raise ValueError(
+                f"shared checkpoint version {shared.version} is newer than this worker's"
+                f" {CHECKPOINT_VERSION}: run the newer release, or reset the checkpoint"
+            )
+        return shared
 
-    def commit(self, batch: BatchResult) -> None:
-        """Write the batch's effects and offsets in one transaction."""
-        pipe = self.client.pipeline(transaction=True)
+    # -- writing ---------------------------------------------------------------------------
+
+    def queue(self, pipe: redis.client.Pipeline, batch: Batch) -> None:
+        """Queue the batch's checkpoint commands into ``pipe`` (inside its MULTI)."""
+        group, topic = self.group, self.topic
         for account, n in batch.counts.items():
             pipe.hincrby(COUNTS_KEY, account, n)
         if self.dedup_window > 0:
             for partition, ids in batch.new_ids.items():
                 if ids:
-                    key = dedup_key(self.group, self.topic, partition)
+                    key = schema.checkpoint_seen(group, topic, partition)
                     pipe.rpush(key, *ids)
                     pipe.ltrim(key, -self.dedup_window, -1)
+        for partition, states in batch.account_states.items():
+            if states:
+                key = schema.checkpoint_account_state(group, topic, partition)
+                pipe.hset(key, mapping=states)  # type: ignore[arg-type]
+        for partition, gone in batch.forgotten.items():
+            if gone:
+                pipe.hdel(schema.checkpoint_account_state(group, topic, partition), *gone)
         if batch.next_offsets:
             pipe.hset(
                 self._offsets_key,
-                mapping={str(p): o for p, o in batch.next_offsets.items()},
+                mapping={str(p): o for p, o in batch.next_offsets.items()},  # type: ignore[arg-type]
             )
-        for partition, states in batch.account_states.items():
-            if states:
-                pipe.hset(account_state_key(self.group, self.topic, partition), mapping=states)
-        if batch.shared_state is not None:
-            pipe.set(shared_state_key(self.group, self.topic), batch.shared_state)
-            if batch.feedback_position is not None:
-                pipe.set(feedback_position_key(self.group, self.topic), batch.feedback_position)
+        if batch.shared is not None:
+            pipe.set(self._shared_key, _ENCODER.encode(batch.shared))
         pipe.hincrby(STATS_KEY, "processed", batch.processed)
         pipe.hincrby(STATS_KEY, "rejected", batch.rejected)
         pipe.hincrby(STATS_KEY, "duplicates", batch.duplicates)
-        pipe.execute()
+
+    def commit(self, batch: Batch) -> None:
+        """Write the batch on its own, in one transaction (no store writes with it)."""
+        with self.client.pipeline(transaction=True) as pipe:
+            self.queue(pipe, batch)
+            pipe.execute()

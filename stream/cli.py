@@ -19,17 +19,19 @@ def worker(
 ) -> None:
     """Consume api-requests, run the detectors, keep state in Redis; stop with Ctrl-C/SIGTERM."""
     from distillguard.detectors.pipeline import build_pipeline
-    from distillguard.stream.sinks import default_sink
-    from distillguard.stream.worker import Worker
-
     from distillguard.logs import setup_logging
+    from distillguard.stream.sinks import default_sink
+    from distillguard.stream.worker import Worker, WorkerError
 
     setup_logging(log_level)
     settings = get_settings()
-    pipeline = build_pipeline(settings)
-    w = Worker(settings, pipeline, sink=default_sink(settings, pipeline))
+    w = Worker(settings, build_pipeline(settings), sink=default_sink(settings))
     w.install_signal_handlers()
-    w.run(max_idle_s=max_idle)
+    try:
+        w.run(max_idle_s=max_idle)
+    except WorkerError as exc:
+        typer.echo(f"distillguard worker: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def produce(

@@ -39,11 +39,20 @@ class DeadLetters:
         self.topic = topic
         self.pending = 0
         self.truncated = 0
+        #: what was sent since the last confirmation: re-sent if a confirmation failed
+        self._unconfirmed: list[tuple[bytes | None, bytes, str, str, int, int]] = []
+        self._resend = False
 
     def send(
         self, key: bytes | None, value: bytes, reason: str, topic: str, partition: int, offset: int
     ) -> None:
         """Queue one dead letter; never refused for its size (see the module docstring)."""
+        self._unconfirmed.append((key, value, reason, topic, partition, offset))
+        self._publish(key, value, reason, topic, partition, offset)
+
+    def _publish(
+        self, key: bytes | None, value: bytes, reason: str, topic: str, partition: int, offset: int
+    ) -> None:
         headers = [
             (REASON, _clip(reason, MAX_REASON_BYTES)),
             (SOURCE_TOPIC, topic.encode()),
@@ -62,6 +71,29 @@ class DeadLetters:
         if self.pending:
             self.pending = 0
             self.publisher.flush()
+
+
+    def confirm(self) -> None:
+        """Make sure the broker has every dead letter since the last confirmation.
+
+        After a failed attempt (``PublishFailed``) all of them are sent again: a dead
+        letter may then arrive twice (at-least-once), but none is lost. The worker
+        calls this before it commits the offsets the dead letters cover.
+        """
+        if self._resend:
+            for record in self._unconfirmed:
+                self._publish(*record)
+        self._resend = True
+        self.publisher.flush()
+        self._resend = False
+        self._unconfirmed.clear()
+        self.pending = 0
+
+    def discard(self) -> None:
+        """Forget unconfirmed dead letters: the worker rolled back and will re-read them."""
+        self._unconfirmed.clear()
+        self._resend = False
+        self.pending = 0
 
 
 def _cut_to_fit(

@@ -1,47 +1,48 @@
-"""Where the worker persists pipeline output beyond counts (risks, alerts, clusters)."""
+"""Where the worker persists pipeline output beyond counts: the Redis alert store.
+
+The sink writes inside the checkpoint's transaction (``queue_also``), so the store
+never holds a risk, alert, chart point or history entry that the checkpoint does not
+cover: after a crash they are produced again, once, from the re-read events.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import redis
-from distillguard.detectors.pipeline import Pipeline, PipelineOutput
-from distillguard.stream.worker import OutputSink
 
+from distillguard.detectors.pipeline import BatchOutput
 from distillguard.records import Alert
 from distillguard.settings import Settings
-from distillguard.store.writer import AlertWriter
-
-FeatureSource = Callable[[str], "dict[str, float] | None"]
+from distillguard.store.writer import AlertWriter, BeforeCommit, QueueAlso
 
 
-def alert_store_sink(
-    client: redis.Redis, settings: Settings, features_of: FeatureSource | None = None
-) -> OutputSink:
-    """Risks, deduplicated alerts, clusters and chart data into the Redis alert store.
+class OutputSink(Protocol):
+    """Persists one checkpoint's output, with the checkpoint, in one transaction."""
 
-    ``features_of`` (account -> its named signals now) adds a chart point for every
-    account whose risk changed and is above ``low``: the console's activity charts
-    then follow an account between alerts, not only at the moments it alerted.
-    """
-    writer = AlertWriter.from_settings(client, settings)
-
-    def write(out: PipelineOutput) -> list[Alert]:
-        features = None
-        if features_of is not None:
-            alerting = {a.subject_id for a in out.alerts if a.subject_type == "account"}
-            features = {
-                r.account_id: f
-                for r in out.risks
-                if r.level != "low"
-                and r.account_id not in alerting
-                and (f := features_of(r.account_id))
-            }
-        return writer.write(out.risks, out.alerts, out.clusters, features=features)
-
-    return write
+    def write(
+        self, out: BatchOutput, queue_also: QueueAlso, before_commit: BeforeCommit
+    ) -> list[Alert]: ...
 
 
-def default_sink(settings: Settings, pipeline: Pipeline | None = None) -> OutputSink:
-    features_of = getattr(pipeline, "account_features", None)
-    return alert_store_sink(redis.Redis.from_url(settings.redis_url), settings, features_of)
+class AlertStoreSink:
+    """Risks, deduplicated alerts, clusters and chart points into the alert store."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.writer = AlertWriter.from_settings(client, settings)
+
+    def write(
+        self, out: BatchOutput, queue_also: QueueAlso, before_commit: BeforeCommit
+    ) -> list[Alert]:
+        return self.writer.write(
+            out.risks,
+            out.alerts,
+            out.clusters,
+            chart_points=out.chart_points,
+            queue_also=queue_also,
+            before_commit=before_commit,
+        )
+
+
+def default_sink(settings: Settings, client: redis.Redis | None = None) -> AlertStoreSink:
+    return AlertStoreSink(client or redis.Redis.from_url(settings.redis_url), settings)

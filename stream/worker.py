@@ -1,43 +1,66 @@
-"""The streaming worker: Kafka batches in, detector pipeline, Redis checkpoint, commit.
+"""The streaming worker: partitions merged in event time, one pipeline, one commit.
 
-Per batch: decode and validate every message (bad ones to the dead-letter topic),
-drop duplicates by ``event_id``, feed the rest to the pipeline in partition order,
-then persist (``Checkpointer.commit``: one Redis transaction), then commit offsets to
-Kafka. Effects are therefore applied exactly once in Redis although delivery is
-at-least-once (see ``checkpoint`` for the argument). The worker never stops on
-input; it stops on SIGTERM/SIGINT after finishing, persisting and committing the
-batch in hand.
+Per poll: decode every fetched message into its partition's buffer (a refused one
+keeps its place, with the reason), then hand events to the pipeline in merged
+event-time order (:mod:`distillguard.stream.merge`), dropping duplicates and events
+far outside the watermark. Every ``checkpoint_interval_s`` (or
+``checkpoint_max_events``) one checkpoint commits everything since the last one:
+dead letters and published alerts confirmed by Kafka first, then one Redis
+transaction with the store's writes, all state and the offsets it covers
+(:mod:`distillguard.stream.checkpoint`), then the Kafka offsets (for lag tools only).
+
+Processing order depends on the topic alone, and the state in Redis always matches
+the offsets in Redis, so whatever happens — a crash, a restart, a rebalance — the
+worker rolls back to its last checkpoint and re-reads from there: the same events in
+the same order from the same state, the same results. That roll-back is the one
+path for start-up, every change of assignment and recovery; it runs on the main
+thread (the rebalance callbacks, on kafka-python's network thread, only raise a flag).
+
+The worker never stops on input. It stops on SIGTERM/SIGINT after checkpointing what
+it processed; it exits non-zero, with a message, when it cannot go on safely (a
+checkpoint ahead of the topic's end, Redis or Kafka unreachable past
+``outage_exit_s``, or a stop requested while the checkpoint cannot be written).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
-from distillguard.detectors.pipeline import Checkpointable, Pipeline, PipelineOutput
-from distillguard.stream.checkpoint import STATS_KEY, BatchResult, Checkpointer
-from distillguard.stream.consumer import ConsumerRebalanceListener, TopicPartition, open_consumer
-from distillguard.stream.dead_letter import DeadLetters
-from distillguard.stream.dedup import DedupWindow
-from distillguard.stream.producer import EventPublisher
 from kafka import KafkaConsumer, OffsetAndMetadata
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, OffsetOutOfRangeError
 
+from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
 from distillguard.settings import Settings
 from distillguard.store.feedback import read_labels
+from distillguard.stream.checkpoint import STATS_KEY, Batch, Checkpointer, SharedCheckpoint
+from distillguard.stream.consumer import (
+    ConsumerRebalanceListener,
+    TopicPartition,
+    offsets_beyond_end,
+    open_consumer,
+)
+from distillguard.stream.dead_letter import DeadLetters
+from distillguard.stream.dedup import DedupWindow, dedup_key
+from distillguard.stream.merge import Entry, PartitionMerge
+from distillguard.stream.producer import EventPublisher, PublishFailed
+from distillguard.stream.sinks import OutputSink
 
 log = logging.getLogger("distillguard.worker")
 
-#: Persists what the pipeline produced beyond counts (risks, alerts, clusters) and
-#: returns the alerts that were created or updated, to be published on Kafka.
-OutputSink = Callable[[PipelineOutput], list[Alert]]
+#: events handed to the pipeline between two looks at the clock and the signals
+_RUN = 2048
+_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, PublishFailed)
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot go on safely; the message says why and what to do."""
 
 
 @dataclass(slots=True)
@@ -45,25 +68,21 @@ class WorkerStats:
     processed: int = 0
     rejected: int = 0
     duplicates: int = 0
-    batches: int = 0
+    checkpoints: int = 0
+    rollbacks: int = 0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's network thread: only note that the assignment moved."""
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Every batch is checkpointed before the next poll, so nothing is in flight here.
-        for tp in revoked:
-            self.worker.windows.pop(tp.partition, None)
-        self.worker.forget(revoked)
-        if revoked:
-            log.info(
-                "partitions revoked", extra={"partitions": sorted(t.partition for t in revoked)}
-            )
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.worker.rebalanced = True
 
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.worker.restore(assigned)
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.worker.rebalanced = True
 
 
 class Worker:
@@ -84,234 +103,334 @@ class Worker:
         self.decoder = EventDecoder(
             Limits(v.max_prompt_chars, v.max_message_bytes, v.max_tokens, v.max_clock_skew_days)
         )
-        self.redis = redis_client or redis.Redis.from_url(settings.redis_url)
+        # A hung connection must not hang the worker: every Redis call returns or raises.
+        self.redis = redis_client or redis.Redis.from_url(
+            settings.redis_url, socket_timeout=10, socket_connect_timeout=5
+        )
+        w = settings.worker
         self.checkpointer = Checkpointer(
-            self.redis,
-            settings.worker.group_id,
-            settings.topics.requests,
-            settings.worker.dedup_window,
+            self.redis, w.group_id, settings.topics.requests, w.dedup_window, w.instance
         )
         self.publisher = EventPublisher(settings.kafka_bootstrap, settings.topics.alerts)
         self.dead_letters = DeadLetters(self.publisher, settings.topics.dead_letter)
+        #: the state a rollback returns to when there is no checkpoint yet
+        self._initial_shared = pipeline.snapshot_shared()
+        self.merge = PartitionMerge()
         self.windows: dict[int, DedupWindow] = {}
-        # Pipelines with per-account state checkpoint it per partition, so that a
-        # rebalance moves an account's state with its partition.
-        self.checkpointable = isinstance(pipeline, Checkpointable)
-        # Which accounts each partition has fed, to forget them when it is revoked.
-        self.partition_accounts: dict[int, set[str]] = {}
-        self._last_shared_checkpoint = time.monotonic()
         self.stats = WorkerStats()
         self.feedback_position = "0-0"
+        self.rebalanced = True  # the first poll joins the group: start from the checkpoint
+        self._assigned: set[TopicPartition] = set()
+        self._offsets: dict[int, int] = {}  # next offset to process, per owned partition
+        self._partition_of: dict[str, int] = {}
+        self._reset_batch()
         self._last_feedback_poll = 0.0
-        self._stop = threading.Event()
-        self._closing = False
+        self._stop = False
         self._consumer: KafkaConsumer | None = None
 
-    # -- lifecycle ---------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------
     def stop(self, *_: object) -> None:
-        self._stop.set()
+        self._stop = True
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
-    def restore(self, assigned: list[TopicPartition]) -> None:
-        """Seek to the offsets in Redis; reload each partition's de-dup window and account state."""
-        consumer = self._consumer
-        assert consumer is not None
-        offsets = self.checkpointer.load_offsets([tp.partition for tp in assigned])
-        size = self.settings.worker.dedup_window
-        for tp in assigned:
-            if tp.partition in offsets:
-                consumer.seek(tp, offsets[tp.partition])
-            self.windows[tp.partition] = DedupWindow(
-                size, self.checkpointer.load_seen(tp.partition)
-            )
-            if self.checkpointable:
-                states = self.checkpointer.load_account_states(tp.partition)
-                if states:
-                    self.pipeline.restore_accounts(states)  # type: ignore[attr-defined]
-        log.info(
-            "partitions assigned",
-            extra={"partitions": sorted(t.partition for t in assigned), "restored": offsets},
-        )
-
-    def forget(self, revoked: list[TopicPartition]) -> None:
-        """Drop the state of accounts whose partition moved: its new owner restores it.
-
-        Not on shutdown (the consumer revokes everything as it closes): the state is
-        checkpointed by then and stays inspectable in this process.
-        """
-        if self._closing:
-            return
-        forget = getattr(self.pipeline, "forget_accounts", None)
-        for tp in revoked:
-            accounts = self.partition_accounts.pop(tp.partition, None)
-            if accounts and forget is not None:
-                forget(list(accounts))
-
-    def restore_shared(self) -> None:
-        """Load the last shared-model checkpoint and resume the feedback stream after it."""
-        if not self.checkpointable:
-            return
-        shared, position = self.checkpointer.load_shared()
-        if shared is not None:
-            try:
-                self.pipeline.restore(shared)  # type: ignore[attr-defined]
-            except ValueError as exc:
-                # An unreadable checkpoint (older format, corruption) costs history, not service.
-                log.error("shared checkpoint unreadable; starting fresh", extra={"error": str(exc)})
-        if position is not None:
-            self.feedback_position = position
-        log.info("shared state restored", extra={"found": shared is not None})
-
     def run(self, max_idle_s: float | None = None) -> WorkerStats:
         """Consume until stopped (or, for tools and tests, until idle for ``max_idle_s``)."""
-        self.restore_shared()
+        w = self.settings.worker
         self._consumer = consumer = open_consumer(self.settings, _Rebalance(self))
-        timeout_ms = self.settings.worker.poll_timeout_ms
-        idle_since = time.monotonic()
-        last_report = time.monotonic()
-        log.info("worker started", extra={"group": self.settings.worker.group_id})
+        idle_since = last_report = time.monotonic()
+        log.info("worker started", extra={"group": w.group_id, "instance": w.instance})
+        clean = False
         try:
-            while not self._stop.is_set():
-                self.learn_feedback()
-                records = consumer.poll(timeout_ms=timeout_ms)
-                if records:
-                    self.handle(records)
+            while not self._stop:
+                try:
+                    records = consumer.poll(timeout_ms=w.poll_timeout_ms)
+                except OffsetOutOfRangeError as exc:
+                    raise WorkerError(
+                        f"the request topic no longer holds the offsets being read ({exc}):"
+                        " it was deleted and re-created, or truncated; the checkpoint does not"
+                        " describe this topic — reset it (`distillguard checkpoint reset`)"
+                    ) from None
+                if self.rebalanced or consumer.assignment() != self._assigned:
+                    self._roll_back(consumer)
                     idle_since = time.monotonic()
-                elif not consumer.assignment():
-                    idle_since = time.monotonic()  # still joining the group: not idle yet
-                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                    break
-                if time.monotonic() - last_report > self.settings.worker.stats_interval_s:
+                    continue
+                if records:
+                    self._buffer(records)
+                    idle_since = time.monotonic()
+                self._mark_caught_up(consumer)
+                self._apply_backpressure(consumer)
+                self._process_merged()
+                self._learn_feedback()
+                now = time.monotonic()
+                if self._checkpoint_due(now):
+                    self._checkpoint()
+                if now - last_report > w.stats_interval_s:
                     self.report(consumer)
-                    last_report = time.monotonic()
+                    last_report = now
+                if (
+                    max_idle_s is not None
+                    and self._assigned
+                    and not len(self.merge)
+                    and now - idle_since > max_idle_s
+                ):
+                    break
+            clean = True
         finally:
-            if self.checkpointable:
-                self._persist(
-                    BatchResult(
-                        shared_state=self._shared_snapshot(),
-                        feedback_position=self.feedback_position,
-                    ),
-                    PipelineOutput(),
-                )
+            if clean or self._stop:
+                self._final_checkpoint()
             self.report(consumer)
-            self._closing = True
             consumer.close(autocommit=False)
             self.publisher.close()
             log.info("worker stopped", extra=self._stats_dict())
         return self.stats
 
-    # -- one batch ---------------------------------------------------------------
-    def handle(self, records: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
-        batch = BatchResult()
+    def _final_checkpoint(self) -> None:
+        if not self._assigned:
+            return
+        try:
+            self._checkpoint()
+        except WorkerError as exc:
+            # nothing is lost: the next start re-reads from the last checkpoint
+            log.error("final checkpoint abandoned", extra={"error": str(exc)})
+
+    # -- roll back to the checkpoint (start-up, rebalance, recovery) -------------------
+    def _roll_back(self, consumer: KafkaConsumer) -> None:
+        """Discard everything since the last checkpoint and resume from it."""
+        self.rebalanced = False
+        assigned = set(consumer.assignment())
+        partitions = sorted(tp.partition for tp in assigned)
+        self._retry(lambda: self._restore(consumer, assigned, partitions), "restore")
+        self._assigned = assigned
+        self.stats.rollbacks += 1
+        log.info(
+            "partitions assigned, resumed from checkpoint",
+            extra={
+                "partitions": partitions,
+                "offsets": {str(p): o for p, o in self._offsets.items()},
+            },
+        )
+
+    def _restore(
+        self, consumer: KafkaConsumer, assigned: set[TopicPartition], partitions: list[int]
+    ) -> None:
+        pipeline, cp = self.pipeline, self.checkpointer
+        pipeline.drain()  # outputs since the checkpoint: produced again from the re-read
+        pipeline.forget(pipeline.accounts())
+        try:
+            shared = cp.load_shared()
+        except ValueError as exc:
+            log.error("shared checkpoint unreadable; starting fresh", extra={"error": str(exc)})
+            shared = None
+        try:
+            pipeline.restore(shared.state if shared is not None else self._initial_shared)
+        except ValueError as exc:
+            log.error("shared state not restorable; starting fresh", extra={"error": str(exc)})
+            pipeline.restore(self._initial_shared)
+        self.feedback_position = shared.feedback_position if shared is not None else "0-0"
+        stored = cp.load_offsets(partitions)
+        beyond = offsets_beyond_end(
+            self.settings.kafka_bootstrap, self.settings.topics.requests, stored
+        )
+        if beyond:
+            described = ", ".join(
+                f"partition {p} at {o} (ends at {e})" for p, (o, e) in beyond.items()
+            )
+            raise WorkerError(
+                f"checkpoint ahead of the topic: {described}. The topic was re-created or"
+                " truncated, and reading on would silently skip events; reset the"
+                " checkpoint (`distillguard checkpoint reset`) to process it from its start"
+            )
+        tps = sorted(assigned, key=lambda tp: tp.partition)
+        begin = consumer.beginning_offsets(tps) if tps else {}
+        self._offsets = {}
+        self._partition_of = {}
+        self.windows = {}
+        size = self.settings.worker.dedup_window
+        for tp in tps:
+            p = tp.partition
+            offset = stored.get(p, begin[tp])
+            if offset < begin[tp]:
+                log.warning(
+                    "events expired before they were processed",
+                    extra={"partition": p, "checkpoint": offset, "log_start": begin[tp]},
+                )
+                offset = begin[tp]
+            consumer.seek(tp, offset)
+            self._offsets[p] = offset
+            self.windows[p] = DedupWindow(size, cp.load_seen(p))
+            states = cp.load_account_states(p)
+            pipeline.restore_accounts(states)
+            for account in states:
+                self._partition_of[account] = p
+        self.merge.assign(partitions)
+        self.dead_letters.discard()
+        self._reset_batch()
+
+    # -- buffering and the merge ---------------------------------------------------------
+    def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
         decode = self.decoder.decode
-        process = self.pipeline.process
-        touched: dict[int, set[str]] = {}
         for tp, messages in records.items():
-            window = self.windows.get(tp.partition)
-            if window is None:
-                window = self.windows[tp.partition] = DedupWindow(self.settings.worker.dedup_window)
-            new_ids: list[str] = []
-            accounts = touched[tp.partition] = set()
+            entries = []
             for msg in messages:
                 try:
                     event = decode(msg.value)
                 except InvalidEvent as exc:
-                    self.dead_letters.send(
-                        msg.key, msg.value, exc.reason, tp.topic, tp.partition, msg.offset
-                    )
-                    batch.rejected += 1
+                    entries.append(Entry(msg.offset, None, (msg, exc.reason)))
                     continue
-                if not window.add(event.event_id):
-                    batch.duplicates += 1
-                    continue
-                try:
-                    process(event)  # alerts also come out of drain()
-                except Exception as exc:  # a detector bug must not stop the stream
-                    log.exception("detector failed on event", extra={"event_id": event.event_id})
-                    self.dead_letters.send(
-                        msg.key,
-                        msg.value,
-                        f"detector error: {type(exc).__name__}: {exc}",
-                        tp.topic,
-                        tp.partition,
-                        msg.offset,
-                    )
-                    batch.rejected += 1
-                    continue
-                new_ids.append(event.event_id)
-                accounts.add(event.account_id)
-                batch.processed += 1
-            batch.new_ids[tp.partition] = new_ids
-            batch.next_offsets[tp.partition] = messages[-1].offset + 1
-        out = self.pipeline.drain()
+                entries.append(Entry(msg.offset, event.ts, (msg, event)))
+            self.merge.extend(tp.partition, entries)
+
+    def _mark_caught_up(self, consumer: KafkaConsumer) -> None:
+        """A partition whose fetch position reached its end has nothing more to deliver."""
+        for tp in self._assigned:
+            high = consumer.highwater(tp)
+            fetched = consumer.position(tp, timeout_ms=0) if high is not None else None
+            self.merge.set_caught_up(tp.partition, fetched is not None and fetched >= high)
+
+    def _apply_backpressure(self, consumer: KafkaConsumer) -> None:
+        """Bound the buffer: pause the partitions furthest ahead until the others catch up."""
+        limit = self.settings.worker.merge_buffer_max
+        paused = consumer.paused()
+        if len(self.merge) > limit:
+            by_p = {tp.partition: tp for tp in self._assigned}
+            ahead = self.merge.largest(max(1, len(by_p) // 2))
+            consumer.pause(*(by_p[p] for p in ahead if by_p[p] not in paused))
+        elif paused and len(self.merge) < limit // 2:
+            consumer.resume(*paused)
+
+    def _process_merged(self) -> None:
+        pop = self.merge.pop
+        batch = self._batch
+        process = self.pipeline.process
+        judge = self.pipeline.clock.judge
+        windows, touched, offsets = self.windows, self._touched, self._offsets
+        partition_of = self._partition_of
+        topic = self.settings.topics.requests
+        while True:
+            item = pop()
+            if item is None:
+                return
+            p, entry = item
+            msg, payload = entry.payload
+            offsets[p] = entry.offset + 1
+            batch.next_offsets[p] = entry.offset + 1
+            self._since_checkpoint += 1
+            if isinstance(payload, str):
+                self._dead_letter(msg, payload, topic, p)
+                continue
+            event = payload
+            late = judge(event.ts)
+            if late is not None:
+                self._dead_letter(msg, late, topic, p)
+                continue
+            key = dedup_key(event)
+            if not windows[p].add(key):
+                batch.duplicates += 1
+                continue
+            try:
+                process(event)
+            except Exception as exc:  # a detector bug must not stop the stream
+                log.exception("detector failed on event", extra={"event_id": event.event_id})
+                self._dead_letter(msg, f"detector error: {type(exc).__name__}: {exc}", topic, p)
+                continue
+            account = event.account_id
+            batch.new_ids.setdefault(p, []).append(key)
+            touched.setdefault(p, set()).add(account)
+            partition_of[account] = p
+            batch.processed += 1
+            if self._since_checkpoint >= self.settings.worker.checkpoint_max_events:
+                self._checkpoint()
+                batch, touched = self._batch, self._touched
+
+    def _dead_letter(self, msg: Any, reason: str, topic: str, partition: int) -> None:
+        self.dead_letters.send(msg.key, msg.value, reason, topic, partition, msg.offset)
+        self._batch.rejected += 1
+
+    # -- the commit ---------------------------------------------------------------------
+    def _reset_batch(self) -> None:
+        self._batch = Batch()
+        self._touched: dict[int, set[str]] = {}
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+
+    def _checkpoint_due(self, now: float) -> bool:
+        if not self._since_checkpoint and not self._feedback_learnt:
+            return False
+        return now - self._last_checkpoint >= self.settings.worker.checkpoint_interval_s
+
+    def _checkpoint(self) -> None:
+        """Commit everything since the last checkpoint (see the module docstring)."""
+        pipeline = self.pipeline
+        out = pipeline.drain()
+        batch = self._batch
         batch.counts = out.counts
-        if self.checkpointable:
-            for p, ids in touched.items():
-                self.partition_accounts.setdefault(p, set()).update(ids)
-            snap = self.pipeline.snapshot_accounts  # type: ignore[attr-defined]
-            batch.account_states = {p: snap(list(ids)) for p, ids in touched.items() if ids}
-            interval = self.settings.worker.shared_checkpoint_interval_s
-            if time.monotonic() - self._last_shared_checkpoint > interval:
-                batch.shared_state = self._shared_snapshot()
-                batch.feedback_position = self.feedback_position
-        # Dead letters first: a crash after this and before the checkpoint re-sends
-        # them (at-least-once), but never loses one.
-        self.dead_letters.flush()
-        self._persist(batch, out)
+        for p, accounts in self._touched.items():
+            batch.account_states[p] = pipeline.snapshot_accounts(accounts)
+        for account in out.forgotten:
+            p = self._partition_of.pop(account, None)
+            if p is not None:
+                batch.forgotten.setdefault(p, []).append(account)
+        batch.shared = SharedCheckpoint(
+            state=pipeline.snapshot_shared(),
+            feedback_position=self.feedback_position,
+            offsets=dict(self._offsets),
+        )
+        self._retry(lambda: self._commit(batch, out), "checkpoint")
         self._commit_kafka(batch)
         s = self.stats
         s.processed += batch.processed
         s.rejected += batch.rejected
         s.duplicates += batch.duplicates
-        s.batches += 1
+        s.checkpoints += 1
+        self._feedback_learnt = False
+        self._reset_batch()
 
-    def learn_feedback(self, min_interval_s: float = 1.0) -> int:
-        """Teach the pipeline the analysts' labels that arrived since the last poll."""
-        now = time.monotonic()
-        if now - self._last_feedback_poll < min_interval_s:
-            return 0
-        self._last_feedback_poll = now
-        try:
-            labels, self.feedback_position = read_labels(self.redis, self.feedback_position)
-        except redis.exceptions.RedisError as exc:
-            log.warning("feedback stream unavailable", extra={"error": str(exc)})
-            return 0
-        for label in labels:
-            try:
-                self.pipeline.learn_label(label)
-            except Exception:  # a bad label must not stop the stream
-                log.exception(
-                    "pipeline failed to learn a label", extra={"account": label.account_id}
-                )
-        if labels:
-            log.info("learnt analyst labels", extra={"labels": len(labels)})
-        return len(labels)
+    def _commit(self, batch: Batch, out: BatchOutput) -> None:
+        if self.sink is not None and (out.risks or out.alerts or out.clusters or out.chart_points):
+            self.sink.write(
+                out, lambda pipe: self.checkpointer.queue(pipe, batch), self._confirm_sends
+            )
+        else:
+            self._confirm_sends([])
+            self.checkpointer.commit(batch)
 
-    def _shared_snapshot(self) -> bytes:
-        self._last_shared_checkpoint = time.monotonic()
-        return self.pipeline.snapshot_shared()  # type: ignore[attr-defined, no-any-return]
+    def _confirm_sends(self, alerts: list[Alert]) -> None:
+        """Publish the alerts and make sure Kafka has them and every dead letter."""
+        for alert in alerts:
+            self.publisher.send(alert.subject_id, dumps(alert))
+        self.dead_letters.confirm()
 
-    def _persist(self, batch: BatchResult, out: PipelineOutput) -> None:
-        """Checkpoint, retrying while Redis is unreachable: no offset moves before state."""
-        delay = 0.1
+    def _retry(self, action: Any, what: str) -> None:
+        """Run ``action`` until it succeeds; transient outages are waited out, within limits."""
+        delay, started = 0.1, time.monotonic()
+        limit = self.settings.worker.outage_exit_s
         while True:
             try:
-                if self.sink is not None and (out.risks or out.alerts or out.clusters):
-                    for alert in self.sink(out):
-                        self.publisher.send(alert.subject_id, dumps(alert))
-                self.checkpointer.commit(batch)
+                action()
                 return
-            except redis.exceptions.ConnectionError as exc:
-                log.warning("redis unavailable, retrying checkpoint", extra={"error": str(exc)})
+            except _TRANSIENT as exc:
+                waited = time.monotonic() - started
+                if self._stop:
+                    raise WorkerError(
+                        f"stopped while the {what} could not be written ({exc}); the next"
+                        " start resumes from the last checkpoint"
+                    ) from None
+                if waited > limit:
+                    raise WorkerError(
+                        f"{what} failed for {waited:.0f} s ({exc}); exiting so that a restart"
+                        " resumes from the last checkpoint"
+                    ) from None
+                log.warning(f"{what} failed, retrying", extra={"error": str(exc)})
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
 
-    def _commit_kafka(self, batch: BatchResult) -> None:
+    def _commit_kafka(self, batch: Batch) -> None:
         consumer = self._consumer
-        assert consumer is not None
+        if consumer is None or not batch.next_offsets:
+            return
         topic = self.settings.topics.requests
         offsets = {
             TopicPartition(topic, p): OffsetAndMetadata(o, "", -1)
@@ -324,27 +443,61 @@ class Worker:
             # reporting, so it is logged, not fatal.
             log.warning("kafka offset commit failed", extra={"error": str(exc)})
 
-    # -- observability -------------------------------------------------------------
+    # -- analysts' labels ----------------------------------------------------------------
+    _feedback_learnt = False
+
+    def _learn_feedback(self, min_interval_s: float = 1.0) -> int:
+        """Teach the pipeline the labels that arrived since the last poll (checkpointed)."""
+        now = time.monotonic()
+        if now - self._last_feedback_poll < min_interval_s:
+            return 0
+        self._last_feedback_poll = now
+        try:
+            labels, position = read_labels(self.redis, self.feedback_position)
+        except redis.exceptions.RedisError as exc:
+            log.warning("feedback stream unavailable", extra={"error": str(exc)})
+            return 0
+        self.feedback_position = position
+        for label in labels:
+            try:
+                self.pipeline.learn_label(label)
+            except Exception:  # a bad label must not stop the stream
+                log.exception(
+                    "pipeline failed to learn a label", extra={"account": label.account_id}
+                )
+        if labels:
+            self._feedback_learnt = True
+            log.info("learnt analyst labels", extra={"labels": len(labels)})
+        return len(labels)
+
+    # -- observability -------------------------------------------------------------------
     def _stats_dict(self) -> dict[str, int]:
         s = self.stats
         return {
             "processed": s.processed,
             "rejected": s.rejected,
             "duplicates": s.duplicates,
-            "batches": s.batches,
+            "checkpoints": s.checkpoints,
+            "rollbacks": s.rollbacks,
         }
 
     def report(self, consumer: KafkaConsumer) -> None:
-        """Log counters and publish consumer lag where the API's /metrics can read it."""
+        """Log counters and publish consumer lag where the API's /metrics can read it.
+
+        Lag counts from what the merge has *processed*, not what was fetched.
+        """
         lag = None
         try:
-            assignment = list(consumer.assignment())
+            assignment = sorted(self._assigned, key=lambda tp: tp.partition)
             if assignment:
                 ends = consumer.end_offsets(assignment)
-                lag = sum(max(0, ends[tp] - (consumer.position(tp) or 0)) for tp in assignment)
+                lag = sum(
+                    max(0, ends.get(tp, 0) - self._offsets.get(tp.partition, 0))
+                    for tp in assignment
+                )
                 self.redis.hset(
                     STATS_KEY, mapping={"lag": lag, "lag_updated_at": round(time.time(), 3)}
                 )
-        except (KafkaError, redis.exceptions.RedisError, AssertionError) as exc:
+        except (KafkaError, redis.exceptions.RedisError) as exc:
             log.debug("lag unavailable", extra={"error": str(exc)})
         log.info("worker stats", extra={**self._stats_dict(), "lag": lag})

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from distillguard.detectors.account_pipeline import AccountPipeline
-from distillguard.sim.engine import generate
-from distillguard.sim.scenario import load_scenario
 
+from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.records import Alert, Label
 from distillguard.settings import Detectors, get_settings
+from distillguard.sim.engine import generate
+from distillguard.sim.scenario import load_scenario
+from tests.pipelines import alerts_as_raised
 
 SCENARIO = """name: feedback
 seed: {seed}
@@ -49,9 +50,8 @@ def traffic(tmp: Path, seed: int) -> tuple[list[RequestEvent], dict[str, str]]:
 
 def first_alerts(pipe: AccountPipeline, events: list[RequestEvent]) -> dict[str, Alert]:
     first: dict[str, Alert] = {}
-    for event in events:
-        for alert in pipe.process(event):
-            first.setdefault(alert.subject_id, alert)
+    for alert in alerts_as_raised(pipe, events):
+        first.setdefault(alert.subject_id, alert)
     return first
 
 

@@ -8,12 +8,13 @@ from collections import Counter
 
 import msgspec
 import pytest
+
 from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.pipeline import CountingPipeline, build_pipeline
-
 from distillguard.events import RequestEvent
 from distillguard.records import Label
 from distillguard.settings import Detectors, Settings, get_settings
+from tests.pipelines import alerts_as_raised, raised
 
 T0 = 1_790_000_000.0
 TEMPLATE = "{p}\n\nThink through this step by step and show all of your reasoning."
@@ -106,7 +107,7 @@ def test_pipeline_choice_by_settings() -> None:
 def test_distiller_alerts_once_with_evidence_and_humans_stay_quiet(config: Detectors) -> None:
     pipe = AccountPipeline(config)
     events = merged(bulk_events("bulk", 600), *(human_events(f"h{k}", 40, k) for k in range(5)))
-    alerts = [a for e in events for a in pipe.process(e)]
+    alerts = raised(pipe, events)
     by_subject = Counter(a.subject_id for a in alerts)
     assert set(by_subject) == {"bulk"}
     first = next(a for a in alerts if a.subject_id == "bulk")
@@ -128,7 +129,7 @@ def test_distiller_alerts_once_with_evidence_and_humans_stay_quiet(config: Detec
 def test_no_alert_inside_a_short_burst(config: Detectors) -> None:
     pipe = AccountPipeline(config)
     burst = bulk_events("burst", 150, gap=0.5)  # 75 seconds of activity
-    assert not [a for e in burst for a in pipe.process(e)]
+    assert not raised(pipe, burst)
 
 
 def test_reasons_carry_value_and_population_percentile(config: Detectors) -> None:
@@ -176,9 +177,8 @@ def test_unknown_account_is_low_risk(config: Detectors) -> None:
 def state_after(pipe: AccountPipeline, events: list[RequestEvent]) -> list[tuple]:
     """Everything observable: alerts as they happen, then every account's risk."""
     seen = []
-    for e in events:
-        for a in pipe.process(e):
-            seen.append((a.alert_id, a.subject_id, a.risk, a.updated_at))
+    for a in alerts_as_raised(pipe, events):
+        seen.append((a.alert_id, a.subject_id, a.risk, a.updated_at))
     out = pipe.drain()
     seen.append(tuple(sorted(out.counts.items())))
     seen.extend(msgspec.json.encode(pipe.risk(a)) for a in sorted(pipe.accounts()))
@@ -268,16 +268,18 @@ def test_idle_accounts_are_evicted(config: Detectors) -> None:
     assert pipe.risk("old").risk == 0.0
 
 
-def test_one_event_stamped_years_ahead_does_not_evict_everyone(config: Detectors) -> None:
+def test_eviction_reads_the_clock_it_is_given(config: Detectors) -> None:
+    """Idleness is judged by the shared watermark, not by the pipeline's own maximum."""
     pipe = AccountPipeline(config.model_copy(update={"idle_evict_s": 3600.0}))
+    clock = pipe.clock  # it made its own and observes every event into it
     stream = bulk_events("a", 300)
-    for e in stream[:150]:
+    for e in stream:
         pipe.process(e)
-    pipe.process(msgspec.structs.replace(stream[0], account_id="liar", ts=T0 + 5 * 365 * 86_400))
-    for e in stream[150:]:
-        pipe.process(e)
+    assert clock.now == sorted(float(e.ts) for e in stream)[-3]  # median of the last five
     assert pipe.evict_idle() == 0
-    assert sorted(pipe.accounts()) == ["a", "liar"]
+    clock.advance(clock.now + 7200)  # the other stages' events moved the watermark on
+    assert pipe.evict_idle() == 1
+    assert pipe.accounts() == []
 
 
 def test_account_cap_evicts_the_least_recent(config: Detectors) -> None:
@@ -291,7 +293,7 @@ def test_account_cap_evicts_the_least_recent(config: Detectors) -> None:
 def test_dismissal_closes_the_alert_and_a_new_one_can_open(config: Detectors) -> None:
     pipe = AccountPipeline(config)
     events = bulk_events("bulk", 1200)
-    alerts = [a for e in events[:400] for a in pipe.process(e)]
+    alerts = raised(pipe, events[:400])
     assert alerts
     pipe.learn_label(
         Label(
@@ -301,7 +303,7 @@ def test_dismissal_closes_the_alert_and_a_new_one_can_open(config: Detectors) ->
             features=alerts[0].features,
         )
     )
-    later = [a for e in events[400:] for a in pipe.process(e)]
+    later = raised(pipe, events[400:])
     # one dismissal cannot silence a blatant extractor (bounded adjustment): it comes
     # back as a fresh case, not as an update of the dismissed one
     assert later
@@ -392,7 +394,7 @@ def test_forgotten_accounts_start_afresh(config: Detectors) -> None:
     pipe = AccountPipeline(config)
     for e in bulk_events("bulk", 50) + human_events("h", 5, 1):
         pipe.process(e)
-    assert pipe.forget_accounts(["bulk", "nobody"]) == 1
+    assert pipe.forget(["bulk", "nobody"]) == 1
     assert pipe.accounts() == ["h"]
     assert pipe.risk("bulk").risk == 0.0
 

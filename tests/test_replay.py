@@ -5,33 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from distillguard.detectors.pipeline import NO_ALERTS, PipelineOutput
-from distillguard.evaluation.replay import decoder_for, replay
 from typer.testing import CliRunner
 
+from distillguard.detectors.pipeline import BatchOutput, CountingPipeline
+from distillguard.evaluation.replay import decoder_for, replay
 from distillguard.events import RequestEvent
-from distillguard.records import AccountRisk, Alert, Cluster, Label, iso
+from distillguard.records import AccountRisk, Alert, Cluster, iso
 from distillguard.settings import get_settings
 
 T0 = 1_794_787_200.0  # 2026-11-16T00:00:00Z
 
 
-class ThirdEventPipeline:
+class ThirdEventPipeline(CountingPipeline):
     """A tiny real pipeline with known behaviour: an account alert on an account's 3rd
     event; a cluster alert naming ``b`` and ``c`` on ``c``'s first event."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
+        super().__init__()
+        self.n: dict[str, int] = {}
         self.clusters: list[Cluster] = []
+        self.alerts: list[Alert] = []
 
-    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
-        n = self.counts[event.account_id] = self.counts.get(event.account_id, 0) + 1
+    def process(self, event: RequestEvent) -> bool:
+        super().process(event)
+        n = self.n[event.account_id] = self.n.get(event.account_id, 0) + 1
         now = iso(float(event.ts))
         if event.account_id == "c" and n == 1:
             self.clusters.append(
                 Cluster(cluster_id="clu_1", members=["b", "c"], risk=0.95, level="critical")
             )
-            return (
+            self.alerts.append(
                 Alert(
                     alert_id="al_c",
                     subject_type="cluster",
@@ -41,10 +44,11 @@ class ThirdEventPipeline:
                     created_at=now,
                     updated_at=now,
                     members=["b", "c"],
-                ),
+                )
             )
+            return True
         if n == 3:
-            return (
+            self.alerts.append(
                 Alert(
                     alert_id=f"al_{event.account_id}",
                     subject_type="account",
@@ -53,13 +57,15 @@ class ThirdEventPipeline:
                     level="high",
                     created_at=now,
                     updated_at=now,
-                ),
+                )
             )
-        return NO_ALERTS
+            return True
+        return False
 
-    def drain(self) -> PipelineOutput:
-        out = PipelineOutput(clusters=self.clusters)
-        self.clusters = []
+    def drain(self) -> BatchOutput:
+        out = super().drain()
+        out.clusters, self.clusters = self.clusters, []
+        out.alerts, self.alerts = self.alerts, []
         return out
 
     def risk(self, account_id: str) -> AccountRisk:
@@ -67,12 +73,6 @@ class ThirdEventPipeline:
         return AccountRisk(
             account_id=account_id, risk=risk, cluster_id="clu_1" if account_id in "bc" else None
         )
-
-    def learn_label(self, label: Label) -> None:
-        """Nothing to learn."""
-
-    def accounts(self) -> list[str]:
-        return list(self.counts)
 
 
 def _line(i: int, acct: str, **kw: object) -> bytes:

@@ -87,6 +87,7 @@ def merge_update(existing: Alert, incoming: Alert, at: str) -> Alert:
         cluster_id=incoming.cluster_id or existing.cluster_id,
         org_id=incoming.org_id or existing.org_id,
         updated_at=at,
+        detected_at=existing.detected_at or at,
         history=history,
     )
 
@@ -101,6 +102,7 @@ def as_new(incoming: Alert, at: str) -> Alert:
         incoming,
         status="open",
         created_at=created,
+        detected_at=at,
         updated_at=incoming.updated_at or at,
         sample_prompts=truncate_prompts(incoming.sample_prompts),
     )

@@ -48,16 +48,17 @@ key                                    type    TTL          written by       rea
   numeric fields (processed, rejected, duplicates, lag ...) exported as gauges.
 =====================================  ======  ===========  ===============  =================
 
-The worker's checkpoint keys (written together in one transaction per batch by
-``distillguard.stream.checkpoint``; ``{group}`` is the consumer group):
+The worker's checkpoint keys (written together in one transaction per checkpoint by
+``distillguard.stream.checkpoint``, with the store writes it covers; ``{group}`` is
+the consumer group, ``{instance}`` the worker's name where several share a group):
 
 =============================================  ======  ==================================
 ``dg:account:requests``                        hash    account -> requests counted
 ``dg:ckpt:{group}:{topic}:offsets``            hash    partition -> next offset
 ``dg:ckpt:{group}:{topic}:{partition}:seen``   list    event-id de-duplication window
 ``dg:ckpt:{group}:{topic}:{partition}:state``  hash    account -> detector state
-``dg:ckpt:{group}:{topic}:shared``             string  shared-model snapshot
-``dg:ckpt:{group}:{topic}:feedback``           string  feedback stream id learnt up to
+``dg:ckpt:{group}:{topic}:shared[:{instance}]`` string msgpack ``SharedCheckpoint``: shared
+                                                       state, feedback position, offsets covered
 =============================================  ======  ==================================
 """
 
@@ -105,12 +106,9 @@ def checkpoint_account_state(group: str, topic: str, partition: int) -> str:
     return f"dg:ckpt:{group}:{topic}:{partition}:state"
 
 
-def checkpoint_shared(group: str, topic: str) -> str:
-    return f"dg:ckpt:{group}:{topic}:shared"
-
-
-def checkpoint_feedback(group: str, topic: str) -> str:
-    return f"dg:ckpt:{group}:{topic}:feedback"
+def checkpoint_shared(group: str, topic: str, instance: str = "") -> str:
+    suffix = f":{instance}" if instance else ""
+    return f"dg:ckpt:{group}:{topic}:shared{suffix}"
 
 
 def risk(account_id: str) -> str:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 import orjson
@@ -29,7 +30,15 @@ from distillguard.store.lifecycle import OPEN_STATUSES
 from distillguard.store.merge import as_new, merge_update, suppressed_by
 from distillguard.store.models import Suppression
 
+if TYPE_CHECKING:
+    from distillguard.detectors.pipeline import ChartPoint
+
 log = logging.getLogger(__name__)
+
+#: queues more commands into the batch's transaction (the worker's checkpoint)
+QueueAlso = Callable[[redis.client.Pipeline], None]
+#: runs with the alerts about to be committed, right before EXEC (confirmed Kafka sends)
+BeforeCommit = Callable[[list[Alert]], None]
 
 
 @dataclass
@@ -84,19 +93,31 @@ class AlertWriter:
         *,
         features: Mapping[str, Mapping[str, float]] | None = None,
         prompts: Mapping[str, Sequence[str]] | None = None,
+        chart_points: Sequence[ChartPoint] = (),
+        queue_also: QueueAlso | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> list[Alert]:
         """Persist one batch; return the alerts created or updated (to publish on Kafka).
 
-        ``features`` (account -> feature snapshot) and ``prompts`` (account -> recent
-        prompts) feed the analyst's chart and samples; both optional. Alerts for a
-        subject that already has an open or acknowledged alert update that alert;
-        alerts matched by an active suppression are dropped (their risk is written).
+        ``features`` (account -> feature snapshot), ``chart_points`` (captured when the
+        detector scored) and ``prompts`` (account -> recent prompts) feed the analyst's
+        charts and samples; all optional. Alerts for a subject that already has an
+        open or acknowledged alert update that alert; alerts matched by an active
+        suppression are dropped (their risk is written). ``queue_also`` adds commands
+        to the same transaction and ``before_commit`` sees the alerts right before it
+        executes: the worker commits its checkpoint with the writes it covers, after
+        the alerts are confirmed on Kafka. A conflict with an analyst re-plans and runs
+        both again.
         """
         now = time.time()
         at = iso(now)
         if not alerts:
             with self.client.pipeline(transaction=True) as pipe:
-                self._queue_scores(pipe, risks, clusters, features, prompts, now)
+                self._queue_scores(pipe, risks, clusters, features, prompts, now, chart_points)
+                if queue_also is not None:
+                    queue_also(pipe)
+                if before_commit is not None:
+                    before_commit([])
                 pipe.execute()
             return []
         # The last detection of a subject in the batch is the current one.
@@ -106,10 +127,15 @@ class AlertWriter:
                 try:
                     planned = self._plan(pipe, latest, now, at)
                     pipe.multi()
-                    self._queue_scores(pipe, risks, clusters, features, prompts, now)
+                    self._queue_scores(pipe, risks, clusters, features, prompts, now, chart_points)
                     self._queue_alerts(pipe, planned, now)
+                    if queue_also is not None:
+                        queue_also(pipe)
+                    written = [p.alert for p in planned]
+                    if before_commit is not None:
+                        before_commit(written)
                     pipe.execute()
-                    return [p.alert for p in planned]
+                    return written
                 except redis.WatchError:
                     continue
         raise RuntimeError(f"alert batch kept conflicting after {self.max_attempts} attempts")
@@ -184,6 +210,7 @@ class AlertWriter:
         features: Mapping[str, Mapping[str, float]] | None,
         prompts: Mapping[str, Sequence[str]] | None,
         now: float,
+        chart_points: Sequence[ChartPoint] = (),
     ) -> None:
         # execute_command, not pipe.set(): redis-py's set() argument checks cost more than
         # the command itself when a batch carries thousands of risks.
@@ -198,6 +225,8 @@ class AlertWriter:
         stamped = {r.account_id: r.updated_at for r in risks if r.updated_at}
         for account_id, snapshot in (features or {}).items():
             self._push_features(pipe, account_id, snapshot, stamped.get(account_id) or iso(now))
+        for point in chart_points:
+            self._push_features(pipe, point.account_id, point.features, point.at)
         for account_id, texts in (prompts or {}).items():
             if texts:
                 key = schema.prompts(account_id)

@@ -69,7 +69,7 @@ def malformed_event(i: int, kind: str, account: str) -> bytes:
     elif kind == "naive_timestamp":
         ev["ts"] = "2026-11-18T10:00:00"
     elif kind == "huge_prompt":
-        ev["prompt"] = "x" * (10 * 1024 * 1024)
+        ev["prompt"] = "x" * 300_000  # over max_prompt_chars, under the 1 MiB record limit
     elif kind == "bad_ip":
         ev["ip"] = "999.1.2.3"
     elif kind == "empty_account":
