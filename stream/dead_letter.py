@@ -72,7 +72,6 @@ class DeadLetters:
             self.pending = 0
             self.publisher.flush()
 
-
     def confirm(self) -> None:
         """Make sure the broker has every dead letter since the last confirmation.
 
