@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
-from distillguard.api.live import LiveApi, live_api
 
+from distillguard.api.live import LiveApi, live_api
 from distillguard.records import AccountRisk, Alert, Cluster, Reason, dumps, iso
 from distillguard.store import schema
 from distillguard.store.apikeys import new_key
@@ -24,6 +25,7 @@ from distillguard.store.feedback import read_labels
 from distillguard.store.models import Role, Suppression
 from distillguard.store.writer import AlertWriter
 from tests.conftest import flushed
+from tests.helpers.replies import stream_fields, value
 
 ROLES: tuple[Role, ...] = ("service", "analyst", "admin")
 T0 = 1_795_168_800.0
@@ -64,7 +66,7 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def make_alert(alert_id: str, subject: str, risk: float = 0.95, **kw: object) -> Alert:
+def make_alert(alert_id: str, subject: str, risk: float = 0.95, **kw: Any) -> Alert:
     return Alert(
         alert_id=alert_id,
         subject_type="account",
@@ -75,7 +77,7 @@ def make_alert(alert_id: str, subject: str, risk: float = 0.95, **kw: object) ->
         updated_at=iso(T0),
         reasons=[Reason(signal="cot_elicitation_rate", value=0.8)],
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def seed(client: redis.Redis) -> None:
@@ -176,7 +178,7 @@ def test_role_matrix(
     keys = {role: make_key(client, role)[1] for role in ROLES}
     victim, _ = make_key(client, "service", "victim")
     _, revoked = make_key(client, "admin", "gone")
-    record = json.loads(client.get(schema.api_key(revoked.split("_")[1])))
+    record = json.loads(value(client, schema.api_key(revoked.split("_")[1])))
     client.set(schema.api_key(record["key_id"]), json.dumps({**record, "revoked_at": iso(T0)}))
     for role in ROLES:
         target = path.format(role=role, victim=victim)
@@ -282,7 +284,7 @@ def test_review_reaches_feedback_stream_and_audit_log(live: LiveApi, client: red
     assert [(x.account_id, x.label, x.alert_id, x.features, x.note) for x in labels] == [
         ("acct_rev_analyst", "distiller", "rev_analyst", {"cot": 0.8}, "template farm")
     ]
-    audit = [json.loads(f[b"entry"]) for _, f in client.xrange(schema.AUDIT_STREAM)]
+    audit = [json.loads(f[b"entry"]) for f in stream_fields(client, schema.AUDIT_STREAM)]
     assert [(a["action"], a["target"], a["actor"]) for a in audit] == [
         ("alert.acknowledge", "rev_analyst", f"ana#{key_id}"),
         ("alert.confirm", "rev_analyst", f"ana#{key_id}"),
@@ -354,7 +356,7 @@ def test_cli_keys_create_list_revoke(live: LiveApi, client: redis.Redis) -> None
     key = cli("create", "--role", "analyst", "--name", "ana").strip().splitlines()[-1]
     assert httpx.get(live.url + "/v1/clusters", headers=bearer(key)).status_code == 200
     key_id = key.split("_")[1]
-    assert client.get(schema.api_key(key_id)).find(key.split("_", 2)[2].encode()) == -1
+    assert value(client, schema.api_key(key_id)).find(key.split("_", 2)[2].encode()) == -1
     assert f"{key_id}\tanalyst\tana" in cli("list")
     cli("revoke", key_id)
     time.sleep(0.6)  # test config: api.key_cache_s 0.5
@@ -454,5 +456,5 @@ def test_assign_and_note_are_history_and_audit(live: LiveApi, client: redis.Redi
         ("assigned", "bo", f"ana#{key_id}"),
         ("note", "same ASN", f"ana#{key_id}"),
     ]
-    audit = [json.loads(f[b"entry"])["action"] for _, f in client.xrange(schema.AUDIT_STREAM)]
+    audit = [json.loads(f[b"entry"])["action"] for f in stream_fields(client, schema.AUDIT_STREAM)]
     assert audit == ["alert.assign", "alert.note"]

@@ -11,16 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
 import orjson
 import pytest
 import redis
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
 from distillguard.api.live import LiveApi, live_api
 from distillguard.detectors.alerts import alert_id_for
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
-
 from distillguard.records import (
     AccountRisk,
     Alert,
@@ -51,7 +59,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1440, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 TIMEOUT_MS = 10_000
 
 
@@ -157,7 +165,7 @@ def _features(rph: float, extra: dict[str, float]) -> dict[str, float]:
 
 
 def _account_alert(
-    account: str, risk: float, level: str, created: float, reasons: list[Reason], **kw: object
+    account: str, risk: float, level: str, created: float, reasons: list[Reason], **kw: Any
 ) -> Alert:
     return Alert(
         alert_id=alert_id_for(account, created),
@@ -172,7 +180,7 @@ def _account_alert(
         last_event_ts=iso(created),
         history=[HistoryEntry(at=iso(created), actor="detector", action="opened")],
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def seed_feature_history(client: redis.Redis, account: str, now: float, peak: float) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
+
 from distillguard.evaluation import metrics
 from distillguard.evaluation.baselines import (
     EventColumns,
@@ -13,7 +15,6 @@ from distillguard.evaluation.baselines import (
     isolation_forest,
     rate_limit,
 )
-
 from distillguard.events import RequestEvent
 
 T0 = 1_794_787_200.0  # 2026-11-16T00:00:00Z
@@ -81,7 +82,7 @@ def test_cluster_metrics_by_hand() -> None:
     }
 
 
-def _ev(i: int, acct: str, ts: float, **kw: object) -> RequestEvent:
+def _ev(i: int, acct: str, ts: float, **kw: Any) -> RequestEvent:
     return RequestEvent(
         event_id=str(i),
         ts=ts,
@@ -91,7 +92,7 @@ def _ev(i: int, acct: str, ts: float, **kw: object) -> RequestEvent:
         output_tokens=20,
         status=200,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_rate_limit_fits_benign_hours_and_finds_the_crossing_request() -> None:

@@ -12,20 +12,20 @@ import uuid
 
 import msgspec
 import redis
-from distillguard.detectors.linkage import LinkedPipeline
-from distillguard.detectors.pipeline import build_pipeline
-from distillguard.stream.admin import ensure_topics
-from distillguard.stream.producer import EventPublisher
-from distillguard.stream.sinks import default_sink
-from distillguard.stream.worker import Worker
 from kafka import KafkaConsumer
 
+from distillguard.detectors.linkage import LinkedPipeline
+from distillguard.detectors.pipeline import build_pipeline
 from distillguard.events import RequestEvent, encode
 from distillguard.infra import EmbeddedStack
 from distillguard.records import AccountRisk, Alert, Cluster, loads
 from distillguard.settings import Detectors, Settings, Topics
 from distillguard.settings import Worker as WorkerSettings
 from distillguard.store import schema
+from distillguard.stream.admin import ensure_topics
+from distillguard.stream.producer import EventPublisher
+from distillguard.stream.sinks import default_sink
+from distillguard.stream.worker import Worker
 
 T0 = 1_790_000_000.0
 
@@ -65,7 +65,7 @@ def _events() -> list[RequestEvent]:
                     user_agent="openai-python/1.54.3",
                 )
             )
-    out.sort(key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
+    out.sort(key=lambda e: e.ts)
     return out
 
 

@@ -5,14 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 import redis
-from distillguard.api.live import start_valkey
 
+from distillguard.api.live import start_valkey
 from distillguard.infra import free_port, stop_process
-from distillguard.records import AccountRisk, Alert, Cluster, Evidence, Label, Reason, dumps, iso
+from distillguard.records import (
+    AccountRisk,
+    Alert,
+    Cluster,
+    Evidence,
+    Label,
+    Level,
+    Reason,
+    dumps,
+    iso,
+)
 from distillguard.store import alerts as alert_store
 from distillguard.store import schema
 from distillguard.store.connection import async_client
@@ -20,6 +31,7 @@ from distillguard.store.feedback import read_labels
 from distillguard.store.lifecycle import IllegalTransition
 from distillguard.store.models import Suppression
 from distillguard.store.writer import AlertWriter
+from tests.helpers.replies import items, stream_fields
 
 T0 = 1_795_168_800.0  # 2026-11-20T10:00:00Z
 
@@ -41,8 +53,8 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     c.close()
 
 
-def run(redis_url: str, coro_fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+def run(redis_url: str, coro_fn, *args, **kwargs):
+    async def go():
         c = async_client(redis_url)
         try:
             return await coro_fn(c, *args, **kwargs)
@@ -52,11 +64,11 @@ def run(redis_url: str, coro_fn, *args, **kwargs):  # type: ignore[no-untyped-de
     return asyncio.run(go())
 
 
-def make_alert(alert_id: str, subject: str, risk: float, at: float = T0, **kw: object) -> Alert:
-    level = "critical" if risk >= 0.9 else "high" if risk >= 0.7 else "medium"
+def make_alert(alert_id: str, subject: str, risk: float, at: float = T0, **kw: Any) -> Alert:
+    level: Level = "critical" if risk >= 0.9 else "high" if risk >= 0.7 else "medium"
     return Alert(
         alert_id=alert_id,
-        subject_type=kw.pop("subject_type", "account"),  # type: ignore[arg-type]
+        subject_type=kw.pop("subject_type", "account"),
         subject_id=subject,
         risk=risk,
         level=level,
@@ -64,7 +76,7 @@ def make_alert(alert_id: str, subject: str, risk: float, at: float = T0, **kw: o
         updated_at=iso(at),
         reasons=[Reason(signal="volume", value=risk)],
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_risks_written_with_ttl_in_one_batch(client: redis.Redis) -> None:
@@ -209,7 +221,7 @@ def test_lifecycle_audit_and_feedback(client: redis.Redis, redis_url: str) -> No
         ("acct", "distiller", "al1", {"cot": 0.8})
     ]
     assert read_labels(client, last, 10) == ([], last)
-    actions = [f[b"entry"] for _, f in client.xrange(schema.AUDIT_STREAM)]
+    actions = [f[b"entry"] for f in stream_fields(client, schema.AUDIT_STREAM)]
     assert [b'"alert.acknowledge"' in a for a in actions] == [True, False]
     assert b'"alert.confirm"' in actions[1]
     assert client.hget(schema.ALERTS_OPEN, "account:acct") is None
@@ -236,7 +248,7 @@ def test_clusters_and_chart_data(client: redis.Redis) -> None:
         )
     assert client.zscore(schema.CLUSTERS, "clu_1") == 0.9
     assert client.llen(schema.features("a")) == 3
-    prompts = client.lrange(schema.prompts("a"), 0, -1)
+    prompts = items(client, schema.prompts("a"))
     assert len(prompts) == 2 and all(len(p) == 500 for p in prompts)
     assert prompts[0].startswith(b"p4")
 
@@ -251,7 +263,7 @@ def test_analyst_change_during_a_batch_is_not_overwritten(
 
         attempts = 0
 
-        def _plan(self, pipe, latest, now, at):  # type: ignore[no-untyped-def]
+        def _plan(self, pipe, latest, now, at):
             planned = super()._plan(pipe, latest, now, at)
             AckMidway.attempts += 1
             if AckMidway.attempts == 1:
