@@ -29,7 +29,7 @@ from distillguard.records import Alert, loads
 from distillguard.settings import PROJECT_ROOT, get_settings
 from distillguard.store import schema
 from distillguard.store.connection import text
-from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY
+from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY, Checkpointer
 
 console = Console()
 LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
@@ -157,6 +157,12 @@ def demo(
     with EmbeddedStack(topics=settings.topics, workdir=run_dir / "stack") as stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
         env.update(stack.env())
+        # The broker keeps nothing between demos, Valkey does (keys, alerts): the last
+        # demo's checkpoint points into a topic that no longer exists, so it goes.
+        w = settings.worker
+        Checkpointer(
+            redis.Redis.from_url(stack.redis_url), w.group_id, settings.topics.requests, 0
+        ).reset()
         try:
             console.print("[bold]starting[/bold] worker, API and console…")
             children.append(_spawn(["worker"], env, run_dir / "worker.log"))

@@ -7,8 +7,9 @@ worker would, minus Kafka and Redis: the same decoder, the same event-time bound
 de-duplication. A file in time order is the order the worker's partition merge
 processes (``distillguard.stream.merge``), so live and replay agree. Bad lines are
 counted (with reasons), never fatal. ``events_before_first_alert`` counts the
-account's events processed before the event whose processing raised the first alert naming it (account alert, or a
-cluster alert listing it in ``members``); 0 means caught on its first request.
+account's events processed before the event whose processing raised the first alert
+naming it (account alert, or a cluster alert listing it in ``members``); 0 means
+caught on its first request.
 """
 
 from __future__ import annotations
@@ -94,15 +95,8 @@ class ReplayReport:
 
 
 def decoder_for(settings: Settings) -> EventDecoder:
-    v = settings.validation
-    return EventDecoder(
-        Limits(
-            max_prompt_chars=v.max_prompt_chars,
-            max_message_bytes=v.max_message_bytes,
-            max_tokens=v.max_tokens,
-            max_clock_skew_days=v.max_clock_skew_days,
-        )
-    )
+    """The worker's decoder: the same limits, so replay refuses what the worker refuses."""
+    return EventDecoder(Limits.from_settings(settings.validation))
 
 
 class _Tracker:

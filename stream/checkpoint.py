@@ -157,6 +157,15 @@ class Checkpointer:
         pipe.hincrby(STATS_KEY, "rejected", batch.rejected)
         pipe.hincrby(STATS_KEY, "duplicates", batch.duplicates)
 
+    def reset(self) -> int:
+        """Delete this group's checkpoint for the topic (every partition, every instance).
+
+        For a topic that was re-created: the worker refuses offsets the topic cannot
+        have, and this is how an operator says "start over". Returns keys deleted.
+        """
+        keys = list(self.client.scan_iter(match=f"dg:ckpt:{self.group}:{self.topic}:*"))
+        return int(self.client.delete(*keys)) if keys else 0
+
     def commit(self, batch: Batch) -> None:
         """Write the batch on its own, in one transaction (no store writes with it)."""
         with self.client.pipeline(transaction=True) as pipe:

@@ -67,7 +67,34 @@ def topics() -> None:
     typer.echo(f"topics on {settings.kafka_bootstrap}: {', '.join(names)}")
 
 
+checkpoint_app = typer.Typer(help="The worker's checkpoint in Redis.", no_args_is_help=True)
+
+
+@checkpoint_app.command("reset")
+def checkpoint_reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget the consumer group's offsets and state for the request topic.
+
+    Needed after the topic was deleted and re-created: the worker refuses to read on
+    from offsets the new topic cannot have. Alerts and risks in the store are kept.
+    """
+    import redis
+
+    from distillguard.stream.checkpoint import Checkpointer
+
+    settings = get_settings()
+    w = settings.worker
+    what = f"group {w.group_id!r}, topic {settings.topics.requests!r}"
+    if not yes:
+        typer.confirm(f"Delete the checkpoint of {what}?", abort=True)
+    client = redis.Redis.from_url(settings.redis_url)
+    n = Checkpointer(client, w.group_id, settings.topics.requests, w.dedup_window).reset()
+    typer.echo(f"deleted {n} checkpoint keys of {what}")
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(checkpoint_app, name="checkpoint")
     app.command()(worker)
     app.command()(produce)
     app.command()(topics)

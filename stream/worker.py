@@ -39,6 +39,7 @@ from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
 from distillguard.settings import Settings
 from distillguard.store.feedback import read_labels
+from distillguard.stream.admin import TopicMismatch, check_topics
 from distillguard.stream.checkpoint import STATS_KEY, Batch, Checkpointer, SharedCheckpoint
 from distillguard.stream.consumer import (
     ConsumerRebalanceListener,
@@ -99,10 +100,7 @@ class Worker:
         self.settings = settings
         self.pipeline = pipeline
         self.sink = sink
-        v = settings.validation
-        self.decoder = EventDecoder(
-            Limits(v.max_prompt_chars, v.max_message_bytes, v.max_tokens, v.max_clock_skew_days)
-        )
+        self.decoder = EventDecoder(Limits.from_settings(settings.validation))
         # A hung connection must not hang the worker: every Redis call returns or raises.
         self.redis = redis_client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=10, socket_connect_timeout=5
@@ -111,7 +109,7 @@ class Worker:
         self.checkpointer = Checkpointer(
             self.redis, w.group_id, settings.topics.requests, w.dedup_window, w.instance
         )
-        self.publisher = EventPublisher(settings.kafka_bootstrap, settings.topics.alerts)
+        self.publisher = EventPublisher.for_settings(settings, settings.topics.alerts)
         self.dead_letters = DeadLetters(self.publisher, settings.topics.dead_letter)
         #: the state a rollback returns to when there is no checkpoint yet
         self._initial_shared = pipeline.snapshot_shared()
@@ -139,6 +137,10 @@ class Worker:
     def run(self, max_idle_s: float | None = None) -> WorkerStats:
         """Consume until stopped (or, for tools and tests, until idle for ``max_idle_s``)."""
         w = self.settings.worker
+        try:
+            check_topics(self.settings)
+        except TopicMismatch as exc:
+            raise WorkerError(f"{exc} (create or fix them with `distillguard topics`)") from None
         self._consumer = consumer = open_consumer(self.settings, _Rebalance(self))
         idle_since = last_report = time.monotonic()
         log.info("worker started", extra={"group": w.group_id, "instance": w.instance})
