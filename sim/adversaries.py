@@ -36,6 +36,8 @@ from distillguard.sim.tactics import (
     human_sessions,
     merge,
     restricted_weights,
+    reword_bare,
+    rotate_wraps,
     sdk_defaults,
     sticky_home,
     tick_grid,
@@ -84,6 +86,12 @@ def _roles(rng: np.random.Generator, n: int, mundane_share: float) -> np.ndarray
 def _campaign_wraps(ctx: Context, crng: np.random.Generator, count: int) -> np.ndarray:
     picks = crng.choice(len(TEMPLATES), size=max(1, min(count, len(TEMPLATES))), replace=False)
     return np.asarray([ctx.wrap(TEMPLATES[int(i)]) for i in picks], dtype=np.int16)
+
+
+def _rotation(ctx: Context, wraps: np.ndarray) -> list[int]:
+    """The campaign's templates first, then the other classic ones: what it re-asks in."""
+    rest = [ctx.wrap(t) for t in TEMPLATES if ctx.wrap(t) not in set(wraps.tolist())]
+    return [*wraps.tolist(), *rest]
 
 
 def _word(ev: Events, rng: np.random.Generator, role: np.ndarray, wording: Wording) -> np.ndarray:
@@ -156,6 +164,7 @@ def residential_fleet(ctx: Context, group: Group, _rng: np.random.Generator) -> 
         ev.put("stream", False)
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    rotate_wraps(plans, _rotation(ctx, wraps), np.zeros(len(plans), dtype=np.int64))
     return complete(ctx, plans, p)
 
 
@@ -205,6 +214,7 @@ def free_form_hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> Ge
         sdk_defaults(rng, ev, p["stream_share"])
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    reword_bare(ctx, plans)
     return complete(ctx, plans, p)
 
 
@@ -215,6 +225,10 @@ def free_form_hydra(ctx: Context, group: Group, _rng: np.random.Generator) -> Ge
 HARNESS_TEMPLATES = (
     "Question: {p}\nLet's think step by step.",
     "Q: {p}\nA: Let's think step by step.",
+    "Problem: {p}\nSolution: Let's think step by step.",
+    "{p}\nAnswer: Let's think step by step.",
+    "Input: {p}\nOutput: Let's think step by step.",
+    "### Question\n{p}\n### Answer\nLet's think step by step.",
 )
 
 
@@ -231,6 +245,7 @@ def eval_mimic(ctx: Context, group: Group, _rng: np.random.Generator) -> Generat
     crng = _campaign_rng(ctx, group)
     queue = ContentQueue(ctx, crng, p["sources"])
     harness = [ctx.wrap(t) for t in HARNESS_TEMPLATES]
+    first: list[int] = []
     plans = []
     for i in range(group.accounts):
         rng = group_rng(ctx, group, i)
@@ -251,7 +266,8 @@ def eval_mimic(ctx: Context, group: Group, _rng: np.random.Generator) -> Generat
         ts = np.sort(np.concatenate(chunks))
         ev = Events(ts[ts < ctx.end])
         role = np.full(ev.n, HARVEST, dtype=np.int8)
-        ev.put("wrap", harness[int(rng.integers(len(harness)))])
+        first.append(int(rng.integers(len(harness))))
+        ev.put("wrap", harness[first[-1]])
         asks = np.ones(ev.n, dtype=bool)
         ev.put("model", ctx.flagship)
         ev.put("ip", pool[rng.integers(0, len(pool), size=ev.n)])
@@ -265,6 +281,7 @@ def eval_mimic(ctx: Context, group: Group, _rng: np.random.Generator) -> Generat
         ev.put("stream", False)
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    rotate_wraps(plans, harness, np.asarray(first, dtype=np.int64))
     return complete(ctx, plans, p)
 
 
@@ -325,6 +342,7 @@ def warmup_harvester(ctx: Context, group: Group, _rng: np.random.Generator) -> G
         ev.put("stream", phase == 0)
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    rotate_wraps(plans, _rotation(ctx, wraps), np.zeros(len(plans), dtype=np.int64))
     return complete(ctx, plans, p)
 
 
@@ -372,6 +390,7 @@ def patient_pivot(ctx: Context, group: Group, _rng: np.random.Generator) -> Gene
         sdk_defaults(rng, ev, p["stream_share"])
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    reword_bare(ctx, plans)
     return complete(ctx, plans, p)
 
 
@@ -424,6 +443,7 @@ def careful_single(ctx: Context, group: Group, _rng: np.random.Generator) -> Gen
         sdk_defaults(rng, ev, p["stream_share"])
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    reword_bare(ctx, plans)
     return complete(ctx, plans, p)
 
 
@@ -485,6 +505,7 @@ def swarm(ctx: Context, group: Group, _rng: np.random.Generator) -> Generated:
         sdk_defaults(rng, ev, p["stream_share"])
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    reword_bare(ctx, plans)
     return complete(ctx, plans, p)
 
 
@@ -544,6 +565,7 @@ def stealth_fleet(ctx: Context, group: Group, _rng: np.random.Generator) -> Gene
         sdk_defaults(rng, ev, p["stream_share"])
         plans.append(Plan(acct, ev, rng, role, asks))
     hand_out(queue, plans)
+    reword_bare(ctx, plans)
     return complete(ctx, plans, p)
 
 
@@ -619,8 +641,8 @@ ADVERSARIES: dict[str, Archetype] = {
                 "verbosity": 1.3,
                 "reasoning_chars": 1800.0,
                 "runs_per_day": 1.0,
-                "run_min": 200,
-                "run_max": 700,
+                "run_min": 150,
+                "run_max": 500,
                 "gap_mean_s": 0.6,
                 "max_tokens": 2048,
                 "logprobs_fraction": 0.35,

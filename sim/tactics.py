@@ -183,12 +183,31 @@ class Wording:
         return wraps, asks
 
 
+def reword_bare(ctx: Context, plans: Sequence[Plan]) -> None:
+    """Past the first sweep, an item that went out bare gets a closer (never twice alike).
+
+    Freely worded prompts differ anyway; a bare item asked again would repeat exactly.
+    """
+    for p in plans:
+        wrap = p.events.column("wrap")
+        later = (p.role == HARVEST) & (p.sweep > 0) & (wrap == 0)
+        if later.any():
+            wrap = wrap.copy()
+            text = p.events.column("text")
+            for k in np.flatnonzero(later).tolist():
+                closer = PLAIN_CLOSERS[(int(text[k]) + int(p.sweep[k])) % len(PLAIN_CLOSERS)]
+                wrap[k] = ctx.wrap("{p}\n\n" + closer)
+            p.events.put("wrap", wrap)
+
+
 class ContentQueue:
     """One dispatcher handing out a dataset's rows in shuffled order, each once per sweep.
 
     An operator pays for every answer, so it never asks the same item twice until the
-    whole source is used up; the accounts of a campaign therefore *never collide* on a
-    prompt, where independent users sampling the same corpus would (the trace).
+    whole source is used up; the accounts of a campaign therefore *never collide* on an
+    item within a sweep, where independent users sampling the same corpus would (the
+    trace). Past the first sweep the operator re-asks every item in other words
+    (``sweep`` says which pass an item is on), so exact repeats stay rare.
     """
 
     def __init__(self, ctx: Context, rng: np.random.Generator, sources: Sequence[str]) -> None:
@@ -198,17 +217,21 @@ class ContentQueue:
         self._pos = 0
         self.sweeps = 0
 
-    def take(self, n: int) -> np.ndarray:
-        out = []
+    def take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``n`` items and the sweep each is on."""
+        out, sweep = [], []
         while n > 0:
             if self._pos == len(self._order):
                 self._order, self._pos = self._rng.permutation(self._rows), 0
                 self.sweeps += 1
             k = min(n, len(self._order) - self._pos)
             out.append(self._order[self._pos : self._pos + k])
+            sweep.append(np.full(k, self.sweeps, dtype=np.int16))
             self._pos += k
             n -= k
-        return np.concatenate(out) if out else np.empty(0, dtype=np.int32)
+        if not out:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int16)
+        return np.concatenate(out), np.concatenate(sweep)
 
 
 # -- per-event roles -----------------------------------------------------------------------
@@ -229,10 +252,14 @@ class Plan:
     rng: np.random.Generator
     role: np.ndarray
     asks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: which pass of the content queue each harvest event's item is on (0: the first)
+    sweep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     def __post_init__(self) -> None:
         if len(self.asks) != self.events.n:
             self.asks = np.zeros(self.events.n, dtype=bool)
+        if len(self.sweep) != self.events.n:
+            self.sweep = np.zeros(self.events.n, dtype=np.int16)
 
 
 def hand_out(queue: ContentQueue, plans: Sequence[Plan]) -> None:
@@ -242,13 +269,32 @@ def hand_out(queue: ContentQueue, plans: Sequence[Plan]) -> None:
     when = np.concatenate(ts) if ts else np.empty(0)
     order = np.lexsort((owner, when))
     items = np.empty(len(when), dtype=np.int32)
-    items[order] = queue.take(len(when))
+    sweeps = np.empty(len(when), dtype=np.int16)
+    items[order], sweeps[order] = queue.take(len(when))
     lo = 0
     for p, t in zip(plans, ts, strict=True):
         text = p.events.column("text").copy()
-        text[p.role == HARVEST] = items[lo : lo + len(t)]
+        harvest = p.role == HARVEST
+        text[harvest] = items[lo : lo + len(t)]
+        p.sweep[harvest] = sweeps[lo : lo + len(t)]
         p.events.put("text", text)
         lo += len(t)
+
+
+def rotate_wraps(plans: Sequence[Plan], wraps: Sequence[int], first: np.ndarray) -> None:
+    """Past the first sweep, a harvest event gets wrapper ``wraps[(first + sweep) % n]``.
+
+    ``first`` is each plan's wrapper index (into ``wraps``) on the first sweep: a
+    templated campaign re-asks its items in its next template, a harness in its next
+    benchmark format.
+    """
+    table = np.asarray(wraps, dtype=np.int16)
+    for p, f in zip(plans, first.tolist(), strict=True):
+        later = (p.role == HARVEST) & (p.sweep > 0)
+        if later.any():
+            wrap = p.events.column("wrap").copy()
+            wrap[later] = table[(f + p.sweep[later]) % len(table)]
+            p.events.put("wrap", wrap)
 
 
 def complete(ctx: Context, plans: Sequence[Plan], p: dict) -> list[tuple[Account, Events]]:

@@ -11,8 +11,12 @@ to compare. They are deliberately group statistics: per account most traces are 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from distillguard.sim.engine import Traffic
 
 DAY = 86_400.0
 
@@ -91,6 +95,28 @@ def expected_collisions(counts: Sequence[int], pool: int, draws: int = 20, seed:
     )
 
 
+def item_dispersion(items: np.ndarray, rows: np.ndarray) -> float:
+    """Variance over mean of how often each row of a source was sent (pooled campaign).
+
+    A dispatcher that sends every row once per sweep keeps the counts within one of each
+    other (dispersion well below 1, falling as sweeps accumulate); independent draws give
+    Poisson counts (about 1). Holds however many times the source was swept.
+
+    >>> rows = np.arange(1000)
+    >>> queue = np.concatenate([np.random.default_rng(0).permutation(rows) for _ in range(3)])
+    >>> item_dispersion(queue, rows)
+    0.0
+    >>> drawn = np.random.default_rng(0).integers(0, 1000, 3000)
+    >>> bool(0.8 < item_dispersion(drawn, rows) < 1.2)
+    True
+    """
+    lo = int(rows.min())
+    counts = np.bincount(np.asarray(items, dtype=np.int64) - lo, minlength=int(rows.max()) - lo + 1)
+    counts = counts[np.asarray(rows, dtype=np.int64) - lo]
+    mean = float(counts.mean())
+    return float(counts.var() / mean) if mean > 0 else float("nan")
+
+
 def repeat_share(texts: np.ndarray) -> float:
     """Share of an account's prompts that repeat one it sent before (benchmark reruns).
 
@@ -140,3 +166,82 @@ def spread_hours(moments: Sequence[float]) -> float:
     0.5
     """
     return float(np.std(np.asarray(moments, dtype=np.float64)) / 3600.0)
+
+
+class PerAccount:
+    """A generated scenario's columns split per account, accounts grouped by archetype."""
+
+    def __init__(self, traffic: Traffic) -> None:
+        self.traffic = traffic
+        order = np.argsort(traffic.acct, kind="stable")
+        bounds = np.searchsorted(traffic.acct[order], np.arange(len(traffic.accounts) + 1))
+        self._rows = [order[bounds[i] : bounds[i + 1]] for i in range(len(traffic.accounts))]
+        self.by_archetype: dict[str, list[int]] = {}
+        for i, a in enumerate(traffic.accounts):
+            self.by_archetype.setdefault(a.archetype, []).append(i)
+
+    def col(self, name: str, i: int) -> np.ndarray:
+        return self.traffic.columns[name][self._rows[i]]
+
+    def prompt_ids(self, i: int) -> np.ndarray:
+        """One integer per distinct prompt text (corpus item and wrapper together)."""
+        return self.col("text", i).astype(np.int64) * 65_536 + self.col("wrap", i)
+
+    def machine(self, i: int) -> np.ndarray:
+        """Mask of the account's prompts from the machine-generated instruction sets."""
+        text = self.col("text", i)
+        mask = np.zeros(len(text), dtype=bool)
+        for name in MACHINE_CORPORA:
+            lo, hi = self.traffic.ctx.ranges[name]
+            mask |= (text >= lo) & (text < hi)
+        return mask
+
+    def closest_in_volume(self, idx: Sequence[int], pool: Sequence[int]) -> list[int]:
+        """As many accounts of ``pool`` as ``idx`` has, closest to its median volume."""
+        want = float(np.median([len(self._rows[i]) for i in idx]))
+        return sorted(pool, key=lambda i: (abs(len(self._rows[i]) - want), i))[: len(idx)]
+
+
+MACHINE_CORPORA = ("codegen", "toolformer")
+BACKGROUND = ("hobbyist", "coding_assistant", "campus_nat", "corporate_nat", "research_group")
+
+
+def trace_table(traffic: Traffic) -> list[dict[str, object]]:
+    """Each attacker archetype's traces next to volume-matched background accounts'.
+
+    ``sync``: :func:`coactivity_ratio` (2-minute bins) of the variant's accounts / of as
+    many background accounts of like volume; ``collisions``: instruction-set items sent
+    by two of its accounts, observed / expected if each drew independently (meaningful
+    within one sweep); ``sweeps``: items sent over the source's size; ``dispersion``:
+    :func:`item_dispersion` (independent draws: ~1); ``repeat``: median
+    :func:`repeat_share` (exact prompts); ``daily_cv``: median :func:`daily_cv`.
+    """
+    view = PerAccount(traffic)
+    ctx = traffic.ctx
+    days = ctx.scenario.days
+    pool = [i for a in BACKGROUND for i in view.by_archetype.get(a, [])]
+    rows: list[dict[str, object]] = []
+    source = np.concatenate([np.arange(*ctx.ranges[name]) for name in MACHINE_CORPORA])
+    size = len(source)
+    for arch, idx in sorted(view.by_archetype.items()):
+        if traffic.accounts[idx[0]].label != "distiller":
+            continue
+        times = [view.col("ts", i) for i in idx]
+        control = [view.col("ts", i) for i in view.closest_in_volume(idx, pool)]
+        items = [view.col("text", i)[view.machine(i)] for i in idx]
+        rows.append(
+            {
+                "variant": arch,
+                "accounts": len(idx),
+                "per_day": float(np.median([len(t) for t in times]) / days),
+                "sync": coactivity_ratio(times, ctx.start, days, bin_s=120),
+                "sync_background": coactivity_ratio(control, ctx.start, days, bin_s=120),
+                "collisions": cross_account_collisions(items),
+                "collisions_expected": expected_collisions([len(x) for x in items], size),
+                "sweeps": sum(len(x) for x in items) / size,
+                "dispersion": item_dispersion(np.concatenate(items), source),
+                "repeat": float(np.median([repeat_share(view.prompt_ids(i)) for i in idx])),
+                "daily_cv": float(np.nanmedian([daily_cv(t, ctx.start, int(days)) for t in times])),
+            }
+        )
+    return rows

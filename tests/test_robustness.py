@@ -192,7 +192,7 @@ def test_corpus_split_is_disjoint_and_held_out_runs_use_only_held_out_rows(
     for name, full in corpora.items():
         t, h = set(tuning[name].prompts), set(heldout[name].prompts)
         assert not t & h and t | h == set(full.prompts)
-        assert 0.2 < len(heldout[name]) / len(full) < 0.4
+        assert 0.4 < len(heldout[name]) / len(full) < 0.6
     (tmp_path / "tiny.yaml").write_text(TINY)
     events = tmp_path / "e.jsonl"
     spec = load_scenario(str(tmp_path / "tiny.yaml"), corpus_split="heldout")
