@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench report lint fmt clean infra-up infra-down chromium
+.PHONY: demo test bench report robustness lint fmt clean infra-up infra-down chromium
+.PHONY: redis-server docker-compose kafka
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml setup.py
 demo: $(STAMP)
 	$(BIN)/distillguard demo
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium redis-server docker-compose kafka
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/typecheck.py
 	$(BIN)/python -m pytest
@@ -24,12 +25,34 @@ test: $(STAMP) chromium
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The suite's second stack: Debian's Redis next to the embedded Valkey ...
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
+
+# ... and Apache Kafka (KRaft), whose jars Maven resolves once into .distillguard/kafka/
+# (Java 17 and Maven are on the machine; installed here only where they are not).
+kafka: $(STAMP)
+	(command -v java >/dev/null && command -v mvn >/dev/null) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven)
+	$(BIN)/python -m distillguard.kafka_broker
+
+# `docker-compose config` validates docker-compose.yml in the suite (no daemon needed).
+docker-compose:
+	command -v docker-compose >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose)
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # Re-run the default-scenario evaluation and splice its table into README.md.
 report: $(STAMP)
 	$(BIN)/python scripts/refresh_report.py
+
+# Re-run the held-out protocol (configs/protocol.yaml) and splice its robustness matrix
+# into README.md.
+robustness: $(STAMP)
+	$(BIN)/python scripts/refresh_report.py --robustness
 
 # ruff, then mypy (scripts/typecheck.py: mypy over the package-dir mapping, see [tool.mypy]).
 lint: $(STAMP)
