@@ -90,11 +90,13 @@ def run_heldout(
     t0 = time.perf_counter()
     for run in runs:
         log(f"{run}: simulating")
+        t_run = time.perf_counter()
         events, labels = simulate_run(run, work, scale, reuse, protocol.scenario_path(run.scenario))
         actual = run_of_file(events)
         if actual != run:  # a stale or foreign file under the run's name
             raise ProtocolError(f"{events} holds {actual}, not {run}")
         protocol.check_heldout(actual)
+        t_sim = time.perf_counter() - t_run
         log(f"{run}: evaluating {events.name}")
         result = evaluate(events, labels, settings, families=families)
         names = [m.name for m in result.methods]
@@ -112,6 +114,11 @@ def run_heldout(
                 },
                 "events": result.metrics["events"],
                 "accounts": result.metrics["accounts"],
+                "seconds": {
+                    "simulate": round(t_sim, 1),
+                    **result.metrics["seconds"],
+                    "total": round(time.perf_counter() - t_run, 1),
+                },
                 "pr_auc": pipeline["pr_auc"],
                 "alerted": pipeline["alerted"],
                 "methods": [
