@@ -17,13 +17,19 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import redis
 
 from distillguard.settings import Topics
 
+if TYPE_CHECKING:
+    from distillguard.kafka_broker import KafkaCluster
+
 _PR_SET_PDEATHSIG = 1
+#: ``tansu`` (default) or ``kafka``; ``valkey`` (default) or ``redis``: see EmbeddedStack.
+STACK_BROKER_ENV = "DISTILLGUARD_STACK_BROKER"
+STACK_REDIS_ENV = "DISTILLGUARD_STACK_REDIS"
 
 
 def free_port() -> int:
@@ -139,6 +145,12 @@ class EmbeddedStack:
     restarts Valkey alone). The Tansu broker keeps its log in memory: its topics start
     empty after a restart, while the worker's checkpoints in Valkey remember offsets
     (``stream.consumer.offsets_beyond_end`` detects that).
+
+    ``broker="kafka"`` / ``redis_kind="redis"`` swap in the production parts, Apache
+    Kafka (KRaft, ``distillguard.kafka_broker``) and Debian's Redis
+    (``distillguard.redis_server``), behind the same interface; the defaults come from
+    ``DISTILLGUARD_STACK_BROKER`` / ``DISTILLGUARD_STACK_REDIS`` so commands that build
+    their own stack (``distillguard demo``) can run on them too.
     """
 
     topics: Topics = field(default_factory=Topics)
@@ -148,6 +160,9 @@ class EmbeddedStack:
     workdir: Path | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     valkey: subprocess.Popen[bytes] | None = None
+    broker: str = field(default_factory=lambda: os.environ.get(STACK_BROKER_ENV, "tansu"))
+    redis_kind: str = field(default_factory=lambda: os.environ.get(STACK_REDIS_ENV, "valkey"))
+    kafka: KafkaCluster | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -187,26 +202,46 @@ class EmbeddedStack:
         self.kafka_port = self.kafka_port or free_port()
         self.redis_port = self.redis_port or free_port()
         try:
-            url = f"tcp://127.0.0.1:{self.kafka_port}"
-            broker = self._spawn(
-                [
-                    tansu_binary(),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                self.workdir / "tansu.log",
-            )
-            valkey = self.valkey = self._spawn(
-                valkey_args(self.redis_port, self.workdir, appendonly=True),
-                self.workdir / "valkey.log",
-            )
-            wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)
-            wait_port(self.redis_port, valkey, "Valkey", timeout_s)
+            if self.redis_kind == "redis":
+                from distillguard.redis_server import redis_args
+
+                valkey = self.valkey = self._spawn(
+                    redis_args(self.redis_port, self.workdir, appendonly=True),
+                    self.workdir / "redis.log",
+                )
+            else:
+                valkey = self.valkey = self._spawn(
+                    valkey_args(self.redis_port, self.workdir, appendonly=True),
+                    self.workdir / "valkey.log",
+                )
+            if self.broker == "kafka":
+                from distillguard.kafka_broker import KafkaCluster
+
+                self.kafka = KafkaCluster(
+                    workdir=self.workdir / "kafka", ports=[self.kafka_port], detached=self.detached
+                )
+                try:
+                    self.kafka.start(timeout_s=max(timeout_s, 90.0))
+                finally:
+                    self.procs.extend(self.kafka.procs)
+                timeout_s = max(timeout_s, 60.0)  # a JVM's first metadata answers are slow
+            else:
+                url = f"tcp://127.0.0.1:{self.kafka_port}"
+                broker = self._spawn(
+                    [
+                        tansu_binary(),
+                        "broker",
+                        "--listener-url",
+                        url,
+                        "--advertised-listener-url",
+                        url,
+                        "--storage-engine",
+                        "memory://tansu/",
+                    ],
+                    self.workdir / "tansu.log",
+                )
+                wait_port(self.kafka_port, broker, "Tansu broker", timeout_s)
+            wait_port(self.redis_port, valkey, self.redis_kind, timeout_s)
             wait_ping(self.redis_url, timeout_s)
             ensure_topics(self.bootstrap, self.topics, timeout_s=timeout_s)
         except BaseException:

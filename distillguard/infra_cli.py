@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -31,16 +31,31 @@ def _read_state() -> dict[str, Any] | None:
 
 
 @infra.command("up")
-def up() -> None:
+def up(
+    broker: Annotated[
+        str, typer.Option(help="tansu (embedded) or kafka (Apache Kafka, KRaft, via Maven).")
+    ] = "tansu",
+    redis: Annotated[
+        str, typer.Option(help="valkey (embedded) or redis (Debian's redis-server).")
+    ] = "valkey",
+) -> None:
     """Start broker + Valkey in the background and print the variables that reach them."""
     from distillguard.infra import EmbeddedStack
 
+    if broker not in ("tansu", "kafka") or redis not in ("valkey", "redis"):
+        raise typer.BadParameter("--broker tansu|kafka, --redis valkey|redis")
     state = _read_state()
     if state and all(_alive(int(p)) for p in state["pids"]):
         typer.echo("embedded stack already running:")
     else:
         workdir = STATE_FILE.parent / "run"
-        stack = EmbeddedStack(topics=get_settings().topics, detached=True, workdir=workdir).start()
+        stack = EmbeddedStack(
+            topics=get_settings().topics,
+            detached=True,
+            workdir=workdir,
+            broker=broker,
+            redis_kind=redis,
+        ).start()
         state = {"pids": [p.pid for p in stack.procs], "env": stack.env()}
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
         STATE_FILE.write_text(json.dumps(state, indent=2))
@@ -59,7 +74,7 @@ def down() -> None:
         typer.echo("no embedded stack recorded")
         return
     for pid in state["pids"]:
-        stop_process(int(pid))
+        stop_process(int(pid), timeout_s=30.0)  # a JVM's controlled shutdown takes seconds
     STATE_FILE.unlink()
     typer.echo("embedded stack stopped")
 
