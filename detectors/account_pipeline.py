@@ -17,24 +17,30 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
-import msgspec
+from distillguard.clock import EventClock
 from distillguard.detectors.alerts import AlertPolicy, OpenAlert, alert_id_for, build_alert
 from distillguard.detectors.features.signals import BY_NAME, unit_signals
-from distillguard.detectors.pipeline import NO_ALERTS, PipelineOutput
+from distillguard.detectors.pipeline import BatchOutput, ChartPoint
 from distillguard.detectors.scorers.anomaly import PopulationAnomaly
 from distillguard.detectors.scorers.feedback import LabelFeedback
 from distillguard.detectors.scorers.population import PopulationQuantiles
 from distillguard.detectors.scorers.rules import ExpertRules, Rule
+from distillguard.detectors.state import (
+    AccountPipelineState,
+    SharedCheckpoint,
+    decode_account,
+    decode_shared,
+    encode_account,
+    encode_shared,
+)
 from distillguard.detectors.tracked import Tracked
-
 from distillguard.events import RequestEvent
 from distillguard.records import AccountRisk, Alert, Label, Reason, iso, level_for
 from distillguard.settings import Detectors
 
-SNAPSHOT_FORMAT = "distillguard.detectors.account/1"
 ANOMALY_SIGNAL = "population_anomaly"
 FEEDBACK_SIGNAL = "analyst_feedback"
 TOP_REASONS = 3
@@ -43,8 +49,6 @@ WATCH_RISK = 0.4
 _SWEEP_EVERY = 1 << 16
 #: distinct model names remembered for the release-pivot signal
 MAX_MODELS = 10_000
-_CLOCK_SAMPLE_EVERY = 16
-_CLOCK_SAMPLES = 9
 
 
 class AccountPipeline:
@@ -54,6 +58,11 @@ class AccountPipeline:
     ----------
     config
         The ``detectors`` settings section (cadence, thresholds, rules, models).
+    clock
+        The event-time watermark shared with the other stages. Omitted, the pipeline
+        makes its own and observes every event into it; given, it only reads it (the
+        stage that created it observes). Eviction reads it; per-account windows use
+        the account's own times.
 
     Examples
     --------
@@ -75,8 +84,10 @@ class AccountPipeline:
     0.0
     """
 
-    def __init__(self, config: Detectors) -> None:
+    def __init__(self, config: Detectors, clock: EventClock | None = None) -> None:
         self.config = config
+        self._observes = clock is None
+        self.clock = clock if clock is not None else EventClock()
         self.rules = ExpertRules(
             [Rule(r.signal, r.low, r.high, r.weight, r.group) for r in config.rules],
             interactions=[tuple(i) for i in config.interactions],  # type: ignore[misc]
@@ -96,17 +107,17 @@ class AccountPipeline:
         self._tracked: dict[str, Tracked] = {}
         self._model_first_seen: dict[str, float] = {}
         self._stream_start: float | None = None
-        # Event-time clock for eviction: the median of a few sampled recent timestamps,
-        # so one event stamped years ahead cannot make every account look idle.
-        self._clock_samples: list[float] = []
         self._events = 0
         self._counts: Counter[str] = Counter()
         self._alerts: list[Alert] = []
         self._dirty: set[str] = set()
+        #: the latest scoring of each account at medium risk or above, since the last drain
+        self._chart: dict[str, ChartPoint] = {}
+        self._forgotten: list[str] = []
 
     # -- hot path ---------------------------------------------------------------------
 
-    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+    def process(self, event: RequestEvent) -> bool:
         ts = event.ts  # decoded events carry epoch seconds (EventDecoder normalises)
         if type(ts) is not float:
             ts = _epoch(ts)  # before anything is counted: a bad event changes nothing
@@ -117,11 +128,8 @@ class AccountPipeline:
             t = self._tracked[account_id] = Tracked(event.org_id)
         elif event.org_id is not None and t.org_id is None:
             t.org_id = event.org_id
-        if self._events % _CLOCK_SAMPLE_EVERY == 0:
-            samples = self._clock_samples
-            samples.append(ts)
-            if len(samples) > _CLOCK_SAMPLES:
-                del samples[0]
+        if self._observes:
+            self.clock.observe(ts)
         state = t.state
         n = state.n
         cfg = self.config
@@ -148,7 +156,7 @@ class AccountPipeline:
             )
         ):
             return self._rescore(account_id, t, ts, event.prompt)
-        return NO_ALERTS
+        return False
 
     def _is_new_model(self, model: str, ts: float) -> bool:
         first = self._model_first_seen.get(model)
@@ -166,7 +174,7 @@ class AccountPipeline:
 
     def _rescore(
         self, account_id: str, t: Tracked, ts: float, prompt: str | None
-    ) -> tuple[Alert, ...]:
+    ) -> bool:
         n = t.state.n
         every = self.config.score_every
         t.next_score_n = min(2 * n, n + every) if n < every else n + every
@@ -180,11 +188,14 @@ class AccountPipeline:
             self._dirty.add(account_id)
         if risk >= WATCH_RISK and t.samples is None:
             t.samples = []
+        if risk >= WATCH_RISK:
+            # the chart point is what this score was computed from, captured now
+            self._chart[account_id] = ChartPoint(account_id, iso(ts), x)
         action = self.policy.decide(
             t.alert, risk=risk, events=n, span_s=t.state.last_ts - t.state.first_ts
         )
         if action == "none":
-            return NO_ALERTS
+            return False
         if (
             t.samples is not None
             and prompt
@@ -216,7 +227,8 @@ class AccountPipeline:
         )
         self._alerts.append(alert)
         self._dirty.add(account_id)
-        return (alert,)
+        self._chart.pop(account_id, None)  # the alert carries this point itself
+        return True
 
     def _score(
         self, t: Tracked, now: float, *, learn: bool
@@ -286,8 +298,14 @@ class AccountPipeline:
 
     # -- Pipeline protocol ------------------------------------------------------------
 
-    def drain(self) -> PipelineOutput:
-        out = PipelineOutput(counts=self._counts, alerts=self._alerts)
+    def drain(self) -> BatchOutput:
+        alerted = {a.subject_id for a in self._alerts}
+        points = [p for a, p in sorted(self._chart.items()) if a not in alerted]
+        out = BatchOutput(
+            counts=self._counts, alerts=self._alerts, chart_points=points, forgotten=self._forgotten
+        )
+        self._chart = {}
+        self._forgotten = []
         for account_id in sorted(self._dirty):
             t = self._tracked.get(account_id)
             if t is None:
@@ -330,6 +348,11 @@ class AccountPipeline:
     def accounts(self) -> list[str]:
         return list(self._tracked)
 
+    @property
+    def events_seen(self) -> int:
+        """Events learnt from since the stream began (shared state: survives checkpoints)."""
+        return self._events
+
     # -- for other stages (linkage) and investigations ---------------------------------
 
     def account_features(self, account_id: str) -> dict[str, float] | None:
@@ -343,122 +366,120 @@ class AccountPipeline:
 
     # -- memory -----------------------------------------------------------------------
 
-    def clock(self) -> float:
-        """Event time now, robustly: the median of recently sampled event timestamps."""
-        samples = sorted(self._clock_samples)
-        return samples[len(samples) // 2] if samples else -math.inf
-
     def evict_idle(self) -> int:
         """Forget accounts idle longer than ``idle_evict_s`` and the oldest beyond the cap.
 
         Runs by itself every 65,536 events; returns how many accounts were forgotten.
         """
         before = len(self._tracked)
-        horizon = self.clock() - self.config.idle_evict_s
+        horizon = self.clock.now - self.config.idle_evict_s
         idle = [a for a, t in self._tracked.items() if t.state.last_ts < horizon]
         for account_id in idle:
             del self._tracked[account_id]
         excess = len(self._tracked) - self.config.max_accounts
+        oldest: list[str] = []
         if excess > 0:
-            oldest = sorted(self._tracked, key=lambda a: self._tracked[a].state.last_ts)
-            for account_id in oldest[:excess]:
+            oldest = sorted(self._tracked, key=lambda a: self._tracked[a].state.last_ts)[:excess]
+            for account_id in oldest:
                 del self._tracked[account_id]
+        self._forgotten.extend(idle)
+        self._forgotten.extend(oldest)
         return before - len(self._tracked)
 
     # -- state ------------------------------------------------------------------------
 
-    def _shared_state(self) -> dict[str, Any]:
-        return {
-            "population": self.population.to_state(),
-            "anomaly": self.anomaly.to_state(),
-            "anomaly_scores": self.anomaly_scores.to_state(),
-            "feedback": self.feedback.to_state(),
-            "models": self._model_first_seen,
-            "stream_start": self._stream_start,
-            "clock": self._clock_samples,
-            "events": self._events,
-        }
+    def shared_state(self) -> AccountPipelineState:
+        """Models, population and model ages: what every account's score reads."""
+        return AccountPipelineState(
+            population=self.population.to_state(),
+            anomaly=self.anomaly.to_state(),
+            anomaly_scores=self.anomaly_scores.to_state(),
+            feedback=self.feedback.to_state(),
+            models=dict(self._model_first_seen),
+            stream_start=self._stream_start,
+            events=self._events,
+        )
 
     def snapshot(self) -> bytes:
-        """Every piece of state, as msgpack of plain values (safe to load from anywhere).
+        """Every piece of state: a shared checkpoint with the accounts in it (no pickle).
 
         Take it after :meth:`drain`: outputs not yet drained are not part of it.
         """
-        return _ENCODER.encode(
-            {
-                "format": SNAPSHOT_FORMAT,
-                "shared": self._shared_state(),
-                "accounts": {a: t.to_state() for a, t in self._tracked.items()},
-            }
+        return encode_shared(
+            clock=self.clock.to_state(),
+            account=self.shared_state(),
+            accounts={a: t.to_state() for a, t in self._tracked.items()},
         )
 
     def snapshot_shared(self) -> bytes:
         """Models and population only: with :meth:`snapshot_accounts`, an incremental checkpoint."""
-        return _ENCODER.encode({"format": SNAPSHOT_FORMAT, "shared": self._shared_state()})
+        return encode_shared(clock=self.clock.to_state(), account=self.shared_state())
 
-    def snapshot_accounts(self, account_ids: list[str]) -> dict[str, bytes]:
+    def snapshot_accounts(self, account_ids: Iterable[str]) -> dict[str, bytes]:
         """Per-account state of the given (tracked) accounts, for incremental checkpoints."""
         out = {}
         for account_id in account_ids:
             t = self._tracked.get(account_id)
             if t is not None:
-                out[account_id] = _ENCODER.encode(t.to_state())
+                out[account_id] = encode_account(t.to_state())
         return out
 
-    def forget_accounts(self, account_ids: list[str]) -> int:
+    def forget(self, account_ids: Iterable[str]) -> int:
         """Drop the given accounts' state (e.g. their partition moved to another worker)."""
         dropped = 0
         for account_id in account_ids:
             if self._tracked.pop(account_id, None) is not None:
                 dropped += 1
             self._dirty.discard(account_id)
+            self._chart.pop(account_id, None)
         return dropped
 
     def restore(self, data: bytes) -> None:
         """Replace all state with a :meth:`snapshot` (or :meth:`snapshot_shared`).
 
-        Raises ``ValueError`` on anything that is not a snapshot of this format; the
-        pipeline is left unchanged then.
+        Raises ``ValueError`` on anything that is not a checkpoint this release reads
+        (``detectors/state.py``: older formats are migrated); the pipeline is left
+        unchanged then.
         """
-        try:
-            doc = msgspec.msgpack.decode(data)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"not a detector snapshot: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"not a detector snapshot of format {SNAPSHOT_FORMAT!r}")
-        try:
-            shared = doc["shared"]
-            population = PopulationQuantiles.from_state(shared["population"])
-            anomaly = PopulationAnomaly.from_state(shared["anomaly"])
-            anomaly_scores = PopulationQuantiles.from_state(shared["anomaly_scores"])
-            feedback = LabelFeedback.from_state(shared["feedback"])
-            models = {str(k): float(v) for k, v in shared["models"].items()}
-            tracked = {str(a): Tracked.from_state(v) for a, v in doc.get("accounts", {}).items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"corrupt detector snapshot: {exc!r}") from None
+        self.restore_checkpoint(decode_shared(data))
+
+    def restore_checkpoint(self, checkpoint: SharedCheckpoint) -> None:
+        """Load a decoded shared checkpoint: models, the clock and (if it has them) accounts.
+
+        Everything is rebuilt before anything is replaced, so a ValueError (no account
+        pipeline state in it, a malformed model) leaves the pipeline as it was.
+        """
+        s = checkpoint.account
+        if s is None:
+            raise ValueError("the checkpoint holds no account-pipeline state")
+        population = PopulationQuantiles.from_state(s.population)
+        anomaly = PopulationAnomaly.from_state(s.anomaly)
+        anomaly_scores = PopulationQuantiles.from_state(s.anomaly_scores)
+        feedback = LabelFeedback.from_state(s.feedback)
+        tracked = None
+        if checkpoint.accounts is not None:
+            tracked = {a: Tracked.from_state(t) for a, t in checkpoint.accounts.items()}
         self.population, self.anomaly, self.anomaly_scores = population, anomaly, anomaly_scores
         self.feedback = feedback
-        self._model_first_seen = models
-        start = shared.get("stream_start")
-        self._stream_start = None if start is None else float(start)
-        clock = shared.get("clock") or []
-        self._clock_samples = [float(v) for v in clock][-_CLOCK_SAMPLES:]
-        self._events = int(shared.get("events", 0))
-        if "accounts" in doc:
+        self._model_first_seen = dict(s.models)
+        self._stream_start = s.stream_start
+        self._events = s.events
+        if tracked is not None:
             self._tracked = tracked
+        self.clock.restore(checkpoint.clock)
 
     def restore_accounts(self, states: dict[str, bytes]) -> None:
-        """Load per-account states written by :meth:`snapshot_accounts` (after ``restore``)."""
+        """Load per-account states written by :meth:`snapshot_accounts` (after ``restore``).
+
+        All or nothing: one malformed state raises ValueError and loads none.
+        """
         loaded = {}
         for account_id, data in states.items():
             try:
-                loaded[account_id] = Tracked.from_state(msgspec.msgpack.decode(data))
-            except (msgspec.DecodeError, TypeError, ValueError) as exc:
-                raise ValueError(f"corrupt state for account {account_id!r}: {exc!r}") from None
+                loaded[account_id] = Tracked.from_state(decode_account(data))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"corrupt state for account {account_id!r}: {exc}") from None
         self._tracked.update(loaded)
-
-
-_ENCODER = msgspec.msgpack.Encoder()
 
 
 def _epoch(ts: float | int | str) -> float:

@@ -2,8 +2,8 @@
 
 Risk and reasons of the last scoring, the scoring schedule, the open alert, sample
 prompts (only for suspicious accounts) and the organisation. ``to_state`` /
-``from_state`` turn it into plain values for msgpack checkpoints and back, checking
-shapes and types on the way in: a checkpoint is data, never code.
+``from_state`` turn it into a :class:`~distillguard.detectors.state.TrackedState`
+(named, typed fields: a checkpoint is data, never code) and back.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from distillguard.detectors.alerts import OpenAlert
 from distillguard.detectors.features.account import AccountState
-
+from distillguard.detectors.state import OpenAlertState, TrackedState, as_state
 from distillguard.records import Reason
 
 
@@ -47,61 +47,45 @@ class Tracked:
         self.samples: list[str] | None = None
         self.org_id = org_id
 
-    def to_state(self) -> list[Any]:
+    def to_state(self) -> TrackedState:
         alert = self.alert
-        return [
-            self.state.to_state(),
-            self.risk,
-            [[r.signal, r.value, r.population_percentile, r.detail] for r in self.reasons],
-            self.next_score_n,
-            _finite(self.last_scored_ts),
-            _finite(self.last_pop_ts),
-            self.drained_risk,
-            None
+        return TrackedState(
+            state=self.state.to_state(),
+            risk=self.risk,
+            reasons=list(self.reasons),
+            next_score_n=self.next_score_n,
+            last_scored_ts=self.last_scored_ts,
+            last_pop_ts=self.last_pop_ts,
+            drained_risk=self.drained_risk,
+            alert=None
             if alert is None
-            else [alert.alert_id, alert.created_ts, alert.risk, alert.events, alert.first_event_ts],
-            self.first_alert_ts,
-            self.samples,
-            self.org_id,
-        ]
+            else OpenAlertState(
+                alert_id=alert.alert_id,
+                created_ts=alert.created_ts,
+                risk=alert.risk,
+                events=alert.events,
+                first_event_ts=alert.first_event_ts,
+            ),
+            first_alert_ts=self.first_alert_ts,
+            samples=None if self.samples is None else list(self.samples),
+            org_id=self.org_id,
+        )
 
     @classmethod
-    def from_state(cls, values: list[Any]) -> Tracked:
-        if not isinstance(values, list) or len(values) != 11:
-            raise ValueError("tracked account state must be a list of 11 values")
-        (
-            state,
-            risk,
-            reasons,
-            next_n,
-            scored_ts,
-            pop_ts,
-            drained,
-            alert,
-            first_alert,
-            samples,
-            org_id,
-        ) = values
-        t = cls(org_id if isinstance(org_id, str) else None)
-        t.state = AccountState.from_state(state)
-        t.risk = float(risk)
-        t.reasons = [
-            Reason(signal=str(s), value=float(v), population_percentile=p, detail=d)
-            for s, v, p, d in reasons
-        ]
-        t.next_score_n = int(next_n)
-        t.last_scored_ts = -math.inf if scored_ts is None else float(scored_ts)
-        t.last_pop_ts = -math.inf if pop_ts is None else float(pop_ts)
-        t.drained_risk = float(drained)
-        if alert is not None:
-            aid, created, arisk, events, first_ts = alert
-            t.alert = OpenAlert(
-                str(aid), float(created), float(arisk), int(events), float(first_ts)
-            )
-        t.first_alert_ts = None if first_alert is None else float(first_alert)
-        t.samples = None if samples is None else [str(s) for s in samples]
+    def from_state(cls, data: TrackedState | dict[str, Any]) -> Tracked:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError if malformed."""
+        data = as_state(data, TrackedState)
+        t = cls(data.org_id)
+        t.state = AccountState.from_state(data.state)
+        t.risk = data.risk
+        t.reasons = list(data.reasons)
+        t.next_score_n = data.next_score_n
+        t.last_scored_ts = data.last_scored_ts
+        t.last_pop_ts = data.last_pop_ts
+        t.drained_risk = data.drained_risk
+        a = data.alert
+        if a is not None:
+            t.alert = OpenAlert(a.alert_id, a.created_ts, a.risk, a.events, a.first_event_ts)
+        t.first_alert_ts = data.first_alert_ts
+        t.samples = None if data.samples is None else list(data.samples)
         return t
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

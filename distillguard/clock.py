@@ -106,11 +106,19 @@ class EventClock:
         return ClockState(now=self.now, recent=list(self._recent), next=self._next)
 
     def restore(self, state: ClockState) -> None:
-        """Restore :meth:`to_state`; the watermark never moves back, a partial window restarts."""
-        self.now = max(self.now, state.now)
+        """Replace watermark and window with a :meth:`to_state`'s.
+
+        Exactly, even backwards: a rollback re-reads events from the checkpoint, and they
+        must meet the clock they met then. A checkpoint without the window restarts the
+        median at the restored watermark.
+        """
+        self.now = state.now
         if len(state.recent) == _WINDOW:
             self._recent = list(state.recent)
             self._next = state.next % _WINDOW
+        else:
+            self._recent = [-math.inf] * _WINDOW
+            self._next = 0
 
     def judge(self, ts: float) -> str | None:
         """Why ``ts`` is unacceptable at the current watermark, or None if it is fine."""

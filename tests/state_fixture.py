@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from distillguard.detectors.pipeline import Pipeline, build_pipeline
 
+from distillguard.detectors.pipeline import Pipeline, build_pipeline
 from distillguard.events import RequestEvent
 from distillguard.settings import get_settings
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import random
 
+import msgspec
 import pytest
+
 from distillguard.detectors.features import SIGNAL_NAMES, AccountState
 from distillguard.detectors.features import text as prompt_text
-
 from distillguard.events import RequestEvent
 
 T0 = 1_790_000_000.0
@@ -317,8 +318,8 @@ def test_state_of_the_wrong_shape_is_rejected(bad: object) -> None:
 
 
 def test_state_with_a_wrong_type_is_rejected() -> None:
-    values = AccountState().to_state()
-    values[0] = "not a number"
+    values = msgspec.to_builtins(AccountState().to_state())
+    values["n"] = "not a number"
     with pytest.raises(ValueError):
         AccountState.from_state(values)
 

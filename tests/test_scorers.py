@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from distillguard.detectors.scorers import (
     ExpertRules,
     LabelFeedback,
@@ -67,7 +68,7 @@ def test_anomaly_state_rejects_truncated_trees() -> None:
     for i in range(30):
         model.learn_one({"a": (i % 10) / 10})
     state = model.to_state()
-    state["trees"][0] = state["trees"][0][:-1]
+    state.trees[0] = state.trees[0][:-1]
     with pytest.raises(ValueError):
         PopulationAnomaly.from_state(state)
 
@@ -175,6 +176,6 @@ def test_feedback_state_rejects_rows_of_the_wrong_width() -> None:
     fb = LabelFeedback()
     fb.learn_one(RESEARCH, False)
     state = fb.to_state()
-    state["benign"][0] = [0.1, 0.2]
+    state.benign[0] = [0.1, 0.2]
     with pytest.raises(ValueError):
         LabelFeedback.from_state(state)

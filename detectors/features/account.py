@@ -13,11 +13,15 @@ delivery) is counted but does not rewind the clock.
 from __future__ import annotations
 
 import math
+import operator
 import zlib
 from array import array
+from typing import Any
+
+import msgspec
 
 from distillguard.detectors.features import text as prompt_text
-
+from distillguard.detectors.state import AccountStateData, as_state, le_array, le_bytes
 from distillguard.events import RequestEvent
 
 #: Half-lives of the decayed request counters, in seconds.
@@ -450,49 +454,63 @@ class AccountState:
 
     # -- state ------------------------------------------------------------------------
 
-    def to_state(self) -> list[object]:
-        """Plain values (numbers, strings, lists) in slot order: safe to serialise."""
-        out: list[object] = []
-        for name in self.__slots__:
-            value = getattr(self, name)
-            if isinstance(value, array):
-                value = value.tolist()
-            elif isinstance(value, bytearray):
-                value = bytes(value)
-            out.append(value)
-        return out
+    def to_state(self) -> AccountStateData:
+        """Every slot by name (see ``detectors/state.py``): safe to serialise, evolvable.
+
+        Slots at their default are not passed, so the encoder leaves them out (it
+        recognises a default by identity): most counters of most accounts are zero, and
+        each written field costs its name. A negative zero is kept: restores are exact.
+        """
+        scalars = zip(_SCALAR_NAMES, _SCALAR_DEFAULTS, _get_scalars(self), strict=True)
+        values = {
+            name: v
+            for name, default, v in scalars
+            if v != default or (type(v) is float and math.copysign(1.0, v) < 0.0)
+        }
+        return AccountStateData(
+            **values,
+            topics=le_bytes(self.topics) if any(self.topics) else b"",
+            hours=le_bytes(self.hours) if any(self.hours) else b"",
+            recent=le_bytes(self.recent) if any(self.recent) else b"",
+            seen=seen if (seen := bytes(self.seen)) != _NOTHING_SEEN else b"",
+        )
 
     @classmethod
-    def from_state(cls, values: list[object]) -> AccountState:
-        """Inverse of :meth:`to_state`; rejects state of another shape or type."""
-        if len(values) != len(cls.__slots__):
-            raise ValueError(
-                f"account state has {len(values)} values, expected {len(cls.__slots__)}"
-            )
+    def from_state(cls, data: AccountStateData | dict[str, Any]) -> AccountState:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); rejects wrong shapes.
+
+        Field types are checked by the typed decoder; array lengths here. An empty
+        array (a checkpoint without the field) restores as zeros.
+        """
+        data = as_state(data, AccountStateData)
         state = cls()
-        for name, value in zip(cls.__slots__, values, strict=True):
-            current = getattr(state, name)
-            if isinstance(current, bytearray):
-                if not isinstance(value, (bytes, bytearray)) or len(value) != len(current):
+        for slot, name, _ in _SCALAR_FIELDS:
+            setattr(state, slot, getattr(data, name))
+        for name in ("topics", "hours", "recent"):
+            raw: bytes = getattr(data, name)
+            if raw:
+                current: array[Any] = getattr(state, name)
+                if len(raw) != len(current) * current.itemsize:
                     raise ValueError(f"account state field {name!r} has the wrong shape")
-                setattr(state, name, bytearray(value))
-            elif isinstance(current, array):
-                if not isinstance(value, list) or len(value) != len(current):
-                    raise ValueError(f"account state field {name!r} has the wrong shape")
-                setattr(state, name, array(current.typecode, value))
-            elif isinstance(current, bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"account state field {name!r} must be a bool")
-                setattr(state, name, value)
-            elif isinstance(current, (int, float)):
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise ValueError(f"account state field {name!r} must be a number")
-                setattr(state, name, type(current)(value))
-            else:
-                if not isinstance(value, str):
-                    raise ValueError(f"account state field {name!r} must be a string")
-                setattr(state, name, value)
+                setattr(state, name, le_array(current.typecode, raw))
+        if data.seen:
+            if len(data.seen) != SEEN_BYTES:
+                raise ValueError("account state field 'seen' has the wrong shape")
+            state.seen = bytearray(data.seen)
         return state
+
+
+#: (slot, state field, its default) of every slot saved as it is; arrays and the Bloom
+#: filter aside
+_SCALAR_FIELDS: tuple[tuple[str, str, Any], ...] = tuple(
+    (f.name if f.name in AccountState.__slots__ else "_" + f.name, f.name, f.default)
+    for f in msgspec.structs.fields(AccountStateData)
+    if f.name not in ("topics", "hours", "recent", "seen")
+)
+_SCALAR_NAMES = tuple(name for _, name, _ in _SCALAR_FIELDS)
+_SCALAR_DEFAULTS = tuple(default for _, _, default in _SCALAR_FIELDS)
+_get_scalars = operator.attrgetter(*(slot for slot, _, _ in _SCALAR_FIELDS))
+_NOTHING_SEEN = bytes(SEEN_BYTES)
 
 
 def _burst_index(n: int, active_minutes: int, span_s: float) -> float:

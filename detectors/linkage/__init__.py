@@ -12,16 +12,16 @@ The stage is pure code (no I/O) and is driven exactly like an account pipeline::
     stage.drain_alerts()                           # the same alerts, for the edge
     stage.drain_clusters()                         # records.Cluster changed since last drain
     stage.cluster_of("acct_1"), stage.cluster_risk("acct_1")
-    blob = stage.snapshot(); stage.restore(blob)   # JSON, no pickle
+    blob = stage.snapshot(); stage.restore(blob)   # typed msgpack, no pickle
 
 To run it with the per-account detectors, wrap any ``Pipeline``::
 
     pipeline = LinkedPipeline(account_pipeline)    # is itself a Pipeline
 
 ``LinkedPipeline`` feeds each event to both, returns both alert streams, adds changed
-clusters to ``PipelineOutput.clusters`` and the risks of their members (raised to the
+clusters to ``BatchOutput.clusters`` and the risks of their members (raised to the
 cluster's risk, with a ``cluster_membership`` reason and ``cluster_id``) to
-``PipelineOutput.risks``. ``build_pipeline`` selects it with
+``BatchOutput.risks``. ``build_pipeline`` selects it with
 ``detectors.pipeline: linked``. The account detectors may also call
 ``stage.observe_features(account_id, features, ts)`` with their per-account feature
 dict; the stage works without it.

@@ -75,8 +75,9 @@ class BehaviourBands:
             out.append(f"b:{band}{int(np.packbits(chunk)[0]):02x}")
         return out
 
-    def state(self) -> dict[str, list[float]]:
-        return self._stats
+    def state(self) -> dict[str, tuple[float, float, float]]:
+        """Per feature (count, mean, M2): all the bands learn (the planes are seeded)."""
+        return {k: (v[0], v[1], v[2]) for k, v in self._stats.items()}
 
-    def load(self, stats: dict[str, list[float]]) -> None:
+    def load(self, stats: dict[str, tuple[float, float, float]]) -> None:
         self._stats = {k: [float(x) for x in v] for k, v in stats.items()}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+
+from distillguard.detectors.state import BookState
 
 
 class ClusterBook:
@@ -31,21 +32,28 @@ class ClusterBook:
     ('clu_1', 'clu_3', ['clu_1', 'clu_3'], [])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "clu_") -> None:
+        #: ids are ``prefix`` + a sequence number; workers that each own clusters give
+        #: themselves distinct prefixes so their ids can never collide in the store
+        self.prefix = prefix
         self.cluster_of: dict[str, str] = {}
         self.members: dict[str, set[str]] = {}
         self.seq = 0
         #: ids merged into an older cluster since the owner last emptied this list
         self.retired: list[str] = []
 
-    def to_state(self) -> dict[str, Any]:
-        return {"seq": self.seq, "clusters": {c: sorted(m) for c, m in self.members.items()}}
+    def to_state(self) -> BookState:
+        """Members sorted: the same book always saves to the same bytes."""
+        return BookState(seq=self.seq, clusters={c: sorted(m) for c, m in self.members.items()})
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ClusterBook:
-        book = cls()
-        book.seq = int(state["seq"])
-        for cid, members in state["clusters"].items():
+    def from_state(cls, state: BookState, prefix: str = "clu_") -> ClusterBook:
+        """The book saved by :meth:`to_state`; ValueError for ids not of ``prefix``."""
+        book = cls(prefix)
+        book.seq = state.seq
+        for cid, members in state.clusters.items():
+            if not cid.startswith(prefix) or not cid[len(prefix) :].isdigit():
+                raise ValueError(f"cluster id {cid!r} is not {prefix!r} + a number")
             book.members[cid] = set(members)
             for acct in members:
                 book.cluster_of[acct] = cid
@@ -53,11 +61,11 @@ class ClusterBook:
 
     def _new_id(self) -> str:
         self.seq += 1
-        return f"clu_{self.seq}"
+        return f"{self.prefix}{self.seq}"
 
-    @staticmethod
-    def _order(cid: str) -> int:
-        return int(cid[4:])
+    def order(self, cid: str) -> int:
+        """Creation order of an id (its sequence number)."""
+        return int(cid[len(self.prefix) :])
 
     def union(self, a: str, b: str) -> str | None:
         """Put ``a`` and ``b`` in one cluster; the id that changed, or None if none did."""
@@ -77,7 +85,7 @@ class ClusterBook:
             self.members[cid].add(joiner)
             self.cluster_of[joiner] = cid
             return cid
-        keep, gone = (ca, cb) if self._order(ca) < self._order(cb) else (cb, ca)
+        keep, gone = (ca, cb) if self.order(ca) < self.order(cb) else (cb, ca)
         moved = self.members.pop(gone)
         self.retired.append(gone)
         for acct in moved:
@@ -127,7 +135,7 @@ class ClusterBook:
         claims: list[tuple[int, int, int, str]] = []  # (-overlap, id order, component, id)
         for i, comp in enumerate(components):
             overlap = Counter(self.cluster_of[a] for a in comp if a in self.cluster_of)
-            claims.extend((-n, self._order(cid), i, cid) for cid, n in overlap.items())
+            claims.extend((-n, self.order(cid), i, cid) for cid, n in overlap.items())
         claims.sort()
         id_of: dict[int, str] = {}
         taken: set[str] = set()
@@ -147,5 +155,5 @@ class ClusterBook:
                 self.cluster_of[acct] = cid
             if old_members.get(cid) != comp:
                 changed.add(cid)
-        dissolved = sorted(set(old_members) - set(self.members), key=self._order)
+        dissolved = sorted(set(old_members) - set(self.members), key=self.order)
         return changed, dissolved

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
 
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX, LinkageConfig
+from distillguard.detectors.state import GraphState, HolderState, ValueState
 
 
 def poisson_tail(k: int, lam: float) -> float:
@@ -121,26 +121,47 @@ class Holder:
         self.fp_bits: list[int] | None = None
         self.centroid: int | None = None  # majority bits of the fingerprints
 
-    _FIELDS = (
-        "id", "first_ts", "last_ts", "refreshed", "behaviour_ts", "events", "out_tokens",
-        "onsets", "onset_first", "org", "snippet", "keys", "tpl", "raw", "fp_bits", "centroid",
-    )  # fmt: skip
-
-    def to_row(self) -> list[Any]:
-        row = [getattr(self, f) for f in self._FIELDS]
-        row[4] = None if not math.isfinite(self.behaviour_ts) else self.behaviour_ts
-        return row
+    def to_state(self) -> HolderState:
+        """The holder by field name; shares its containers (encode it right away)."""
+        return HolderState(
+            id=self.id,
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            refreshed=self.refreshed,
+            behaviour_ts=self.behaviour_ts,
+            events=self.events,
+            out_tokens=self.out_tokens,
+            onsets=self.onsets,
+            onset_first=self.onset_first,
+            org=self.org,
+            snippet=self.snippet,
+            keys=self.keys,
+            tpl=self.tpl,
+            raw=self.raw,  # type: ignore[arg-type]
+            fp_bits=self.fp_bits,
+            centroid=self.centroid,
+        )
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> Holder:
-        if len(row) != len(cls._FIELDS):
-            raise ValueError(f"holder row of {len(row)} fields, expected {len(cls._FIELDS)}")
-        h = cls(str(row[0]), float(row[1]))
-        for name, value in zip(cls._FIELDS, row, strict=True):
-            setattr(h, name, value)
-        if h.behaviour_ts is None:
-            h.behaviour_ts = -math.inf
-        h.raw = list(h.raw)
+    def from_state(cls, s: HolderState) -> Holder:
+        """A holder with its own copies of ``s``'s containers; ValueError on a bad shape."""
+        h = cls(s.id, s.first_ts)
+        h.last_ts, h.refreshed, h.behaviour_ts = s.last_ts, s.refreshed, s.behaviour_ts
+        h.events, h.out_tokens = s.events, s.out_tokens
+        h.onsets, h.onset_first = s.onsets, s.onset_first
+        h.org, h.snippet = s.org, s.snippet
+        h.keys = dict(s.keys)
+        if any(len(v) != 2 for v in s.tpl.values()):
+            raise ValueError(f"holder {s.id!r}: template candidates must be [hits, crc]")
+        h.tpl = {k: list(v) for k, v in s.tpl.items()}
+        if s.raw:
+            if len(s.raw) != len(h.raw):
+                raise ValueError(f"holder {s.id!r}: raw values must be {len(h.raw)} slots")
+            h.raw = list(s.raw)
+        if s.fp_bits is not None and len(s.fp_bits) != 65:
+            raise ValueError(f"holder {s.id!r}: fingerprint bit counts must be 65 values")
+        h.fp_bits = None if s.fp_bits is None else list(s.fp_bits)
+        h.centroid = s.centroid
         return h
 
 
@@ -296,27 +317,33 @@ class EvidenceGraph:
                     if not value.members and not value.common:
                         del self.values[key]
 
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "holders": [h.to_row() for h in self.holders.values()],
-            "values": [
-                [k, list(v.members), list(v.recent), v.common, v.last_seen]
+    def to_state(self) -> GraphState:
+        """Holders and values in their order (anchors are the earliest holders)."""
+        return GraphState(
+            holders=[h.to_state() for h in self.holders.values()],
+            values={
+                k: ValueState(
+                    members=list(v.members),
+                    recent=list(v.recent),
+                    common=v.common,
+                    last_seen=v.last_seen,
+                )
                 for k, v in self.values.items()
-            ],
-        }
+            },
+        )
 
     @classmethod
-    def from_state(cls, config: LinkageConfig, state: dict[str, Any]) -> EvidenceGraph:
+    def from_state(cls, config: LinkageConfig, state: GraphState) -> EvidenceGraph:
         g = cls(config)
-        for row in state["holders"]:
-            h = Holder.from_row(row)
+        for hs in state.holders:
+            h = Holder.from_state(hs)
             g.holders[h.id] = h
-        for key, members, recent, common, last_seen in state["values"]:
+        for key, vs in state.values.items():
             v = Value(config.anchors)
-            v.members = dict.fromkeys(members)
-            v.recent.extend(recent)
-            v.common, v.last_seen = bool(common), float(last_seen)
-            g.values[str(key)] = v
+            v.members = dict.fromkeys(vs.members)
+            v.recent.extend(vs.recent)
+            v.common, v.last_seen = vs.common, vs.last_seen
+            g.values[key] = v
         g.set_population(len(g.holders))
         return g
 

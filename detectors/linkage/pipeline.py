@@ -8,14 +8,14 @@ about one low-and-slow member of a hydra sees the hydra.
 
 from __future__ import annotations
 
-import msgspec
+from collections.abc import Iterable
+
+from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.linkage.stage import LinkageStage
-from distillguard.detectors.pipeline import Checkpointable, Pipeline, PipelineOutput
-
+from distillguard.detectors.pipeline import BatchOutput, Pipeline
+from distillguard.detectors.state import decode_shared, encode_shared
 from distillguard.events import RequestEvent
-from distillguard.records import AccountRisk, Alert, Label, iso, level_for
-
-_FORMAT = "distillguard-linked/1"
+from distillguard.records import AccountRisk, Label, iso, level_for
 
 
 class LinkedPipeline:
@@ -26,8 +26,9 @@ class LinkedPipeline:
     account
         Any :class:`~distillguard.detectors.pipeline.Pipeline` (per-account detectors).
     linkage
-        The linkage stage; a default one when omitted. Unless it already has one, it
-        is given the account pipeline's risk as ``member_risk``.
+        The linkage stage; a default one when omitted. It must read the account
+        pipeline's clock (one watermark for both). Unless it already has one, it is
+        given the account pipeline's risk as ``member_risk``.
     behaviour
         Feed the account pipeline's ``account_features`` to the stage as behaviour
         evidence (throttled per account). Off by default: it is weak evidence that
@@ -43,6 +44,8 @@ class LinkedPipeline:
     ...                                model="m", input_tokens=1, output_tokens=1, status=200,
     ...                                payment_fingerprint="card-1", ip=f"198.51.100.{i}"))
     >>> out = p.drain()
+    >>> p.clock is p.linkage.clock
+    True
     >>> [(c.cluster_id, len(c.members)) for c in out.clusters], out.alerts[0].subject_type
     ([('clu_1', 8)], 'cluster')
     >>> r = p.risk("a3")
@@ -60,7 +63,10 @@ class LinkedPipeline:
         behaviour: bool = False,
     ) -> None:
         self.account = account
-        self.linkage = linkage if linkage is not None else LinkageStage()
+        self.clock = account.clock
+        self.linkage = linkage if linkage is not None else LinkageStage(clock=account.clock)
+        if self.linkage.clock is not self.clock:
+            raise ValueError("the linkage stage must read the account pipeline's clock")
         if self.linkage.member_risk is None:
             self.linkage.member_risk = self._account_risk
         self._published: dict[str, list[str]] = {}
@@ -70,8 +76,8 @@ class LinkedPipeline:
     def _account_risk(self, account_id: str) -> float:
         return self.account.risk(account_id).risk
 
-    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
-        own = self.account.process(event)
+    def process(self, event: RequestEvent) -> bool:
+        own = self.account.process(event)  # observes the clock first: linkage reads it
         linked = self.linkage.process(event)
         if self._features is not None:
             aid, ts = event.account_id, float(event.ts)
@@ -79,9 +85,9 @@ class LinkedPipeline:
                 features = self._features(aid)
                 if features:
                     self.linkage.observe_features(aid, features, ts)
-        return own + linked if linked else own
+        return own or bool(linked)
 
-    def drain(self) -> PipelineOutput:
+    def drain(self) -> BatchOutput:
         out = self.account.drain()
         out.alerts.extend(self.linkage.drain_alerts())
         clusters = self.linkage.drain_clusters()
@@ -133,48 +139,54 @@ class LinkedPipeline:
         features = getattr(self.account, "account_features", None)
         return features(account_id) if callable(features) else None
 
-    def forget_accounts(self, account_ids: list[str]) -> None:
+    def forget(self, account_ids: Iterable[str]) -> None:
         """Drop per-account state (a partition moved); linkage evidence is global, kept."""
-        forget = getattr(self.account, "forget_accounts", None)
-        if callable(forget):
-            forget(account_ids)
+        self.account.forget(account_ids)
 
-    # -- checkpoints (the worker's Checkpointable protocol) -------------------------------
+    # -- checkpoints (the Pipeline protocol) -----------------------------------------------
     # Per-account state is the account pipeline's. The linkage graph is global (a value's
-    # holders span every partition), so it travels with the shared checkpoint, framed
-    # next to the account pipeline's shared state. At default scale it is ~2.7 KB per
-    # account, written every ``worker.shared_checkpoint_interval_s``.
+    # holders span every partition), so it travels with the shared checkpoint, one typed
+    # msgpack map next to the account pipeline's shared state (``detectors/state.py``).
+    # At default scale it is ~2.7 KB per account, written every
+    # ``worker.shared_checkpoint_interval_s``.
 
     def snapshot_shared(self) -> bytes:
-        account = (
-            self.account.snapshot_shared() if isinstance(self.account, Checkpointable) else None
-        )
-        return msgspec.msgpack.encode(
-            {"format": _FORMAT, "account": account, "linkage": self.linkage.snapshot()}
+        """One shared checkpoint: the clock, the account models, the linkage stage."""
+        account = self.account.shared_state() if isinstance(self.account, AccountPipeline) else None
+        return encode_shared(
+            clock=self.clock.to_state(),
+            account=account,
+            linkage=self.linkage.to_state(),
+            published=self._published,
         )
 
-    def restore(self, data: bytes) -> None:
-        """Restore a :meth:`snapshot_shared`; ValueError (state unchanged) if it is not one."""
-        try:
-            doc = msgspec.msgpack.decode(data)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"not a linked-pipeline snapshot: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise ValueError(f"not a linked-pipeline snapshot of format {_FORMAT!r}")
-        linkage = LinkageStage(self.linkage.config, self.linkage.member_risk)
-        linkage.restore(doc["linkage"])
-        if doc.get("account") is not None and isinstance(self.account, Checkpointable):
-            self.account.restore(doc["account"])
+    def restore(self, shared: bytes) -> None:
+        """Restore a :meth:`snapshot_shared`; ValueError (state unchanged) if it is not one.
+
+        A checkpoint of the account pipeline alone restores its part (the linkage stage
+        starts afresh): switching ``detectors.pipeline`` keeps what the models learnt.
+        """
+        checkpoint = decode_shared(shared)
+        if checkpoint.linkage is None and checkpoint.account is None:
+            raise ValueError("the checkpoint holds neither account nor linkage state")
+        linkage = self.linkage
+        if checkpoint.linkage is not None:
+            old = self.linkage
+            linkage = LinkageStage(
+                old.config, old.member_risk, clock=self.clock, cluster_prefix=old.cluster_prefix
+            )
+            linkage.restore_state(checkpoint.linkage)
+        if checkpoint.account is not None and isinstance(self.account, AccountPipeline):
+            self.account.restore_checkpoint(checkpoint)  # last step that may raise
         self.linkage = linkage
+        self._published = {c: list(m) for c, m in checkpoint.published.items()}
+        self.clock.restore(checkpoint.clock)
 
-    def snapshot_accounts(self, account_ids: list[str]) -> dict[str, bytes]:
-        if isinstance(self.account, Checkpointable):
-            return self.account.snapshot_accounts(account_ids)
-        return {}
+    def snapshot_accounts(self, account_ids: Iterable[str]) -> dict[str, bytes]:
+        return self.account.snapshot_accounts(account_ids)
 
     def restore_accounts(self, states: dict[str, bytes]) -> None:
-        if isinstance(self.account, Checkpointable):
-            self.account.restore_accounts(states)
+        self.account.restore_accounts(states)
 
     def accounts(self) -> list[str]:
         return self.account.accounts()

@@ -19,13 +19,14 @@ joiner, not 300, and connectivity is all union-find needs.
 
 from __future__ import annotations
 
+import copy
 import math
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
+from distillguard.clock import EventClock
 from distillguard.detectors.linkage.behaviour import BehaviourBands
 from distillguard.detectors.linkage.clusters import ClusterBook
 from distillguard.detectors.linkage.cohort import find_cohorts
@@ -41,28 +42,16 @@ from distillguard.detectors.linkage.evidence import (
 )
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
-
+from distillguard.detectors.state import ClusterState as _ClusterState
+from distillguard.detectors.state import LinkageState, decode_shared, encode_shared
 from distillguard.events import RequestEvent
 from distillguard.records import Alert, Cluster, Evidence, Reason, iso, level_for
 
 NO_ALERTS: tuple[Alert, ...] = ()
 _REFRESH_S = 60.0
 _SNIPPET_CHARS = 240
-_SNAPSHOT_VERSION = 1
 _MEMBER_RISK_SAMPLE = 64
 _RISK_CHANGE = 0.02
-
-
-class _ClusterState(msgspec.Struct, kw_only=True):
-    risk: float = 0.0
-    alerted: bool = False
-    first_alert_ts: float | None = None
-    last_alert_ts: float | None = None
-    alerted_members: list[str] = msgspec.field(default_factory=list)
-    alert_level: str = "low"
-    mean_link: float = 0.0
-    member_risk: float = 0.0
-    evidence: list[Evidence] = msgspec.field(default_factory=list)
 
 
 class LinkageStage:
@@ -94,7 +83,8 @@ class LinkageStage:
     >>> for i in range(2):
     ...     alerts += stage.process(ev(20 + i, f"user{i}", ip=f"192.0.{i}.5",
     ...                                user_agent="openai-python/1.54.3"))
-    >>> alerts += stage.process(ev(200, "user0"))  # event time moves past the cadence
+    >>> for i in range(3):  # event time (a median of recent events) moves past the cadence
+    ...     alerts += stage.process(ev(200 + i, "user0"))
     >>> [(a.subject_id, len(a.members), a.level) for a in alerts]
     [('clu_1', 12, 'high')]
     >>> stage.cluster_of("hydra3"), stage.cluster_of("user0"), stage.cluster_risk("hydra3") > 0.7
@@ -107,11 +97,17 @@ class LinkageStage:
         self,
         config: LinkageConfig | None = None,
         member_risk: Callable[[str], float] | None = None,
+        clock: EventClock | None = None,
+        cluster_prefix: str = "clu_",
     ) -> None:
         self.config = config if config is not None else LinkageConfig()
+        #: the stage observes event times only into a clock it created
+        self._observes = clock is None
+        self.clock = clock if clock is not None else EventClock()
         self.member_risk = member_risk
         self._graph = EvidenceGraph(self.config)
-        self._book = ClusterBook()
+        self.cluster_prefix = cluster_prefix
+        self._book = ClusterBook(cluster_prefix)
         self._behaviour = BehaviourBands()
         self._links: dict[tuple[str, str], float] = {}
         self._strong: dict[str, dict[str, float]] = {}
@@ -127,7 +123,6 @@ class LinkageStage:
         #: accounts first seen within ``cohort_window_s``, oldest first (``cohort.py``)
         self._newcomers: deque[str] = deque()
         self._cohort_due = False
-        self._now = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
         self._sample_first = self.config.sample_first
@@ -150,8 +145,8 @@ class LinkageStage:
         if h is None:
             h = g.holder(event.account_id, ts)
             self._newcomers.append(h.id)
-        if ts > self._now:
-            self._now = ts
+        if self._observes:
+            self.clock.observe(ts)
         pending = self._pending
         aid = h.id
         if h.events == 0 or ts - h.last_ts >= self.config.onset_gap_s:
@@ -208,7 +203,7 @@ class LinkageStage:
         elif event.prompt is None and event.prompt_fingerprint is not None:
             # a fingerprint costs ~2 µs to count: every one goes into the centroid
             self._update_centroid(h, event.prompt_fingerprint, ts)
-        if self._now >= self._next_eval:
+        if self.clock.now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
 
@@ -290,7 +285,7 @@ class LinkageStage:
     # -- cadence -------------------------------------------------------------------------
 
     def _evaluate(self) -> tuple[Alert, ...]:
-        now = self._now
+        now = self.clock.now
         self._next_eval = now + self.config.eval_interval_s
         if now >= self._next_revalidate:
             self._revalidate(now)
@@ -425,7 +420,7 @@ class LinkageStage:
         dirty, self._dirty = self._dirty, set()
         rescore, self._rescore = self._rescore - dirty, set()
         alerts: list[Alert] = []
-        for cid in sorted(dirty | rescore, key=lambda c: int(c[4:])):
+        for cid in sorted(dirty | rescore, key=self._book.order):
             members = self._book.members.get(cid)
             if not members:
                 continue
@@ -443,7 +438,7 @@ class LinkageStage:
                 self._changed.add(cid)
             if len(members) >= cfg.min_alert_size and st.risk >= cfg.alert_risk:
                 self._maybe_alert(cid, members, st, now, alerts)
-        for cid in sorted(self._realert - dirty - rescore, key=lambda c: int(c[4:])):
+        for cid in sorted(self._realert - dirty - rescore, key=self._book.order):
             members = self._book.members.get(cid)
             st = self._clusters.get(cid)
             if members and st is not None:
@@ -569,7 +564,7 @@ class LinkageStage:
     @property
     def now(self) -> float | None:
         """The latest event time seen (None before the first event)."""
-        return _finite(self._now)
+        return _finite(self.clock.now)
 
     def members(self, cluster_id: str) -> list[str]:
         return sorted(self._book.members.get(cluster_id, ()))
@@ -583,8 +578,8 @@ class LinkageStage:
         """Clusters changed since the last call; a dissolved cluster comes with no members."""
         changed, self._changed = self._changed, set()
         out = []
-        now = iso(self._now) if math.isfinite(self._now) else None
-        for cid in sorted(changed, key=lambda c: int(c[4:])):
+        now = iso(self.clock.now) if math.isfinite(self.clock.now) else None
+        for cid in sorted(changed, key=self._book.order):
             members = self._book.members.get(cid)
             st = self._clusters.get(cid)
             if not members or st is None:
@@ -608,6 +603,10 @@ class LinkageStage:
             )
         return out
 
+    def holder_events(self) -> int:
+        """Events recorded over every account the graph holds (each event counts once)."""
+        return sum(h.events for h in self._graph.holders.values())
+
     def stats(self) -> dict[str, int]:
         """Sizes of the state, for benchmarks and the worker's stats line."""
         return {
@@ -621,69 +620,44 @@ class LinkageStage:
 
     # -- state -----------------------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
-        """The whole state as JSON (no pickle): restoring it continues bit for bit."""
-        state = {
-            "version": _SNAPSHOT_VERSION,
-            "now": _finite(self._now),
-            "next_eval": _finite(self._next_eval),
-            "next_revalidate": _finite(self._next_revalidate),
-            "graph": self._graph.to_state(),
-            "links": [[a, b, w] for (a, b), w in self._links.items()],
-            "book": self._book.to_state(),
-            "cluster_state": self._clusters,
-            "pending": self._pending,
-            "dirty": sorted(self._dirty),
-            "rescore": sorted(self._rescore),
-            "realert": sorted(self._realert),
-            "changed": sorted(self._changed),
-            "behaviour": self._behaviour.state(),
-            "newcomers": list(self._newcomers),
-            "cohort_due": self._cohort_due,
-        }
-        return msgspec.json.encode(state)
+    def to_state(self) -> LinkageState:
+        """Everything the stage learnt but the clock (its owner saves that once).
 
-    def restore(self, data: bytes) -> None:
-        """Replace the state with a :meth:`snapshot`; a bad one raises ValueError, no change."""
-        try:
-            state = msgspec.json.decode(data)
-            if not isinstance(state, dict) or state.get("version") != _SNAPSHOT_VERSION:
-                raise ValueError("unsupported snapshot version")
-            graph = EvidenceGraph.from_state(self.config, state["graph"])
-            book = ClusterBook.from_state(state["book"])
-            links = {(a, b): float(w) for a, b, w in state["links"]}
-            clusters = msgspec.convert(state["cluster_state"], dict[str, _ClusterState])
-            pending = [(str(a), str(k)) for a, k in state["pending"]]
-            sets = [set(state[k]) for k in ("dirty", "rescore", "realert", "changed")]
-            clock = [_infinite(state[k]) for k in ("now", "next_eval", "next_revalidate")]
-            behaviour = BehaviourBands()
-            behaviour.load(state["behaviour"])
-            if "newcomers" in state:
-                newcomers = deque(str(a) for a in state["newcomers"])
-                cohort_due = bool(state["cohort_due"])
-            else:  # a snapshot from before cohorts: the window's accounts, looked at anew
-                newcomers = deque(
-                    h.id
-                    for h in sorted(graph.holders.values(), key=lambda h: h.first_ts)
-                    if clock[0] - h.first_ts <= self.config.cohort_window_s
-                )
-                cohort_due = bool(newcomers)
-        except (
-            msgspec.DecodeError,
-            msgspec.ValidationError,
-            KeyError,
-            TypeError,
-            ValueError,
-            IndexError,
-            AttributeError,
-        ) as exc:
-            raise ValueError(f"not a linkage snapshot: {exc}") from None
-        self._graph, self._book, self._links, self._clusters = graph, book, links, clusters
-        self._pending = pending
-        self._dirty, self._rescore, self._realert, self._changed = sets
-        self._now, self._next_eval, self._next_revalidate = clock
+        The Struct shares containers with the live stage: encode it before the next
+        event. Sets are saved sorted, so the same state always gives the same bytes.
+        """
+        return LinkageState(
+            next_eval=self._next_eval,
+            next_revalidate=self._next_revalidate,
+            graph=self._graph.to_state(),
+            links=[(a, b, w) for (a, b), w in self._links.items()],
+            book=self._book.to_state(),
+            clusters=self._clusters,
+            pending=self._pending,
+            dirty=sorted(self._dirty),
+            rescore=sorted(self._rescore),
+            realert=sorted(self._realert),
+            changed=sorted(self._changed),
+            behaviour=self._behaviour.state(),
+            newcomers=list(self._newcomers),
+            cohort_due=self._cohort_due,
+        )
+
+    def restore_state(self, state: LinkageState) -> None:
+        """Replace the state with a :meth:`to_state`; ValueError (nothing changed) if bad."""
+        graph = EvidenceGraph.from_state(self.config, state.graph)
+        book = ClusterBook.from_state(state.book, self._book.prefix)
+        links = {(a, b): w for a, b, w in state.links}
+        behaviour = BehaviourBands()
+        behaviour.load(state.behaviour)
+        self._graph, self._book, self._links = graph, book, links
+        self._clusters = {cid: copy.copy(st) for cid, st in state.clusters.items()}
+        self._pending = list(state.pending)
+        self._dirty, self._rescore = set(state.dirty), set(state.rescore)
+        self._realert, self._changed = set(state.realert), set(state.changed)
+        self._next_eval, self._next_revalidate = state.next_eval, state.next_revalidate
         self._behaviour = behaviour
-        self._newcomers, self._cohort_due = newcomers, cohort_due
+        self._newcomers, self._cohort_due = deque(state.newcomers), state.cohort_due
         threshold = self.config.link_threshold
         self._strong = {}
         for (a, b), w in links.items():
@@ -691,13 +665,21 @@ class LinkageStage:
                 self._strong.setdefault(a, {})[b] = w
                 self._strong.setdefault(b, {})[a] = w
 
+    def snapshot(self) -> bytes:
+        """The stage and its clock as a shared checkpoint (``detectors/state.py``)."""
+        return encode_shared(clock=self.clock.to_state(), linkage=self.to_state())
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a :meth:`snapshot`; a bad one raises ValueError, no change."""
+        checkpoint = decode_shared(data)
+        if checkpoint.linkage is None:
+            raise ValueError("the checkpoint holds no linkage state")
+        self.restore_state(checkpoint.linkage)
+        self.clock.restore(checkpoint.clock)
+
 
 _LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-def _infinite(x: float | None) -> float:
-    return -math.inf if x is None else x

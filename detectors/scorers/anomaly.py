@@ -7,8 +7,8 @@ unusual in combination even when no single signal is extreme. River's docs warn
 that HST struggles when anomalies arrive packed together in time (exactly what a
 coordinated burst looks like), so this is one input to fusion, never the decision.
 
-Trees are saved as plain numbers (split feature, threshold, masses per node), so a
-checkpoint needs no pickle.
+Trees are saved as plain numbers (split feature, threshold, masses per node) in an
+:class:`~distillguard.detectors.state.AnomalyState`, so a checkpoint needs no pickle.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 from river import anomaly
 from river.tree.padded import PaddedBranch, PaddedLeaf
+
+from distillguard.detectors.state import AnomalyState, as_state
 
 
 class PopulationAnomaly:
@@ -64,27 +66,31 @@ class PopulationAnomaly:
 
     # -- state ------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> AnomalyState:
         hst = self._hst
-        return {
-            "params": [self.n_trees, self.height, self.window_size, self.seed],
-            "counter": hst.counter,
-            "first_window": hst._first_window,
-            "trees": [_tree_to_list(t) for t in hst.trees],
-        }
+        return AnomalyState(
+            n_trees=self.n_trees,
+            height=self.height,
+            window_size=self.window_size,
+            seed=self.seed,
+            counter=hst.counter,
+            first_window=hst._first_window,
+            trees=[_tree_to_list(t) for t in hst.trees],
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PopulationAnomaly:
-        n_trees, height, window_size, seed = state["params"]
-        model = cls(int(n_trees), int(height), int(window_size), int(seed))
+    def from_state(cls, state: AnomalyState | dict[str, Any]) -> PopulationAnomaly:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError on bad trees."""
+        state = as_state(state, AnomalyState)
+        model = cls(state.n_trees, state.height, state.window_size, state.seed)
         hst = model._hst
-        trees = state["trees"]
+        trees = state.trees
         if trees and len(trees) != model.n_trees:
             raise ValueError(f"anomaly state has {len(trees)} trees, expected {model.n_trees}")
         hst.trees = [_tree_from_list(t, model.height) for t in trees]
         hst._tree_nodes = [list(t.iter_dfs()) for t in hst.trees]
-        hst.counter = int(state["counter"])
-        hst._first_window = bool(state["first_window"])
+        hst.counter = state.counter
+        hst._first_window = state.first_window
         return model
 
 

@@ -24,8 +24,10 @@ import math
 from typing import Any
 
 import numpy as np
-from distillguard.detectors.features.signals import SIGNAL_NAMES, unit_vector
 from river import linear_model, optim, utils
+
+from distillguard.detectors.features.signals import SIGNAL_NAMES, unit_vector
+from distillguard.detectors.state import FeedbackState, LogisticState, as_state
 
 
 class LabelFeedback:
@@ -122,48 +124,45 @@ class LabelFeedback:
 
     # -- state ------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> FeedbackState:
         lr = self._lr
-        return {
-            "params": [
-                self.bandwidth,
-                self.strength,
-                self.max_adjustment,
-                self.capacity,
-                self.min_per_class,
-            ],
-            "benign": self._memory[False],
-            "distiller": self._memory[True],
-            "seen": [self._seen[False], self._seen[True]],
-            "lr": {
-                "weights": dict(lr._weights),
-                "intercept": lr.intercept,
-                "iterations": lr.optimizer.n_iterations,
-            },
-        }
+        return FeedbackState(
+            bandwidth=self.bandwidth,
+            strength=self.strength,
+            max_adjustment=self.max_adjustment,
+            capacity=self.capacity,
+            min_per_class=self.min_per_class,
+            benign=[list(row) for row in self._memory[False]],
+            distiller=[list(row) for row in self._memory[True]],
+            seen_benign=self._seen[False],
+            seen_distiller=self._seen[True],
+            lr=LogisticState(
+                weights=dict(lr._weights),
+                intercept=lr.intercept,
+                iterations=lr.optimizer.n_iterations,
+            ),
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> LabelFeedback:
-        bandwidth, strength, max_adjustment, capacity, min_per_class = state["params"]
+    def from_state(cls, state: FeedbackState | dict[str, Any]) -> LabelFeedback:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError on bad rows."""
+        state = as_state(state, FeedbackState)
         fb = cls(
-            float(bandwidth),
-            float(strength),
-            float(max_adjustment),
-            int(capacity),
-            int(min_per_class),
+            state.bandwidth,
+            state.strength,
+            state.max_adjustment,
+            state.capacity,
+            state.min_per_class,
         )
         width = len(SIGNAL_NAMES)
-        for key, y in (("benign", False), ("distiller", True)):
-            rows = state[key]
+        for rows, y in ((state.benign, False), (state.distiller, True)):
             if any(len(row) != width for row in rows):
                 raise ValueError(f"label memory rows must have {width} values")
-            fb._memory[y] = [[float(v) for v in row] for row in rows]
-        fb._seen = {False: int(state["seen"][0]), True: int(state["seen"][1])}
-        lr_state = state["lr"]
-        weights = {str(k): float(v) for k, v in dict(lr_state["weights"]).items()}
-        fb._lr._weights = utils.VectorDict(weights)
-        fb._lr.intercept = float(lr_state["intercept"])
-        fb._lr.optimizer.n_iterations = int(lr_state["iterations"])
+            fb._memory[y] = [list(row) for row in rows]
+        fb._seen = {False: state.seen_benign, True: state.seen_distiller}
+        fb._lr._weights = utils.VectorDict(dict(state.lr.weights))
+        fb._lr.intercept = state.lr.intercept
+        fb._lr.optimizer.n_iterations = state.lr.iterations
         return fb
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable
+from typing import Any
 
 from distillguard.detectors.features.signals import BY_NAME
+from distillguard.detectors.state import QuantilesState, as_state
 
 #: Share signals live in [0, 1]: 1% bins. Magnitudes span 1e-3..1e7: 8 bins a decade.
 _SHARE_EDGES: tuple[float, ...] = tuple(i / 100.0 for i in range(1, 101))
@@ -113,19 +115,21 @@ class PopulationQuantiles:
 
     # -- state ------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, object]:
-        return {"max_weight": self.max_weight, "counts": self._counts, "totals": self._totals}
+    def to_state(self) -> QuantilesState:
+        return QuantilesState(
+            max_weight=self.max_weight,
+            counts={name: list(c) for name, c in self._counts.items()},
+            totals=dict(self._totals),
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> PopulationQuantiles:
-        pop = cls(max_weight=float(state["max_weight"]))  # type: ignore[arg-type]
-        counts = state["counts"]
-        totals = state["totals"]
-        if not isinstance(counts, dict) or not isinstance(totals, dict):
-            raise ValueError("population state must hold 'counts' and 'totals' mappings")
-        for name, values in counts.items():
-            if not isinstance(values, list) or len(values) != len(_edges_for(name)) + 1:
+    def from_state(cls, state: QuantilesState | dict[str, Any]) -> PopulationQuantiles:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError on wrong shapes."""
+        state = as_state(state, QuantilesState)
+        pop = cls(max_weight=state.max_weight)
+        for name, values in state.counts.items():
+            if len(values) != len(_edges_for(name)) + 1:
                 raise ValueError(f"population histogram for {name!r} has the wrong shape")
-            pop._counts[name] = [float(v) for v in values]
-            pop._totals[name] = float(totals.get(name, sum(pop._counts[name])))
+            pop._counts[name] = list(values)
+            pop._totals[name] = state.totals.get(name, sum(values))
         return pop
