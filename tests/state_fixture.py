@@ -4,9 +4,13 @@ A checkpoint written by one release must be readable by the next (STYLE.md), and
 only proof is a checkpoint that release actually wrote, committed. This module makes
 one with whatever code is installed, using only the public pipeline interface, so the
 same script wrote ``fixtures/state/v0`` (the positional format before
-``detectors/state.py``) and ``fixtures/state/v1``::
+``detectors/state.py``) and ``fixtures/state/v1``; a new format version gets its own
+folder, and the old ones stay as they are::
 
-    .venv/bin/python -m tests.state_fixture tests/fixtures/state/v1
+    PYTHONHASHSEED=0 .venv/bin/python -m tests.state_fixture tests/fixtures/state/v2
+
+(The hash seed fixes the last bits of cluster risks: a cluster's mean link is summed in
+the iteration order of a set of account ids.)
 
 Files written: ``shared.msgpack`` (``snapshot_shared()``), ``accounts.msgpack`` (a
 msgpack map account id -> ``snapshot_accounts`` blob) and ``facts.json`` (what the
