@@ -41,10 +41,10 @@ from distillguard.sim.scenario import load_scenario
 from tests.state_fixture import facts, fixture_pipeline
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "state"
-#: events of the ``small`` scenario replayed (its first ~9 hours: every archetype active)
-SLICE = 40_000
+#: events of the ``small`` scenario replayed (its first hours: every archetype active)
+SLICE = 30_000
 #: where the split replays checkpoint and restart: odd places, none on a cadence
-CUTS = (1, 977, 6_113, 15_551, 28_042, 39_999)
+CUTS = (1, 977, 6_113, 15_551, 23_042, 29_999)
 
 
 # -- lossless ---------------------------------------------------------------------------
