@@ -1,7 +1,15 @@
-"""Shared fixtures: one real embedded stack (Tansu + Valkey) for the whole session.
+"""Shared fixtures: one real stack per kind for the whole session.
 
-Each test gets its own topics and consumer group (unique names) and a flushed Redis
-database, so tests stay independent while paying the stack's start-up once.
+Every test that uses ``stack`` (directly or through ``lane``/``redis_client``) runs
+twice: on the embedded pair (Tansu + Valkey) and on production's parts (Apache Kafka
+in KRaft mode + Debian's Redis), ids ``[embedded]`` and ``[apache]``. Each stack is
+started once and torn down before the next starts. Each test gets its own topics and
+consumer group (unique names) and a flushed Redis database, so tests stay independent
+while paying each stack's start-up once.
+
+Tests that stay on the embedded stack, and known product bugs that only the apache
+stack shows (expected failures there), are listed below in ``EMBEDDED_ONLY`` and
+``XFAIL_ON_APACHE``, by test name, with the reason: one place to read and to empty.
 """
 
 from __future__ import annotations
@@ -17,17 +25,58 @@ from pathlib import Path
 
 import pytest
 import redis
-from distillguard.stream.admin import ensure_topics
 
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Topics
+from distillguard.stream.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack() as s:
+#: stack id -> (broker, redis) as EmbeddedStack names them.
+STACKS = {"embedded": ("tansu", "valkey"), "apache": ("kafka", "redis")}
+
+
+#: Tests about Tansu or Valkey themselves: no apache copy.
+EMBEDDED_ONLY = {
+    "test_a_new_group_consumes_within_seconds_of_start": (
+        "Tansu holds a new group's second JoinGroup for half the session timeout; "
+        "Apache Kafka has no such delay"
+    ),
+}
+
+#: Known product bugs that only the apache stack shows: expected to fail there (not
+#: strict: some are timing-dependent). Remove an entry when the product is fixed.
+XFAIL_ON_APACHE: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the apache copy of ``EMBEDDED_ONLY`` tests; expect ``XFAIL_ON_APACHE`` to fail."""
+    keep, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("stack") != "apache":
+            keep.append(item)
+            continue
+        name = item.originalname if isinstance(item, pytest.Function) else item.name
+        if name in EMBEDDED_ONLY:
+            dropped.append(item)
+            continue
+        if name in XFAIL_ON_APACHE:
+            item.add_marker(pytest.mark.xfail(reason=XFAIL_ON_APACHE[name], strict=False))
+        keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session", params=list(STACKS))
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedStack]:
+    broker, redis_kind = STACKS[request.param]
+    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with EmbeddedStack(broker=broker, redis_kind=redis_kind, workdir=workdir) as s:
         yield s
 
 
