@@ -49,6 +49,9 @@ def open_consumer(settings: Settings, listener: ConsumerRebalanceListener) -> Ka
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=w.group_id,
+        # A named worker is a static member (KIP-345): restarted after a crash it takes
+        # its partitions back at once instead of waiting for its old session to expire.
+        group_instance_id=w.instance or None,
         client_id=w.client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
