@@ -80,9 +80,20 @@ class Worker(_Section):
     heartbeat_interval_ms: int = Field(1000, ge=100)
     dedup_window: int = Field(200_000, ge=0)
     stats_interval_s: float = Field(5.0, gt=0)
-    # Shared models (population, anomaly, feedback, linkage) are checkpointed this often
-    # and on stop; per-account state is checkpointed with every batch.
-    shared_checkpoint_interval_s: float = Field(10.0, gt=0)
+    #: One checkpoint (every piece of state, the store's writes, offsets) this often and
+    #: on stop; what a crash loses since the last one is re-read from Kafka.
+    checkpoint_interval_s: float = Field(2.0, gt=0)
+    #: ...or after this many processed events, whichever comes first
+    checkpoint_max_events: int = Field(50_000, ge=1)
+    #: Names this worker's shared state and cluster ids when several workers share one
+    #: group ("" for a single worker): ids of two workers can never collide in the store.
+    instance: str = Field("", pattern=r"^[a-z0-9-]{0,32}$")
+    #: Records fetched but not yet merged, over all partitions: beyond this the partitions
+    #: furthest ahead in event time are paused until the others catch up.
+    merge_buffer_max: int = Field(200_000, ge=1000)
+    #: A worker that cannot reach Redis or Kafka for this long exits non-zero (its
+    #: supervisor restarts it from the last checkpoint) instead of hanging.
+    outage_exit_s: float = Field(300.0, gt=0)
 
 
 class Validation(_Section):
@@ -92,6 +103,11 @@ class Validation(_Section):
     max_clock_skew_days: float = Field(3650, gt=0)
     #: events stamped further than this ahead of the worker's wall clock are refused
     max_future_s: float = Field(3600.0, gt=0)
+    #: Events stamped further than this ahead of / behind the stream's event-time
+    #: watermark go to the dead-letter topic (a watermark is a robust median of recent
+    #: event times, so a legitimate lull does not make the next event "ahead").
+    max_ahead_s: float = Field(7 * 86_400.0, gt=0)
+    max_behind_s: float = Field(7 * 86_400.0, gt=0)
 
 
 class RateLimit(_Section):
