@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillguard.detectors.features.signals import SIGNALS
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+
+from distillguard.detectors.features.signals import SIGNALS
 
 STATIC = Path(__file__).resolve().parent / "static" / "console"
 #: Only these files are served; a path is never joined from the request.

@@ -31,11 +31,11 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-from distillguard.detectors.account_pipeline import AccountPipeline
 from rich.console import Console
 from rich.table import Table
 from scenario_data import chunks, read_labels, scenario_files
 
+from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.settings import Detectors, get_settings
 
 SINGLE_ACCOUNT_ARCHETYPES = {"bulk_distiller", "logprob_harvester", "release_pivot"}

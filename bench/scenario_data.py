@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from distillguard.sim.engine import simulate
-from distillguard.sim.scenario import load_scenario
 from rich.console import Console
 
 from distillguard.events import EventDecoder, RequestEvent
+from distillguard.sim.engine import simulate
+from distillguard.sim.scenario import load_scenario
 
 CHUNK = 50_000
 CACHE = Path(__file__).resolve().parent.parent / ".distillguard" / "bench"
@@ -53,7 +53,7 @@ def chunks(path: Path, limit: int | None = None) -> Iterator[list[RequestEvent]]
     The decoder's clock is pinned inside the simulated period, so a cached file stays
     valid whatever today's date.
     """
-    decoder = EventDecoder(now=lambda: 1_790_000_000.0)
+    decoder = EventDecoder(now=lambda: 1_900_000_000.0)  # after any scenario
     batch: list[RequestEvent] = []
     seen = 0
     with path.open("rb") as fh:

@@ -172,9 +172,7 @@ class AccountPipeline:
 
     # -- scoring ----------------------------------------------------------------------
 
-    def _rescore(
-        self, account_id: str, t: Tracked, ts: float, prompt: str | None
-    ) -> bool:
+    def _rescore(self, account_id: str, t: Tracked, ts: float, prompt: str | None) -> bool:
         n = t.state.n
         every = self.config.score_every
         t.next_score_n = min(2 * n, n + every) if n < every else n + every
@@ -424,15 +422,12 @@ class AccountPipeline:
                 out[account_id] = encode_account(t.to_state())
         return out
 
-    def forget(self, account_ids: Iterable[str]) -> int:
-        """Drop the given accounts' state (e.g. their partition moved to another worker)."""
-        dropped = 0
+    def forget(self, account_ids: Iterable[str]) -> None:
+        """Drop the given accounts' state (their partition moved, or the worker rolled back)."""
         for account_id in account_ids:
-            if self._tracked.pop(account_id, None) is not None:
-                dropped += 1
+            self._tracked.pop(account_id, None)
             self._dirty.discard(account_id)
             self._chart.pop(account_id, None)
-        return dropped
 
     def restore(self, data: bytes) -> None:
         """Replace all state with a :meth:`snapshot` (or :meth:`snapshot_shared`).

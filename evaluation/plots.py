@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
 from distillguard.evaluation import metrics
 from distillguard.evaluation.evaluate import Evaluation
 

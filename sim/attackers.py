@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from distillguard.sim.benign import FLAT
 from distillguard.sim.network import SCRIPT_USER_AGENTS, SDK_USER_AGENTS, as_by_kind
 from distillguard.sim.traffic import (

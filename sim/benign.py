@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from distillguard.sim.network import (
     BROWSER_USER_AGENTS,
     IDE_USER_AGENTS,

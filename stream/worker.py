@@ -264,7 +264,12 @@ class Worker:
             self._offsets[p] = offset
             self.windows[p] = DedupWindow(size, cp.load_seen(p))
             states = cp.load_account_states(p)
-            pipeline.restore_accounts(states)
+            try:
+                pipeline.restore_accounts(states)
+            except ValueError as exc:
+                # one unreadable partition costs its accounts' history, not the service
+                log.error("account states unreadable", extra={"partition": p, "error": str(exc)})
+                states = {}
             for account in states:
                 self._partition_of[account] = p
         self.merge.assign(partitions)

@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from fastapi import APIRouter
+
 from distillguard.api.deps import Admin
 from distillguard.api.gate import check_gated
 from distillguard.api.live import LiveApi, live_api
-from fastapi import APIRouter
-
 from distillguard.store import schema
 from tests.conftest import flushed
 from tests.test_api import bearer, make_key, seed

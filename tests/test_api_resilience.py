@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import redis
-from distillguard.api.live import ApiServer, start_valkey
 
+from distillguard.api.live import ApiServer, start_valkey
 from distillguard.infra import free_port, stop_process
 from distillguard.records import AccountRisk, dumps
 from distillguard.store import schema

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from distillguard.detectors.scorers import (
     ExpertRules,
     LabelFeedback,

@@ -43,7 +43,7 @@ def traffic(tmp: Path, seed: int) -> tuple[list[RequestEvent], dict[str, str]]:
     path = tmp / f"feedback-{seed}.yaml"
     path.write_text(SCENARIO.format(seed=seed), encoding="utf-8")
     generated = generate(load_scenario(str(path)))
-    decoder = EventDecoder(now=lambda: 1_790_000_000.0)
+    decoder = EventDecoder(now=lambda: 1_900_000_000.0)  # after any scenario
     events = [decoder.decode(line) for _, lines in generated.lines() for line in lines]
     return events, {a.account_id: a.archetype for a in generated.accounts}
 

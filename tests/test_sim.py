@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+
+from distillguard.events import EventDecoder
 from distillguard.sim.engine import Traffic, generate, write_files
 from distillguard.sim.scenario import load_scenario
 from distillguard.sim.text import hamming, simhash64
-
-from distillguard.events import EventDecoder
 
 HOUR = 3600.0
 

@@ -8,21 +8,21 @@ import uuid
 import orjson
 import pytest
 import redis
-from distillguard.detectors.pipeline import Checkpointable, PipelineOutput, build_pipeline
+
+from distillguard.detectors.pipeline import BatchOutput, ChartPoint, build_pipeline
+from distillguard.events import EventDecoder
+from distillguard.infra import EmbeddedStack
+from distillguard.records import Alert, iso, loads
+from distillguard.settings import Settings, Topics
+from distillguard.settings import Worker as WorkerSettings
 from distillguard.sim.engine import simulate
 from distillguard.sim.scenario import load_scenario
+from distillguard.store import schema
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.producer import EventPublisher
 from distillguard.stream.publish_file import account_key
-from distillguard.stream.sinks import alert_store_sink, default_sink
+from distillguard.stream.sinks import default_sink
 from distillguard.stream.worker import Worker
-
-from distillguard.events import EventDecoder
-from distillguard.infra import EmbeddedStack
-from distillguard.records import AccountRisk, Alert, iso, loads
-from distillguard.settings import Settings, Topics
-from distillguard.settings import Worker as WorkerSettings
-from distillguard.store import schema
 from tests.conftest import wait_for
 
 
@@ -65,7 +65,6 @@ def test_graceful_restart_gives_the_same_scores_as_an_uninterrupted_run(
     topics = settings.topics
 
     reference = build_pipeline(settings)
-    assert isinstance(reference, Checkpointable)
     decoder = EventDecoder()
     for line in scenario_lines:
         reference.process(decoder.decode(line))
@@ -93,9 +92,8 @@ def test_chart_points_follow_accounts_in_event_time(
 ) -> None:
     settings = _private_settings(stack, partitions=2)
     topics = settings.topics
-    pipeline = build_pipeline(settings)
     _publish(stack, topics.requests, scenario_lines)
-    Worker(settings, pipeline, sink=default_sink(settings, pipeline)).run(max_idle_s=2)
+    Worker(settings, build_pipeline(settings), sink=default_sink(settings)).run(max_idle_s=2)
 
     alert_ids = [schema.member_alert_id(m) for m in redis_client.zrange(schema.ALERTS_ALL, 0, -1)]
     alerts = [loads(redis_client.get(schema.alert(i)), Alert) for i in alert_ids]
@@ -110,48 +108,34 @@ def test_chart_points_follow_accounts_in_event_time(
     assert max(stamps) < iso(time.time() - 86_400)
 
 
-def test_sink_adds_chart_points_for_risky_accounts_between_alerts(
-    stack: EmbeddedStack, redis_client: redis.Redis
+def test_chart_points_are_captured_when_scored_and_written_with_the_checkpoint(
+    stack: EmbeddedStack, redis_client: redis.Redis, scenario_lines: list[bytes]
 ) -> None:
-    settings = Settings(redis_url=stack.redis_url)
-    sink = alert_store_sink(
-        redis_client, settings, features_of=lambda a: {"requests_per_hour": 9.0}
-    )
-    out = PipelineOutput(
-        risks=[
-            AccountRisk(
-                account_id="risky", risk=0.5, level="medium", updated_at="2026-11-17T10:00:00Z"
-            ),
-            AccountRisk(
-                account_id="calm", risk=0.1, level="low", updated_at="2026-11-17T10:00:00Z"
-            ),
-        ]
-    )
-    assert sink(out) == []
-    points = [orjson.loads(p) for p in redis_client.lrange(schema.features("risky"), 0, -1)]
-    assert points == [{"ts": "2026-11-17T10:00:00Z", "features": {"requests_per_hour": 9.0}}]
-    assert redis_client.llen(schema.features("calm")) == 0
-
-
-def test_revoked_partitions_take_their_accounts_state_away(
-    stack: EmbeddedStack, scenario_lines: list[bytes]
-) -> None:
-    from distillguard.detectors.account_pipeline import AccountPipeline
-    from kafka import TopicPartition
-
-    settings = Settings(kafka_bootstrap=stack.bootstrap, redis_url=stack.redis_url)
-    worker = Worker(settings, AccountPipeline(settings.detectors))
+    pipeline = build_pipeline(Settings())
     decoder = EventDecoder()
-    events = [decoder.decode(line) for line in scenario_lines[:2_000]]
-    for e in events:
-        worker.pipeline.process(e)
-    accounts = sorted({e.account_id for e in events})
-    worker.partition_accounts = {0: set(accounts[:5]), 1: set(accounts[5:])}
-    worker.forget([TopicPartition(settings.topics.requests, 0)])
-    kept = set(worker.pipeline.accounts())
-    assert kept == set(accounts[5:])
-    assert 0 not in worker.partition_accounts
-    worker.publisher.close()
+    points: list[ChartPoint] = []
+    for line in scenario_lines:
+        pipeline.process(decoder.decode(line))
+    out = pipeline.drain()
+    points = out.chart_points
+    assert points, "no account reached medium risk in the slice"
+    alerted = {a.subject_id for a in out.alerts}
+    assert not {p.account_id for p in points} & alerted  # alerts carry their own point
+    assert all(p.features and p.at.startswith("2026-11-") for p in points)  # event time
+
+    queued: list[int] = []
+    sink = default_sink(Settings(redis_url=stack.redis_url), redis_client)
+    point = points[0]
+    sink.write(
+        BatchOutput(chart_points=[point]),
+        queue_also=lambda pipe: queued.append(len(pipe)),
+        before_commit=lambda alerts: None,
+    )
+    stored = [
+        orjson.loads(p) for p in redis_client.lrange(schema.features(point.account_id), 0, -1)
+    ]
+    assert stored == [{"ts": point.at, "features": point.features}]
+    assert queued and queued[0] > 0  # the checkpoint's commands joined the same transaction
 
 
 def test_the_shipped_pipeline_exposes_features_and_forgetting_to_the_worker(
@@ -165,7 +149,7 @@ def test_the_shipped_pipeline_exposes_features_and_forgetting_to_the_worker(
     account = events[-1].account_id
     features = pipeline.account_features(account)  # type: ignore[attr-defined]
     assert features and "requests_per_hour" in features
-    pipeline.forget_accounts([account])  # type: ignore[attr-defined]
+    pipeline.forget([account])
     assert account not in pipeline.accounts()
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 from distillguard.detectors.linkage.config import KIND_OF_PREFIX
-
 from distillguard.records import Evidence, Reason
 
 _BASE = 0.4

@@ -477,13 +477,12 @@ class LinkageStage:
         out.append(self._alert(cid, members, st, now))
 
     def _mean_link(self, members: set[str]) -> float:
-        total, count = 0.0, 0
-        for a in members:
-            for b, w in self._strong.get(a, {}).items():
-                if a < b and b in members:
-                    total += w
-                    count += 1
-        return total / count if count else self.config.link_threshold
+        # fsum: exact whatever order the sets iterate in, so a restored stage (or another
+        # process's hash seed) scores a cluster to the same bit
+        weights = [
+            w for a in members for b, w in self._strong.get(a, {}).items() if a < b and b in members
+        ]
+        return math.fsum(weights) / len(weights) if weights else self.config.link_threshold
 
     def _member_risk(self, members: set[str]) -> float:
         if self.member_risk is None:

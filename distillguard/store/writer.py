@@ -147,9 +147,7 @@ class AlertWriter:
         pipe.watch(schema.ALERTS_OPEN)
         open_ids = pipe.hmget(schema.ALERTS_OPEN, fields)
         rules = [r for r in map(_load_rule, pipe.hvals(schema.SUPPRESSIONS)) if r is not None]
-        open_keys = {
-            f: schema.alert(text(i)) for f, i in zip(fields, open_ids, strict=True) if i
-        }
+        open_keys = {f: schema.alert(text(i)) for f, i in zip(fields, open_ids, strict=True) if i}
         # Ids the detector proposes for new alerts: one already taken (by a closed alert
         # of a detector that reuses ids) must not overwrite that alert's record.
         new_keys = {f: schema.alert(a.alert_id) for f, a in latest.items()}
