@@ -30,11 +30,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import msgspec
 import redis
 
 from distillguard.store import schema
+from distillguard.store.connection import text
 
 CHECKPOINT_VERSION = 1
 COUNTS_KEY = schema.ACCOUNT_REQUESTS
@@ -51,6 +53,9 @@ class SharedCheckpoint(msgspec.Struct, kw_only=True):
     feedback_position: str = "0-0"
     #: next offset per partition that ``state`` has seen everything before
     offsets: dict[int, int] = msgspec.field(default_factory=dict)
+    #: id of the request topic the offsets belong to ("" if the broker reports none): a
+    #: topic deleted and created again under the same name has a new id
+    topic_id: str = ""
 
 
 _SHARED_DECODER = msgspec.msgpack.Decoder(SharedCheckpoint)
@@ -104,15 +109,18 @@ class Checkpointer:
     def load_seen(self, partition: int) -> list[str]:
         """The de-duplication window of a partition, oldest first."""
         raw = self.client.lrange(schema.checkpoint_seen(self.group, self.topic, partition), 0, -1)
-        return [item.decode() for item in raw]
+        return [text(item) for item in raw]
 
     def load_account_states(self, partition: int) -> dict[str, bytes]:
         key = schema.checkpoint_account_state(self.group, self.topic, partition)
-        return {k.decode(): v for k, v in self.client.hgetall(key).items()}
+        # msgpack states: only a bytes client (ours: no decode_responses) can read them
+        states = cast("dict[bytes, bytes]", self.client.hgetall(key))
+        return {k.decode(): v for k, v in states.items()}
 
     def load_shared(self) -> SharedCheckpoint | None:
         """The last shared checkpoint; ValueError if one is stored but unreadable."""
-        raw = self.client.get(self._shared_key)
+        # msgpack: only a bytes client (ours: no decode_responses) can read it
+        raw = cast("bytes | None", self.client.get(self._shared_key))
         if raw is None:
             return None
         try:
@@ -149,7 +157,7 @@ class Checkpointer:
         if batch.next_offsets:
             pipe.hset(
                 self._offsets_key,
-                mapping={str(p): o for p, o in batch.next_offsets.items()},  # type: ignore[arg-type]
+                mapping={str(p): o for p, o in batch.next_offsets.items()},
             )
         if batch.shared is not None:
             pipe.set(self._shared_key, _ENCODER.encode(batch.shared))

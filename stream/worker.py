@@ -39,7 +39,7 @@ from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
 from distillguard.settings import Settings
 from distillguard.store.feedback import read_labels
-from distillguard.stream.admin import TopicMismatch, check_topics
+from distillguard.stream.admin import TopicMismatch, check_topics, topic_ids
 from distillguard.stream.checkpoint import STATS_KEY, Batch, Checkpointer, SharedCheckpoint
 from distillguard.stream.consumer import (
     ConsumerRebalanceListener,
@@ -57,6 +57,10 @@ log = logging.getLogger("distillguard.worker")
 
 #: events handed to the pipeline between two looks at the clock and the signals
 _RUN = 2048
+#: polls without records for a partition before it may count as caught up
+_QUIET_POLLS = 2
+#: how often the worker asks whether the request topic is still the one it checkpointed
+_IDENTITY_CHECK_S = 15.0
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, PublishFailed)
 
 
@@ -73,7 +77,7 @@ class WorkerStats:
     rollbacks: int = 0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     """Runs on kafka-python's network thread: only note that the assignment moved."""
 
     def __init__(self, worker: Worker) -> None:
@@ -103,7 +107,7 @@ class Worker:
         self.decoder = EventDecoder(Limits.from_settings(settings.validation))
         # A hung connection must not hang the worker: every Redis call returns or raises.
         self.redis = redis_client or redis.Redis.from_url(
-            settings.redis_url, socket_timeout=10, socket_connect_timeout=5
+            settings.redis_url, socket_timeout=4, socket_connect_timeout=2
         )
         w = settings.worker
         self.checkpointer = Checkpointer(
@@ -121,6 +125,8 @@ class Worker:
         self._assigned: set[TopicPartition] = set()
         self._offsets: dict[int, int] = {}  # next offset to process, per owned partition
         self._partition_of: dict[str, int] = {}
+        self._topic_id = ""
+        self._quiet_polls: dict[int, int] = {}
         self._reset_batch()
         self._last_feedback_poll = 0.0
         self._stop = False
@@ -142,7 +148,7 @@ class Worker:
         except TopicMismatch as exc:
             raise WorkerError(f"{exc} (create or fix them with `distillguard topics`)") from None
         self._consumer = consumer = open_consumer(self.settings, _Rebalance(self))
-        idle_since = last_report = time.monotonic()
+        idle_since = last_report = last_identity = time.monotonic()
         log.info("worker started", extra={"group": w.group_id, "instance": w.instance})
         clean = False
         try:
@@ -162,7 +168,7 @@ class Worker:
                 if records:
                     self._buffer(records)
                     idle_since = time.monotonic()
-                self._mark_caught_up(consumer)
+                self._mark_caught_up(records)
                 self._apply_backpressure(consumer)
                 self._process_merged()
                 self._learn_feedback()
@@ -172,6 +178,9 @@ class Worker:
                 if now - last_report > w.stats_interval_s:
                     self.report(consumer)
                     last_report = now
+                if now - last_identity > _IDENTITY_CHECK_S:
+                    self._check_topic_identity()
+                    last_identity = now
                 if (
                     max_idle_s is not None
                     and self._assigned
@@ -181,22 +190,28 @@ class Worker:
                     break
             clean = True
         finally:
-            if clean or self._stop:
-                self._final_checkpoint()
-            self.report(consumer)
+            # A loop that ended by itself (stop, idle) checkpoints what it processed; one
+            # that raised leaves Redis at the last checkpoint, which the next start reads.
+            error = self._final_checkpoint() if clean else None
+            if clean and error is None:
+                self.report(consumer)
             consumer.close(autocommit=False)
             self.publisher.close()
             log.info("worker stopped", extra=self._stats_dict())
+        if error is not None:
+            raise error
         return self.stats
 
-    def _final_checkpoint(self) -> None:
+    def _final_checkpoint(self) -> WorkerError | None:
         if not self._assigned:
-            return
+            return None
         try:
             self._checkpoint()
         except WorkerError as exc:
             # nothing is lost: the next start re-reads from the last checkpoint
             log.error("final checkpoint abandoned", extra={"error": str(exc)})
+            return exc
+        return None
 
     # -- roll back to the checkpoint (start-up, rebalance, recovery) -------------------
     def _roll_back(self, consumer: KafkaConsumer) -> None:
@@ -232,6 +247,14 @@ class Worker:
             log.error("shared state not restorable; starting fresh", extra={"error": str(exc)})
             pipeline.restore(self._initial_shared)
         self.feedback_position = shared.feedback_position if shared is not None else "0-0"
+        self._topic_id = self._current_topic_id() or ""
+        if shared is not None and shared.topic_id and self._topic_id != shared.topic_id:
+            raise WorkerError(
+                f"the checkpoint was taken on another incarnation of topic"
+                f" {self.settings.topics.requests!r} (id {shared.topic_id}, now"
+                f" {self._topic_id or 'missing'}): it was deleted and re-created, or the broker"
+                " lost its data; reset the checkpoint (`distillguard checkpoint reset`)"
+            )
         stored = cp.load_offsets(partitions)
         beyond = offsets_beyond_end(
             self.settings.kafka_bootstrap, self.settings.topics.requests, stored
@@ -273,8 +296,38 @@ class Worker:
             for account in states:
                 self._partition_of[account] = p
         self.merge.assign(partitions)
+        self._quiet_polls = {}
         self.dead_letters.discard()
         self._reset_batch()
+
+    def _current_topic_id(self) -> str | None:
+        """The request topic's id; None if the broker cannot say right now."""
+        topic = self.settings.topics.requests
+        try:
+            return topic_ids(self.settings.kafka_bootstrap, [topic], timeout_s=5).get(topic, "")
+        except KafkaError as exc:
+            log.warning("topic id unavailable", extra={"error": str(exc)})
+            return None
+
+    def _check_topic_identity(self) -> None:
+        """Stop, loudly, when the topic being read is no longer the one checkpointed.
+
+        A broker that lost its data (Tansu keeps topics in memory) or a topic deleted and
+        created again would otherwise be read on from offsets that mean nothing there,
+        silently skipping whatever the new topic holds below them.
+        """
+        if not self._topic_id:
+            return
+        current = self._current_topic_id()
+        if current is None:
+            return  # broker unreachable: kafka-python reconnects; checked again later
+        if current != self._topic_id:
+            raise WorkerError(
+                f"request topic {self.settings.topics.requests!r} changed under the worker"
+                f" (id {self._topic_id} -> {current or 'missing'}): the broker lost its data"
+                " or the topic was re-created; what was processed is checkpointed; reset the"
+                " checkpoint (`distillguard checkpoint reset`) to read the new topic"
+            )
 
     # -- buffering and the merge ---------------------------------------------------------
     def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
@@ -290,12 +343,22 @@ class Worker:
                 entries.append(Entry(msg.offset, event.ts, (msg, event)))
             self.merge.extend(tp.partition, entries)
 
-    def _mark_caught_up(self, consumer: KafkaConsumer) -> None:
-        """A partition whose fetch position reached its end has nothing more to deliver."""
+    def _mark_caught_up(self, records: dict[TopicPartition, list[Any]]) -> None:
+        """A partition is caught up when its fetch position reached the end it reports
+        and the last two polls brought nothing for it. (Tansu reports the last *batch's*
+        base offset as its end, so the position alone could declare a partition done
+        that still holds most of a batch.)"""
+        consumer = self._consumer
+        assert consumer is not None
+        quiet = self._quiet_polls
         for tp in self._assigned:
+            p = tp.partition
+            quiet[p] = 0 if records.get(tp) else quiet.get(p, 0) + 1
             high = consumer.highwater(tp)
             fetched = consumer.position(tp, timeout_ms=0) if high is not None else None
-            self.merge.set_caught_up(tp.partition, fetched is not None and fetched >= high)
+            self.merge.set_caught_up(
+                p, fetched is not None and fetched >= high and quiet[p] >= _QUIET_POLLS
+            )
 
     def _apply_backpressure(self, consumer: KafkaConsumer) -> None:
         """Bound the buffer: pause the partitions furthest ahead until the others catch up."""
@@ -377,13 +440,14 @@ class Worker:
         for p, accounts in self._touched.items():
             batch.account_states[p] = pipeline.snapshot_accounts(accounts)
         for account in out.forgotten:
-            p = self._partition_of.pop(account, None)
-            if p is not None:
-                batch.forgotten.setdefault(p, []).append(account)
+            owner = self._partition_of.pop(account, None)
+            if owner is not None:
+                batch.forgotten.setdefault(owner, []).append(account)
         batch.shared = SharedCheckpoint(
             state=pipeline.snapshot_shared(),
             feedback_position=self.feedback_position,
             offsets=dict(self._offsets),
+            topic_id=self._topic_id,
         )
         self._retry(lambda: self._commit(batch, out), "checkpoint")
         self._commit_kafka(batch)
