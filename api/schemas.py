@@ -7,10 +7,12 @@ these are what the OpenAPI document promises. ``from_record`` helpers convert.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+_M = TypeVar("_M", bound=BaseModel)
 
 Level = Literal["low", "medium", "high", "critical"]
 AlertStatus = Literal["open", "acknowledged", "confirmed", "dismissed"]
@@ -47,7 +49,7 @@ SaneDatetime = Annotated[AwareDatetime, AfterValidator(_in_window)]
 SuppressionExpiry = Annotated[SaneDatetime, AfterValidator(_ahead)]
 
 
-def from_record(model: type[BaseModel], record: msgspec.Struct, **extra: Any) -> Any:
+def from_record(model: type[_M], record: msgspec.Struct, **extra: Any) -> _M:
     return model.model_validate({**msgspec.to_builtins(record), **extra})
 
 
@@ -115,8 +117,11 @@ class AlertOut(_Out):
     level: Level
     status: AlertStatus
     reasons: list[ReasonOut]
-    created_at: str
+    created_at: str = Field(description="Event time of the detection.")
     updated_at: str
+    detected_at: str | None = Field(
+        None, description="Wall-clock time the store first recorded the alert."
+    )
     first_event_ts: str | None = None
     last_event_ts: str | None = None
     cluster_id: str | None = None

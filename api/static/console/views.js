@@ -117,10 +117,17 @@ export function queueRow(alert, { selected, fresh, onOpen }) {
     h("td", {}, subjectLabel(alert)),
     h("td", { class: "why" }, reasons),
     h("td", {}, statusPill(alert.status)),
-    h("td", { title: utc(alert.created_at) }, ago(alert.created_at)),
+    // when it was raised (wall clock), not when the replayed traffic happened
+    h("td", { title: `raised ${utc(raisedAt(alert))}; event time ${utc(alert.created_at)}` },
+      ago(raisedAt(alert))),
     h("td", { class: "muted" }, alert.assignee ? shorten(alert.assignee.split("#")[0], 18) : "–"),
   );
   return row;
+}
+
+/** When the alert was raised: the store's wall clock, or event time for older alerts. */
+function raisedAt(alert) {
+  return alert.detected_at || alert.created_at;
 }
 
 // ---- alert detail --------------------------------------------------------------------
@@ -148,7 +155,8 @@ export function alertView(alert, ctx) {
       h("div", { class: `risk-big level-text-${alert.level}` }, alert.risk.toFixed(2)),
       h("div", { class: "muted small" }, "risk")),
     h("dl", { class: "facts" },
-      fact("Created", utc(alert.created_at)),
+      fact("Raised", utc(raisedAt(alert))),
+      fact("Event time", utc(alert.created_at)),
       fact("Updated", utc(alert.updated_at)),
       fact("Activity", `${utc(alert.first_event_ts)} → ${utc(alert.last_event_ts)}`),
       fact("Assignee", alert.assignee ? alert.assignee.split("#")[0] : "–"),
@@ -307,7 +315,7 @@ export function clusterView(cluster, alerts, handlers) {
   const clusterAlerts = h("section", { class: "card" }, h("h2", {}, "Alerts in this cluster"),
     alerts.length ? h("ul", { class: "alert-links" }, alerts.map((a) => h("li", {},
       levelBadge(a.level), " ", h("a", { href: `#/alerts/${encodeURIComponent(a.alert_id)}` }, a.subject_id),
-      " ", statusPill(a.status), h("span", { class: "muted small" }, ` ${ago(a.created_at)}`))))
+      " ", statusPill(a.status), h("span", { class: "muted small" }, ` ${ago(raisedAt(a))}`))))
       : h("p", { class: "muted" }, "No alerts."));
   return h("div", { class: "cluster-view", dataset: { clusterId: cluster.cluster_id } },
     h("div", { class: "card alert-head" },
