@@ -168,8 +168,10 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from distillguard.api.live import ApiServer, start_valkey
+    # test helpers live in the checkout's tests/, not in the product
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from distillguard.infra import free_port, stop_process
+    from tests.helpers.live_api import ApiServer, start_valkey
 
     port = free_port()
     valkey = start_valkey(port, Path(tempfile.mkdtemp(prefix="dg-bench-")))

@@ -17,7 +17,6 @@ import httpx
 import pytest
 import redis
 
-from distillguard.api.live import LiveApi, live_api
 from distillguard.records import AccountRisk, Alert, Cluster, Reason, dumps, iso
 from distillguard.store import schema
 from distillguard.store.apikeys import new_key
@@ -25,6 +24,7 @@ from distillguard.store.feedback import read_labels
 from distillguard.store.models import Role, Suppression
 from distillguard.store.writer import AlertWriter
 from tests.conftest import flushed
+from tests.helpers.live_api import LiveApi, live_api
 from tests.helpers.replies import stream_fields, value
 
 ROLES: tuple[Role, ...] = ("service", "analyst", "admin")

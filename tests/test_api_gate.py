@@ -26,9 +26,9 @@ from fastapi import APIRouter
 
 from distillguard.api.deps import Admin
 from distillguard.api.gate import check_gated
-from distillguard.api.live import LiveApi, live_api
 from distillguard.store import schema
 from tests.conftest import flushed
+from tests.helpers.live_api import LiveApi, live_api
 from tests.test_api import bearer, make_key, seed
 
 LIMIT = 65_536

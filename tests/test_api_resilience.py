@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import redis
 
-from distillguard.api.live import ApiServer, start_valkey
 from distillguard.infra import free_port, stop_process
 from distillguard.records import AccountRisk, dumps
 from distillguard.store import schema
 from distillguard.store.apikeys import new_key
+from tests.helpers.live_api import ApiServer, start_valkey
 
 
 def test_redis_outage_gives_fast_503_and_self_recovery(tmp_path: Path) -> None:

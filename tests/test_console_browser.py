@@ -27,7 +27,6 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from distillguard.api.live import LiveApi, live_api
 from distillguard.detectors.alerts import alert_id_for
 from distillguard.records import (
     AccountRisk,
@@ -45,6 +44,7 @@ from distillguard.store.feedback import read_labels
 from distillguard.store.models import Role
 from distillguard.store.writer import AlertWriter
 from tests.conftest import flushed
+from tests.helpers.live_api import LiveApi, live_api
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"

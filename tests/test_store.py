@@ -11,7 +11,6 @@ import msgspec
 import pytest
 import redis
 
-from distillguard.api.live import start_valkey
 from distillguard.infra import free_port, stop_process
 from distillguard.records import (
     AccountRisk,
@@ -31,6 +30,7 @@ from distillguard.store.feedback import read_labels
 from distillguard.store.lifecycle import IllegalTransition
 from distillguard.store.models import Suppression
 from distillguard.store.writer import AlertWriter
+from tests.helpers.live_api import start_valkey
 from tests.helpers.replies import items, stream_fields
 
 T0 = 1_795_168_800.0  # 2026-11-20T10:00:00Z

@@ -1,4 +1,4 @@
-"""A Valkey and the API as child processes on loopback: for tests, the benchmark, demos.
+"""A Valkey and the API as child processes on loopback: for tests and the benchmark.
 
 Real processes rather than an in-process test client, so what is measured and tested
 is what ``distillguard serve`` does: uvicorn, sockets, Redis timeouts and all.
