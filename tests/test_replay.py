@@ -161,3 +161,17 @@ def test_replay_command_writes_the_contract_report(tmp_path: Path) -> None:
         assert entry["level"] in {"low", "medium", "high", "critical"}
         assert (entry["first_alert_ts"] is None) == (entry["events_before_first_alert"] is None)
     assert isinstance(doc["clusters"], list)
+
+
+def test_an_event_id_is_scoped_to_its_account() -> None:
+    """The same id twice for one account is one request; reused by another account, it is
+    that account's request (an upstream bug) and cannot suppress anybody else's."""
+    lines = [
+        _line(0, "a"),
+        _line(0, "a"),  # a duplicate: same account, same id
+        _line(0, "b"),  # the same id under another account: b's own request
+        _line(1, "b"),
+    ]
+    report = replay(lines, CountingPipeline(), decoder_for(get_settings()))
+    assert report.events == 3 and report.duplicates == 1
+    assert report.accounts["a"].events == 1 and report.accounts["b"].events == 2
