@@ -119,3 +119,27 @@ def test_a_broker_that_lost_its_topics_stops_the_worker_with_a_clear_error(
     assert "checkpoint reset" in text and ("re-created" in text or "lost its data" in text)
     # what the first topic held was committed before the worker stopped
     assert redis_counts(redis_client) == expected_counts(messages)
+
+
+def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(
+    lane: Lane, redis_client: redis.Redis, stack: EmbeddedStack
+) -> None:
+    """Apache Kafka keeps its log: the worker rides out the restart and carries on.
+
+    (Tansu keeps its log in memory; its restart is the re-created-topic case above.)
+    """
+    assert stack.kafka is not None
+    messages = list(stream(60_000, accounts=300, seed=16))
+    publish(lane, messages[:30_000])
+    worker = lane.spawn("worker", DISTILLGUARD_WORKER__CHECKPOINT_INTERVAL_S="0.3")
+    wait_for(lambda: handled(redis_client) > 5_000, 90, "the worker under way")
+    node = stack.kafka.members[0].node_id
+    stack.kafka.stop_node(node)
+    time.sleep(3)  # the worker polls a dead broker, its checkpoints' Kafka sends fail
+    stack.kafka.start_node(node)
+    publish(lane, messages[30_000:])
+    wait_for(lambda: handled(redis_client) >= len(messages), 180, "every event after it")
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err.decode()[-2000:]
+    assert redis_counts(redis_client) == expected_counts(messages)
