@@ -64,7 +64,7 @@ def create(
     async def run() -> tuple[str, str]:
         client = _client()
         try:
-            record, key = await apikeys.create_key(client, role, name, CLI_ACTOR)  # type: ignore[arg-type]
+            record, key = await apikeys.create_key(client, role, name, CLI_ACTOR)
             return record.key_id, key
         finally:
             await client.aclose()

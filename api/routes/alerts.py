@@ -120,7 +120,7 @@ async def _detail(client: RedisDep, alert: Alert) -> AlertDetailOut:
     if alert.subject_type == "account":
         history, stored = await store.account_history(client, alert.subject_id, 200)
         prompts.extend(p for p in stored if p not in prompts)
-    return from_record(  # type: ignore[no-any-return]
+    return from_record(
         AlertDetailOut,
         alert,
         feature_history=history,

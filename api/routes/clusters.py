@@ -39,6 +39,6 @@ async def cluster(
     if found is None:
         raise HTTPException(404, f"no cluster {cluster_id!r}")
     risks = await get_risks(client, found.members[:1000])
-    return from_record(  # type: ignore[no-any-return]
+    return from_record(
         ClusterDetailOut, found, member_risks=[from_record(RiskOut, r) for r in risks]
     )
