@@ -9,7 +9,7 @@ parameters (logprobs), coordination of individually quiet accounts (hydra), pati
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -97,7 +97,14 @@ def _prompts(
     return mundane
 
 
-def _lengths(ctx: Context, ev: Events, p: dict[str, Any]) -> dict[str, np.ndarray]:
+class _Lengths(TypedDict):
+    """The answer-length arguments of :func:`finish`, per event."""
+
+    verbosity: np.ndarray
+    reasoning_chars: np.ndarray
+
+
+def _lengths(ctx: Context, ev: Events, p: dict[str, Any]) -> _Lengths:
     """Reasoning-elicited answers run long; the mundane filler gets ordinary answers."""
     lo, hi = ctx.ranges["nq"]
     text = ev.column("text")
