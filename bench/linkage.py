@@ -28,6 +28,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 from rich.console import Console
@@ -41,14 +42,21 @@ from distillguard.settings import get_settings
 
 console = Console()
 
+#: what ``process`` returns: the stage's alerts, or a pipeline's "raised an alert" flag
+R = TypeVar("R")
+
 
 def timed(
     path: Path,
     limit: int | None,
-    process: Callable[[RequestEvent], tuple[Alert, ...]],
-    on_alerts: Callable[[RequestEvent, tuple[Alert, ...]], None] | None = None,
+    process: Callable[[RequestEvent], R],
+    on_alerts: Callable[[RequestEvent, R], None] | None = None,
 ) -> tuple[int, float]:
     """Events processed and CPU seconds spent inside ``process``.
+
+    ``on_alerts`` gets what ``process`` returned whenever it is truthy (the linkage
+    stage returns its alerts; a Pipeline returns only a flag and keeps its alerts for
+    ``drain``, which is not timed: the worker drains once per checkpoint, not per event).
 
     CPU time (``process_time``), not wall time: the machine is shared, and a wall clock
     would charge this process for the time other processes held the core.
