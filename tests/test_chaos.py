@@ -39,6 +39,7 @@ from distillguard.stream.sinks import default_sink
 from distillguard.stream.worker import Worker
 from tests.conftest import ROOT
 from tests.helpers.outcomes import from_store
+from tests.helpers.replies import value
 
 KILLS = 20
 
@@ -75,7 +76,7 @@ def _no_repeated_writes(client: redis.Redis) -> None:
         repeated = [p for p, n in Counter(points).items() if n > 1]
         assert not repeated, f"{key!r}: chart point written twice: {repeated[0][:120]!r}"
     for key in client.scan_iter(match=schema.alert("*"), count=1000):
-        alert = loads(client.get(key), Alert)
+        alert = loads(value(client, key), Alert)
         notes = [(h.action, h.note) for h in alert.history]
         assert len(notes) == len(set(notes)), f"{alert.alert_id}: history entry repeated"
 

@@ -24,6 +24,7 @@ from distillguard.stream.publish_file import account_key
 from distillguard.stream.sinks import default_sink
 from distillguard.stream.worker import Worker
 from tests.conftest import wait_for
+from tests.helpers.replies import members, value
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,8 @@ def test_chart_points_follow_accounts_in_event_time(
     _publish(stack, topics.requests, scenario_lines)
     Worker(settings, build_pipeline(settings), sink=default_sink(settings)).run(max_idle_s=2)
 
-    alert_ids = [schema.member_alert_id(m) for m in redis_client.zrange(schema.ALERTS_ALL, 0, -1)]
-    alerts = [loads(redis_client.get(schema.alert(i)), Alert) for i in alert_ids]
+    alert_ids = [schema.member_alert_id(m) for m in members(redis_client, schema.ALERTS_ALL)]
+    alerts = [loads(value(redis_client, schema.alert(i)), Alert) for i in alert_ids]
     accounts = [a for a in alerts if a.subject_type == "account"]
     assert accounts, "the scenario slice raised no account alert"
     points = {

@@ -19,6 +19,7 @@ from distillguard.records import AccountRisk, Alert, Cluster, loads
 from distillguard.settings import Settings
 from distillguard.store import schema
 from distillguard.stream.dedup import DedupWindow, dedup_key
+from tests.helpers.replies import value
 
 
 @dataclass
@@ -91,12 +92,12 @@ def from_store(client: redis.Redis) -> Outcome:
     """The outcome a worker left in the alert store."""
     o = Outcome()
     for key in client.scan_iter(match=schema.risk("*"), count=1000):
-        r = loads(client.get(key), AccountRisk)
+        r = loads(value(client, key), AccountRisk)
         o.risks[r.account_id] = r.risk
     for key in client.scan_iter(match=schema.alert("*"), count=1000):
-        o._alert(loads(client.get(key), Alert))
+        o._alert(loads(value(client, key), Alert))
     for key in client.scan_iter(match=schema.cluster("*"), count=1000):
-        o._cluster(loads(client.get(key), Cluster))
+        o._cluster(loads(value(client, key), Cluster))
     return o
 
 
