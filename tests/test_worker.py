@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
@@ -18,7 +20,6 @@ from kafka import KafkaConsumer, TopicPartition
 
 from distillguard.detectors.pipeline import CountingPipeline
 from distillguard.events import RequestEvent
-from distillguard.records import Alert
 from distillguard.settings import Settings
 from distillguard.settings import Worker as WorkerSettings
 from distillguard.store.schema import checkpoint_offsets as offsets_key
@@ -27,6 +28,7 @@ from distillguard.stream.dead_letter import read_headers
 from distillguard.stream.producer import EventPublisher
 from distillguard.stream.worker import Worker
 from tests.conftest import Lane, wait_for
+from tests.helpers.replies import hash_fields
 from tests.helpers.synthetic import MALFORMED_KINDS, Message, stream, valid_event
 
 
@@ -41,7 +43,7 @@ def expected_counts(messages: list[Message]) -> Counter[str]:
 
 
 def redis_counts(client: redis.Redis) -> Counter[str]:
-    return Counter({k.decode(): int(v) for k, v in client.hgetall(COUNTS_KEY).items()})
+    return Counter({k.decode(): int(v) for k, v in hash_fields(client, COUNTS_KEY).items()})
 
 
 def stat(client: redis.Redis, field: str) -> int:
@@ -52,13 +54,13 @@ def handled(client: redis.Redis) -> int:
     return sum(stat(client, f) for f in ("processed", "rejected", "duplicates"))
 
 
-def finish(proc, timeout: float = 20) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def finish(proc: subprocess.Popen[bytes], timeout: float = 20) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err.decode()
 
 
-def read_topic(lane: Lane, topic: str, expected: int, timeout_s: float = 20) -> list:  # type: ignore[type-arg]
+def read_topic(lane: Lane, topic: str, expected: int, timeout_s: float = 20) -> list[Any]:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=lane.stack.bootstrap,
@@ -67,7 +69,7 @@ def read_topic(lane: Lane, topic: str, expected: int, timeout_s: float = 20) -> 
         consumer_timeout_ms=2000,
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
-    out: list = []  # type: ignore[type-arg]
+    out: list[Any] = []  # kafka-python's ConsumerRecords (untyped)
     deadline = time.monotonic() + timeout_s
     while len(out) < expected and time.monotonic() < deadline:
         out.extend(consumer)
@@ -215,9 +217,13 @@ def test_env_overrides_reach_the_settings(field: str) -> None:
 
 
 class _FragilePipeline(CountingPipeline):
-    """A detector with a bug that only one account's events trigger."""
+    """A detector with a bug that only one account's events trigger.
 
-    def process(self, event: RequestEvent) -> tuple[Alert, ...]:
+    It raises before counting, as a detector that fails before changing any state:
+    the poisoned account's events must reach the DLQ and nowhere else.
+    """
+
+    def process(self, event: RequestEvent) -> bool:
         if event.account_id == "acct-0007":
             raise ZeroDivisionError("bug in a detector")
         return super().process(event)
