@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,8 @@ HUMAN_PROMPTS = [
 ]
 
 
-def ev(acct: str, ts: float, **kw: object) -> RequestEvent:
+def ev(acct: str, ts: float, **kw: Any) -> RequestEvent:
+    """An event of ``acct`` at ``ts``; ``kw`` sets RequestEvent's optional fields."""
     return RequestEvent(
         event_id=f"e{next(_ids)}",
         ts=ts,
@@ -43,12 +45,12 @@ def ev(acct: str, ts: float, **kw: object) -> RequestEvent:
         output_tokens=200,
         status=200,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def run(stage: LinkageStage, events: list[RequestEvent]) -> list[Alert]:
     alerts: list[Alert] = []
-    for e in sorted(events, key=lambda e: e.ts):  # type: ignore[arg-type, return-value]
+    for e in sorted(events, key=lambda e: e.ts):
         alerts.extend(stage.process(e))
     return alerts
 
@@ -158,11 +160,11 @@ def test_rarity_weights_rare_evidence_above_common():
     # A card shared by two accounts versus one shared by 120 of them.
     for i in range(120):
         g.observe(g.holder(f"c{i}", T0), "p:card-crowd", T0)
-    pair = [g.holder(x, T0) for x in ("x", "y")]
-    for h in pair:
+    x, y = g.holder("x", T0), g.holder("y", T0)
+    for h in (x, y):
         g.observe(h, "p:card-pair", T0)
     crowd = g.link_weight(g.holders["c0"], g.holders["c1"], T0)
-    assert g.link_weight(*pair, T0) > 1.5 * crowd > 0
+    assert g.link_weight(x, y, T0) > 1.5 * crowd > 0
 
 
 def test_one_shared_network_is_not_evidence():
@@ -292,7 +294,7 @@ def test_snapshot_round_trip_continues_identically():
         for i in range(6)
         for _ in range(10)
     ]
-    events = sorted(hydra(seed=5) + nat_population(80, seed=6) + redacted, key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
+    events = sorted(hydra(seed=5) + nat_population(80, seed=6) + redacted, key=lambda e: e.ts)
     half = len(events) // 4
     a = LinkageStage(LinkageConfig())
     run(a, events[:half])
@@ -340,7 +342,7 @@ def test_cluster_ids_survive_merge_and_split():
 
 def test_linked_pipeline_raises_member_risk_with_reason():
     pipe = LinkedPipeline(CountingPipeline())
-    for e in sorted(hydra(), key=lambda e: e.ts):  # type: ignore[arg-type, return-value]
+    for e in sorted(hydra(), key=lambda e: e.ts):
         pipe.process(e)
     pipe.process(ev("late", T0 + 10 * 3600))
     out = pipe.drain()
@@ -380,7 +382,7 @@ def test_config_rejects_unknown_keys(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_linked_pipeline_checkpoint_round_trip():
-    events = sorted(hydra(seed=9), key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
+    events = sorted(hydra(seed=9), key=lambda e: e.ts)
     a = LinkedPipeline(CountingPipeline())
     for e in events[: len(events) // 3]:
         a.process(e)
@@ -402,7 +404,7 @@ def test_linked_pipeline_with_account_pipeline_is_checkpointable():
 
     detectors = get_settings().detectors
     a = LinkedPipeline(AccountPipeline(detectors))
-    for e in sorted(hydra(seed=11), key=lambda e: e.ts):  # type: ignore[arg-type, return-value]
+    for e in sorted(hydra(seed=11), key=lambda e: e.ts):
         a.process(e)
     a.drain()
     b = LinkedPipeline(AccountPipeline(detectors))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 from collections import Counter
+from typing import cast
 
 import msgspec
 import pytest
@@ -174,9 +175,9 @@ def test_unknown_account_is_low_risk(config: Detectors) -> None:
     assert (risk.risk, risk.level, risk.reasons) == (0.0, "low", [])
 
 
-def state_after(pipe: AccountPipeline, events: list[RequestEvent]) -> list[tuple]:
+def state_after(pipe: AccountPipeline, events: list[RequestEvent]) -> list[object]:
     """Everything observable: alerts as they happen, then every account's risk."""
-    seen = []
+    seen: list[object] = []
     for a in alerts_as_raised(pipe, events):
         seen.append((a.alert_id, a.subject_id, a.risk, a.updated_at))
     out = pipe.drain()
@@ -399,12 +400,21 @@ def test_forgotten_accounts_start_afresh(config: Detectors) -> None:
     assert pipe.risk("bulk").risk == 0.0
 
 
+def wire_ts(ts: str) -> float:
+    """A timestamp in its wire form, as a hand-built event may carry it.
+
+    RequestEvent accepts RFC 3339 text and the pipeline normalises it; the checker is
+    told ``float``, the form every decoded event has (see RequestEvent).
+    """
+    return cast(float, ts)
+
+
 def test_hand_built_events_with_rfc3339_or_integer_time_work(config: Detectors) -> None:
     pipe = AccountPipeline(config)
     pipe.process(
         RequestEvent(
             event_id="1",
-            ts="2026-09-21T10:00:00Z",
+            ts=wire_ts("2026-09-21T10:00:00Z"),
             account_id="x",
             model="m",
             input_tokens=1,
@@ -416,7 +426,7 @@ def test_hand_built_events_with_rfc3339_or_integer_time_work(config: Detectors) 
         RequestEvent(
             event_id="2",
             ts=1_789_984_860,
-            account_id="x",  # type: ignore[arg-type]
+            account_id="x",
             model="m",
             input_tokens=1,
             output_tokens=1,
@@ -430,7 +440,7 @@ def test_hand_built_events_with_rfc3339_or_integer_time_work(config: Detectors) 
         pipe.process(
             RequestEvent(
                 event_id="3",
-                ts="yesterday",
+                ts=wire_ts("yesterday"),
                 account_id="x",
                 model="m",
                 input_tokens=1,
