@@ -24,6 +24,7 @@ the head of their partition: dead-lettering them does not touch detection state.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from typing import Any, NamedTuple
@@ -53,13 +54,19 @@ class PartitionMerge:
     >>> m.pop() is None        # partition 1 might still deliver something before 20.0
     True
     >>> m.set_caught_up(1, True)
-    >>> [m.pop().payload for _ in range(2)]
-    ['a0', 'b0']
+    >>> p, e = m.pop()
+    >>> p, e.payload
+    (0, 'a0')
     >>> m.pop() is None        # partition 0 has one entry left and is not caught up
     True
     >>> m.set_caught_up(0, True)
-    >>> m.pop().payload, m.pop(), len(m)
-    ('a1', None, 0)
+    >>> [(p, e.payload) for p, e in m.take(10)], m.pop(), len(m)
+    ([(1, 'b0'), (0, 'a1')], None, 0)
+    >>> m.extend(0, [Entry(2, 40.0, "a2"), Entry(3, 60.0, "a3")])
+    >>> m.extend(1, [Entry(1, 50.0, "b1")])
+    >>> m.set_caught_up(0, False)
+    >>> [(p, e.payload) for p, e in m.take(10)]   # then partition 0 must fetch more
+    [(0, 'a2')]
     """
 
     __slots__ = ("_buffers", "_caught_up", "_size")
@@ -122,15 +129,30 @@ class PartitionMerge:
         self._size -= 1
         return best_p, self._buffers[best_p].popleft()
 
-    def pop_run(self, limit: int) -> list[tuple[int, Entry]]:
-        """Up to ``limit`` entries in merged order (one scan of the keys per entry)."""
+    def take(self, limit: int) -> list[tuple[int, Entry]]:
+        """Up to ``limit`` entries in merged order: what :meth:`pop` would hand out, one
+        by one, at a heap operation per entry instead of a scan of every partition."""
+        heap: list[tuple[float, int]] = []
+        for p in self._buffers:
+            key = self._key(p)
+            if key is None:
+                return []
+            if key != _INF:
+                heap.append((key, p))
+        heapq.heapify(heap)
         out: list[tuple[int, Entry]] = []
-        pop = self.pop
-        while len(out) < limit:
-            item = pop()
-            if item is None:
-                break
-            out.append(item)
+        buffers, key_of = self._buffers, self._key
+        while heap and len(out) < limit:
+            p = heap[0][1]
+            out.append((p, buffers[p].popleft()))
+            key = key_of(p)
+            if key is None:
+                break  # this partition must fetch more before anything else goes
+            if key == _INF:
+                heapq.heappop(heap)  # drained and caught up: idle
+            else:
+                heapq.heapreplace(heap, (key, p))
+        self._size -= len(out)
         return out
 
     def largest(self, count: int) -> list[int]:

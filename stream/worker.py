@@ -372,48 +372,50 @@ class Worker:
             consumer.resume(*paused)
 
     def _process_merged(self) -> None:
-        pop = self.merge.pop
-        batch = self._batch
+        take = self.merge.take
         process = self.pipeline.process
         judge = self.pipeline.clock.judge
-        windows, touched, offsets = self.windows, self._touched, self._offsets
+        windows, offsets = self.windows, self._offsets
         partition_of = self._partition_of
         topic = self.settings.topics.requests
-        while True:
-            item = pop()
-            if item is None:
-                return
-            p, entry = item
-            msg, payload = entry.payload
-            offsets[p] = entry.offset + 1
-            batch.next_offsets[p] = entry.offset + 1
-            self._since_checkpoint += 1
-            if isinstance(payload, str):
-                self._dead_letter(msg, payload, topic, p)
-                continue
-            event = payload
-            late = judge(event.ts)
-            if late is not None:
-                self._dead_letter(msg, late, topic, p)
-                continue
-            key = dedup_key(event)
-            if not windows[p].add(key):
-                batch.duplicates += 1
-                continue
-            try:
-                process(event)
-            except Exception as exc:  # a detector bug must not stop the stream
-                log.exception("detector failed on event", extra={"event_id": event.event_id})
-                self._dead_letter(msg, f"detector error: {type(exc).__name__}: {exc}", topic, p)
-                continue
-            account = event.account_id
-            batch.new_ids.setdefault(p, []).append(key)
-            touched.setdefault(p, set()).add(account)
-            partition_of[account] = p
-            batch.processed += 1
-            if self._since_checkpoint >= self.settings.worker.checkpoint_max_events:
+        max_events = self.settings.worker.checkpoint_max_events
+        while items := take(_RUN):
+            batch, touched = self._batch, self._touched
+            next_offsets, new_ids = batch.next_offsets, batch.new_ids
+            self._since_checkpoint += len(items)
+            for p, entry in items:
+                msg, payload = entry.payload
+                offsets[p] = next_offsets[p] = entry.offset + 1
+                if isinstance(payload, str):
+                    self._dead_letter(msg, payload, topic, p)
+                    continue
+                event = payload
+                late = judge(event.ts)
+                if late is not None:
+                    self._dead_letter(msg, late, topic, p)
+                    continue
+                key = dedup_key(event)
+                if not windows[p].add(key):
+                    batch.duplicates += 1
+                    continue
+                try:
+                    process(event)
+                except Exception as exc:  # a detector bug must not stop the stream
+                    log.exception("detector failed on event", extra={"event_id": event.event_id})
+                    reason = f"detector error: {type(exc).__name__}: {exc}"
+                    self._dead_letter(msg, reason, topic, p)
+                    continue
+                account = event.account_id
+                ids = new_ids.get(p)
+                if ids is None:
+                    ids = new_ids[p] = []
+                    touched[p] = set()
+                ids.append(key)
+                touched[p].add(account)
+                partition_of[account] = p
+                batch.processed += 1
+            if self._since_checkpoint >= max_events:
                 self._checkpoint()
-                batch, touched = self._batch, self._touched
 
     def _dead_letter(self, msg: Any, reason: str, topic: str, partition: int) -> None:
         self.dead_letters.send(msg.key, msg.value, reason, topic, partition, msg.offset)
