@@ -1,5 +1,10 @@
 """``make bench``: throughput figures of the plumbing, then each area's own benchmark.
 
+The plumbing (produce, the read + decode ceiling, the worker end to end) is measured
+on both stacks and printed side by side: the embedded pair (Tansu + Valkey) and
+production's parts (Apache Kafka in KRaft mode + Redis), so a figure that holds on
+one and not the other shows. ``BENCH_STACKS=embedded`` (or ``apache``) measures one.
+
 Prints figures; asserts nothing. Figures depend on the machine and on what else runs
 on it, so compare runs made on the same machine back to back.
 """
@@ -26,6 +31,7 @@ from scenario_data import scenario_files
 
 from distillguard.events import EventDecoder, RequestEvent
 from distillguard.infra import EmbeddedStack
+from distillguard.kafka_broker import JVM_OPTIONS_ENV, KAFKA_VERSION
 from distillguard.settings import Topics
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.checkpoint import STATS_KEY
@@ -159,38 +165,33 @@ def simulated_events() -> list[bytes]:
     return events.read_bytes().splitlines()
 
 
-def main() -> None:
-    logging.getLogger("kafka").setLevel(logging.ERROR)  # "task ran for 0.1 s" under load
-    payloads = [m.value for m in stream(50_000)]
-    table = Table(title="distillguard plumbing (one process each)")
-    table.add_column("stage")
-    table.add_column("events/s", justify="right")
-    table.add_column("events per CPU-second", justify="right")
-    for name, rate in decode_only(payloads).items():
-        table.add_row(f"decode: {name}", f"{rate:,.0f}", "")
+#: Stacks measured side by side: (label, broker, redis) as EmbeddedStack names them.
+STACKS = (("embedded", "tansu", "valkey"), ("apache", "kafka", "redis"))
 
-    tag = uuid.uuid4().hex[:6]
+
+def plumbing_on(
+    broker: str, redis_kind: str, tag: str, sim_events: list[bytes]
+) -> dict[str, tuple[float, float | None]]:
+    """Stage -> (events/s, events per CPU-second of the worker) on one stack."""
     topics = Topics(
         requests=f"bench-{tag}",
         dead_letter=f"bench-{tag}.dlq",
         alerts=f"bench-{tag}.alerts",
         partitions=6,
     )
-    with EmbeddedStack(topics=topics) as stack:
+    rows: dict[str, tuple[float, float | None]] = {}
+    with EmbeddedStack(topics=topics, broker=broker, redis_kind=redis_kind) as stack:
         ensure_topics(stack.bootstrap, topics)
         t = time.perf_counter()
         with EventPublisher(stack.bootstrap, topics.requests) as pub:
             for m in stream(N, accounts=2000):
                 pub.send(m.key, m.value)
-        table.add_row("produce (EventPublisher)", f"{N / (time.perf_counter() - t):,.0f}", "")
-        table.add_row(
-            "kafka read + decode ceiling",
-            f"{read_decode(stack.bootstrap, topics.requests, N):,.0f}",
-            "",
+        rows["produce (EventPublisher)"] = (N / (time.perf_counter() - t), None)
+        rows["kafka read + decode ceiling"] = (
+            read_decode(stack.bootstrap, topics.requests, N),
+            None,
         )
-        wall, cpu = worker_end_to_end(stack, topics, N)
-        table.add_row("worker end to end (counting pipeline)", f"{wall:,.0f}", f"{cpu:,.0f}")
-        sim_events = simulated_events()
+        rows["worker end to end (counting pipeline)"] = worker_end_to_end(stack, topics, N)
         sim_topics = Topics(
             requests=f"bench-sim-{tag}",
             dead_letter=f"bench-sim-{tag}.dlq",
@@ -202,16 +203,49 @@ def main() -> None:
             for line in sim_events:
                 pub.send(account_key(line), line)
         for pipeline in DETECTOR_PIPELINES:
-            wall, cpu = worker_end_to_end(stack, sim_topics, len(sim_events), pipeline)
-            table.add_row(
-                f"worker end to end ({pipeline} pipeline, `small` scenario)",
-                f"{wall:,.0f}",
-                f"{cpu:,.0f}",
+            rows[f"worker end to end ({pipeline} pipeline, `small` scenario)"] = worker_end_to_end(
+                stack, sim_topics, len(sim_events), pipeline
             )
+    return rows
+
+
+def main() -> None:
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # "task ran for 0.1 s" under load
+    payloads = [m.value for m in stream(50_000)]
+    decode = Table(title="decoding (one process, no broker)")
+    decode.add_column("stage")
+    decode.add_column("events/s", justify="right")
+    for name, rate in decode_only(payloads).items():
+        decode.add_row(f"decode: {name}", f"{rate:,.0f}")
+    console.print(decode)
+
+    # BENCH_STACKS=embedded (or apache) measures one stack only.
+    wanted = os.environ.get("BENCH_STACKS", "embedded,apache").split(",")
+    stacks = [s for s in STACKS if s[0] in wanted]
+    # The broker as production runs it: the JVM's own JIT and GC, not the tests'
+    # quick-start options (distillguard.kafka_broker.JVM_OPTIONS).
+    os.environ.setdefault(JVM_OPTIONS_ENV, "")
+    sim_events = simulated_events()
+    tag = uuid.uuid4().hex[:6]
+    measured = [plumbing_on(broker, kind, tag, sim_events) for _, broker, kind in stacks]
+    table = Table(
+        title="distillguard plumbing on each stack (one worker process)",
+        caption=f"embedded: Tansu + Valkey; apache: Apache Kafka {KAFKA_VERSION} (KRaft) + Redis",
+    )
+    table.add_column("stage")
+    for label, _, _ in stacks:
+        table.add_column(f"{label} events/s", justify="right")
+        table.add_column(f"{label} per CPU-s", justify="right")
+    for stage in measured[0]:
+        cells = []
+        for rows in measured:
+            rate, cpu = rows[stage]
+            cells += [f"{rate:,.0f}", "" if cpu is None else f"{cpu:,.0f}"]
+        table.add_row(stage, *cells)
     console.print(table)
     console.print(
         f"[dim]{N:,} events of ~{sum(map(len, payloads)) / len(payloads):.0f} bytes, "
-        f"{os.cpu_count()} cores[/dim]"
+        f"{os.cpu_count()} cores; per CPU-second: of the worker process[/dim]"
     )
 
     # BENCH_ONLY=plumbing skips the areas' own benchmarks.
