@@ -242,7 +242,7 @@ class AccountPipeline:
             self.population.learn_one(x)
             self.anomaly.learn_one(unit)
             self.anomaly_scores.learn_one({ANOMALY_SIGNAL: anomaly})
-        logit, parts = self.rules.explain(x)
+        logit, parts, t.signals = self.rules.explain_own(x)
         a = cfg.anomaly
         anomaly_part = 0.0
         if anomaly_pct is not None and anomaly_pct > a.from_percentile:
@@ -357,6 +357,19 @@ class AccountPipeline:
         """The account's named signals now (None if not tracked): what linkage can reuse."""
         t = self._tracked.get(account_id)
         return None if t is None else t.state.features(t.state.last_ts)
+
+    def signal_logodds(self, account_id: str) -> dict[str, float]:
+        """Each rule signal's own log-odds (interactions aside; nonzero ones only) at the
+        account's last scoring; empty if untracked or not scored yet.
+
+        Captured when the account is scored, not recomputed: the linkage stage asks it
+        for members of changed clusters (a bounded sample) to tell coordinated
+        extraction from honest coordination, which the fused risk cannot (scale and
+        automation raise it too). Undiscounted by the span gate: a hydra member's few
+        requests are thin evidence one by one, and the stage pools them over the cluster.
+        """
+        t = self._tracked.get(account_id)
+        return {} if t is None else t.signals
 
     def first_alert_ts(self, account_id: str) -> float | None:
         t = self._tracked.get(account_id)

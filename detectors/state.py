@@ -191,6 +191,8 @@ class TrackedState(_State):
     state: AccountStateData = msgspec.field(default_factory=AccountStateData)
     risk: float = 0.0
     reasons: list[Reason] = []
+    #: each rule signal's own log-odds at the last scoring (absent in older states)
+    signals: dict[str, float] = {}
     next_score_n: int = 4
     last_scored_ts: float = _NEG_INF
     last_pop_ts: float = _NEG_INF
@@ -326,6 +328,9 @@ class ClusterState(_State):
     mean_link: float = 0.0
     member_risk: float = 0.0
     evidence: list[Evidence] = msgspec.field(default_factory=list)
+    #: share of (sampled) members whose own behaviour looks like extraction; 1.0 when
+    #: the stage runs without the account detectors (and in older checkpoints)
+    extracting_share: float = 1.0
 
 
 class LinkageState(_State):

@@ -31,6 +31,7 @@ class Tracked:
         "reasons",
         "risk",
         "samples",
+        "signals",
         "state",
     )
 
@@ -38,6 +39,10 @@ class Tracked:
         self.state = AccountState()
         self.risk = 0.0
         self.reasons: list[Reason] = []
+        #: each rule signal's own log-odds at the last scoring (``ExpertRules.
+        #: explain_own``): captured when scored, so the linkage stage can ask whether
+        #: a cluster's members extract without recomputing anything
+        self.signals: dict[str, float] = {}
         self.next_score_n = 4
         self.last_scored_ts = -math.inf
         self.last_pop_ts = -math.inf
@@ -53,6 +58,7 @@ class Tracked:
             state=self.state.to_state(),
             risk=self.risk,
             reasons=list(self.reasons),
+            signals=dict(self.signals),
             next_score_n=self.next_score_n,
             last_scored_ts=self.last_scored_ts,
             last_pop_ts=self.last_pop_ts,
@@ -79,6 +85,7 @@ class Tracked:
         t.state = AccountState.from_state(data.state)
         t.risk = data.risk
         t.reasons = list(data.reasons)
+        t.signals = dict(data.signals)
         t.next_score_n = data.next_score_n
         t.last_scored_ts = data.last_scored_ts
         t.last_pop_ts = data.last_pop_ts

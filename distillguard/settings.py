@@ -232,6 +232,23 @@ DEFAULT_GROUP_CAPS: dict[str, float] = {
 }
 
 
+#: ``LinkageConfig.extraction_weights``: per-member extraction score of a cluster's members.
+DEFAULT_EXTRACTION_WEIGHTS: dict[str, float] = {
+    "cot_elicitation_rate": 0.0,
+    "logprobs_rate": 1.0,
+    "top_logprobs_mean": 1.0,
+    "multi_completion_rate": 1.0,
+    "capability_share": 0.5,
+    "topic_breadth": 1.0,
+    "template_repeat_rate": 0.0,
+    "large_max_tokens_rate": 1.0,
+    "output_input_ratio": 1.0,
+    "duplicate_prompt_rate": 1.0,
+    "repeated_content_rate": 1.0,
+    "burst_index": 1.0,
+}
+
+
 class LinkageConfig(_Section):
     """Every knob of the linkage (hydra cluster) stage: ``detectors.linkage`` in settings.
 
@@ -327,6 +344,31 @@ class LinkageConfig(_Section):
     min_alert_size: int = 4
     #: Cluster risk at and above which a cluster alert is raised.
     alert_risk: float = 0.7
+    #: A cluster alert means coordinated *and* extracting (DESIGN.md, "Honest groups act
+    #: together too"). Each member's extraction score is the sum of its rule signals'
+    #: own log-odds (``AccountPipeline.signal_logodds``, captured when it was scored)
+    #: times these weights; signals not named count 0. Reasoning elicitation and
+    #: template repetition count 0: in a templated cluster they are the template's (a
+    #: course's "explain step by step"), which the links already counted as
+    #: coordination. Exculpatory signals (reruns, repeated content, bursts) keep their
+    #: negative log-odds. Tuned on the tuning runs (``docs/linkage.md``).
+    extraction_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_EXTRACTION_WEIGHTS)
+    )
+    #: A member counts as extracting from this extraction score (log-odds).
+    member_extraction_min: float = 0.4
+    #: A cluster is extracting when at least this share of its (sampled) members is;
+    #: only then is it alerted and do its members inherit its risk.
+    extraction_share_min: float = Field(0.55, ge=0, le=1)
+    #: Risk reported for a coordinated cluster that is not extracting: visible in the
+    #: clusters view, below ``alert_risk``.
+    coordination_risk_cap: float = Field(0.6, ge=0, le=1)
+    #: Evidence groups that do not count between two accounts of one ``org_id`` unless
+    #: both members extract: what an organisation's members naturally share (its card,
+    #: its NAT, its templates and system prompt, its onboarding day).
+    org_shared_groups: list[str] = Field(
+        default_factory=lambda: ["identity", "network", "product", "cohort"]
+    )
     #: An alerted cluster's alert is updated when members join or its level rises, at
     #: most once per this many seconds of event time.
     realert_interval_s: float = 300.0
@@ -355,6 +397,10 @@ class LinkageConfig(_Section):
             kinds[name] = {**kinds[name], **params} if isinstance(params, dict) else params
         data["kinds"] = kinds
         data["group_caps"] = {**DEFAULT_GROUP_CAPS, **(data.get("group_caps") or {})}
+        data["extraction_weights"] = {
+            **DEFAULT_EXTRACTION_WEIGHTS,
+            **(data.get("extraction_weights") or {}),
+        }
         return data
 
     @model_validator(mode="after")

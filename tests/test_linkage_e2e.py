@@ -39,10 +39,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dic
 
 def test_small_hydras_clustered_and_no_benign_cluster_alert(small):
     events, truth = small
-    pipeline = LinkedPipeline(
-        AccountPipeline(get_settings().detectors), LinkageStage(LinkageConfig())
-    )
-    report = replay_file(events, pipeline, EventDecoder(now=lambda: 1_790_000_000.0))
+    account = AccountPipeline(get_settings().detectors)
+    pipeline = LinkedPipeline(account, LinkageStage(LinkageConfig(), clock=account.clock))
+    report = replay_file(events, pipeline, EventDecoder(now=lambda: 1_900_000_000.0))
 
     alerted = [c for c in report.clusters.values() if c.members and c.first_alert_ts]
     assert alerted, "no cluster alert at all"

@@ -211,6 +211,10 @@ class EvidenceGraph:
         self.group_of: dict[str, str] = {
             p: config.kind(name).group or name for p, name in KIND_OF_PREFIX.items()
         }
+        #: key prefixes of the evidence one org's members naturally share
+        self.org_shared: frozenset[str] = frozenset(
+            p for p, g in self.group_of.items() if g in config.org_shared_groups
+        )
         self.group_cap: dict[str, float] = {
             g: config.group_caps.get(g, math.inf) for g in set(self.group_of.values())
         }
@@ -384,8 +388,14 @@ class EvidenceGraph:
 
     # -- links ---------------------------------------------------------------------------
 
-    def link_weight(self, a: Holder, b: Holder, now: float) -> float:
-        """Rarity-weighted, decayed evidence shared by ``a`` and ``b``."""
+    def link_weight(self, a: Holder, b: Holder, now: float, org_judged: bool = False) -> float:
+        """Rarity-weighted, decayed evidence shared by ``a`` and ``b``.
+
+        Two accounts of one ``org_id`` are one customer: what its members naturally
+        share (the ``org_shared_groups``: card, NAT, templates, onboarding cohort) does
+        not tie them, unless ``org_judged`` (the stage found both extracting), and even
+        then the org's own card does not.
+        """
         ka, kb = a.keys, b.keys
         if len(ka) > len(kb):
             ka, kb = kb, ka
@@ -404,8 +414,8 @@ class EvidenceGraph:
                 continue
             if p == "c":  # centroid bands only find candidates; bits are compared below
                 continue
-            if p == "p" and same_org:  # one organisation paying for its accounts is normal
-                continue
+            if same_org and (p == "p" or (not org_judged and p in self.org_shared)):
+                continue  # one organisation paying for (hosting, templating) its accounts
             if p == "n":
                 shared_nets += 1
             value = values.get(key)
@@ -420,7 +430,11 @@ class EvidenceGraph:
             if age > 0:
                 w *= 0.5 ** (age / self.half_life[p])
             totals[p] = totals.get(p, 0.0) + w
-        if a.centroid is not None and b.centroid is not None:
+        if (
+            a.centroid is not None
+            and b.centroid is not None
+            and not (same_org and not org_judged and "c" in self.org_shared)
+        ):
             cfg = self.config
             agree = 64 - (a.centroid ^ b.centroid).bit_count()
             if agree > cfg.centroid_agree_from:

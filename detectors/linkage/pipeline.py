@@ -69,12 +69,30 @@ class LinkedPipeline:
             raise ValueError("the linkage stage must read the account pipeline's clock")
         if self.linkage.member_risk is None:
             self.linkage.member_risk = self._account_risk
+        signals = getattr(account, "signal_logodds", None)
+        #: per-signal weights of a member's extraction score (``extraction_weights``)
+        self._extraction_weights = self.linkage.config.extraction_weights
+        self._signals = signals if callable(signals) else None
+        # Judged only when the account detectors have a rule that can see extraction: a
+        # pipeline configured without rules would otherwise call every cluster honest.
+        rules = getattr(getattr(account, "rules", None), "rules", ())
+        sees = any(self._extraction_weights.get(r.signal, 0.0) > 0 for r in rules)
+        if self.linkage.member_extraction is None and self._signals is not None and sees:
+            self.linkage.member_extraction = self._account_extraction
         self._published: dict[str, list[str]] = {}
         features = getattr(account, "account_features", None)
         self._features = features if behaviour and callable(features) else None
 
     def _account_risk(self, account_id: str) -> float:
         return self.account.risk(account_id).risk
+
+    def _account_extraction(self, account_id: str) -> float:
+        """The member's extraction score: its rule signals' log-odds, as captured when
+        the account was last scored, weighted by ``extraction_weights`` (a dict lookup
+        per signal; called only for sampled members of changed clusters)."""
+        assert self._signals is not None
+        weights = self._extraction_weights
+        return sum(weights.get(s, 0.0) * v for s, v in self._signals(account_id).items())
 
     def process(self, event: RequestEvent) -> bool:
         own = self.account.process(event)  # observes the clock first: linkage reads it
@@ -173,7 +191,11 @@ class LinkedPipeline:
         if checkpoint.linkage is not None:
             old = self.linkage
             linkage = LinkageStage(
-                old.config, old.member_risk, clock=self.clock, cluster_prefix=old.cluster_prefix
+                old.config,
+                old.member_risk,
+                clock=self.clock,
+                cluster_prefix=old.cluster_prefix,
+                member_extraction=old.member_extraction,
             )
             linkage.restore_state(checkpoint.linkage)
         if checkpoint.account is not None and isinstance(self.account, AccountPipeline):

@@ -65,6 +65,16 @@ class LinkageStage:
     member_risk
         Optional ``account_id -> risk`` of the account detectors, so a cluster with a
         flagged member scores higher. Called only for members of changed clusters.
+    member_extraction
+        Optional ``account_id -> extraction score`` (log-odds of the account's own
+        extraction signals, ``LinkedPipeline`` derives it from the account detectors).
+        With it, a cluster alert means coordinated *and* extracting: a cluster is
+        alerted, and its members inherit its risk, only while at least
+        ``extraction_share_min`` of its (sampled) members score at least
+        ``member_extraction_min``; otherwise it stays in the clusters view with its
+        risk capped at ``coordination_risk_cap``. Accounts of one org are linked by
+        what an org shares only when both extract. Without it (the stage alone has no
+        behaviour to judge) every cluster counts as extracting, as before.
 
     Examples
     --------
@@ -99,12 +109,14 @@ class LinkageStage:
         member_risk: Callable[[str], float] | None = None,
         clock: EventClock | None = None,
         cluster_prefix: str = "clu_",
+        member_extraction: Callable[[str], float] | None = None,
     ) -> None:
         self.config = config if config is not None else LinkageConfig()
         #: the stage observes event times only into a clock it created
         self._observes = clock is None
         self.clock = clock if clock is not None else EventClock()
         self.member_risk = member_risk
+        self.member_extraction = member_extraction
         self._graph = EvidenceGraph(self.config)
         self.cluster_prefix = cluster_prefix
         self._book = ClusterBook(cluster_prefix)
@@ -359,7 +371,7 @@ class LinkageStage:
                 done.add(pair)
                 o = holders.get(other)
                 if o is not None:
-                    self._set_link(pair, g.link_weight(h, o, now))
+                    self._set_link(pair, self._link_weight(h, o, now))
 
     def _set_link(self, pair: tuple[str, str], weight: float) -> None:
         cfg = self.config
@@ -379,6 +391,19 @@ class LinkageStage:
             self._strong.get(a, {}).pop(b, None)
             self._strong.get(b, {}).pop(a, None)
 
+    def _link_weight(self, a: Holder, b: Holder, now: float) -> float:
+        """The pair's link; two accounts of one org are judged by their behaviour.
+
+        What an org's members naturally share counts between them only when both
+        extract (an org whose members harvest is still one hydra); the extraction
+        scores are asked only for same-org pairs, on the cadence.
+        """
+        judged = False
+        if a.org is not None and a.org == b.org and self.member_extraction is not None:
+            least = self.config.member_extraction_min
+            judged = self.member_extraction(a.id) >= least and self.member_extraction(b.id) >= least
+        return self._graph.link_weight(a, b, now, judged)
+
     def _revalidate(self, now: float) -> None:
         cfg = self.config
         self._next_revalidate = now + cfg.revalidate_interval_s
@@ -396,7 +421,7 @@ class LinkageStage:
             ha, hb = holders.get(pair[0]), holders.get(pair[1])
             if ha is None or hb is None:
                 continue
-            w = g.link_weight(ha, hb, now)
+            w = self._link_weight(ha, hb, now)
             if w >= cfg.store_threshold:
                 links[pair] = w
                 if w >= cfg.link_threshold:
@@ -429,19 +454,26 @@ class LinkageStage:
                 st = self._clusters[cid] = _ClusterState()
             old_risk = st.risk
             st.mean_link = self._mean_link(members)
-            st.member_risk = self._member_risk(members)
+            # Bounded: a cluster of hundreds is judged from a fixed sample of its members.
+            sample = sorted(members)[:_MEMBER_RISK_SAMPLE]
+            st.member_risk = self._member_risk(sample)
+            st.extracting_share = self._extracting_share(sample)
             events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
             st.risk = cluster_risk(
                 st.mean_link, cfg.link_threshold, len(members), events, st.member_risk
             )
+            extracting = st.extracting_share >= cfg.extraction_share_min
+            if not extracting:
+                # coordinated but behaving like customers: reported, never alerted
+                st.risk = min(st.risk, cfg.coordination_risk_cap)
             if cid in dirty or abs(st.risk - old_risk) >= _RISK_CHANGE:
                 self._changed.add(cid)
-            if len(members) >= cfg.min_alert_size and st.risk >= cfg.alert_risk:
+            if extracting and len(members) >= cfg.min_alert_size and st.risk >= cfg.alert_risk:
                 self._maybe_alert(cid, members, st, now, alerts)
         for cid in sorted(self._realert - dirty - rescore, key=self._book.order):
             members = self._book.members.get(cid)
             st = self._clusters.get(cid)
-            if members and st is not None:
+            if members and st is not None and self._inherits(st):
                 self._maybe_alert(cid, members, st, now, alerts)
             else:
                 self._realert.discard(cid)
@@ -484,13 +516,26 @@ class LinkageStage:
         ]
         return math.fsum(weights) / len(weights) if weights else self.config.link_threshold
 
-    def _member_risk(self, members: set[str]) -> float:
+    def _member_risk(self, sample: list[str]) -> float:
         if self.member_risk is None:
             return 0.0
-        # Bounded: a cluster of hundreds is scored from a fixed sample of its members.
-        sample = sorted(members)[:_MEMBER_RISK_SAMPLE]
         top = sorted((self.member_risk(a) for a in sample), reverse=True)[:3]
         return sum(top) / len(top) if top else 0.0
+
+    def _extracting_share(self, sample: list[str]) -> float:
+        """Share of the sampled members whose own behaviour looks like extraction."""
+        if self.member_extraction is None or not sample:
+            return 1.0
+        least = self.config.member_extraction_min
+        return sum(1 for a in sample if self.member_extraction(a) >= least) / len(sample)
+
+    def _inherits(self, st: _ClusterState | None) -> bool:
+        """Members inherit a cluster's risk while it is alerted and still extracting."""
+        return (
+            st is not None
+            and st.alerted
+            and st.extracting_share >= self.config.extraction_share_min
+        )
 
     def _evidence(self, members: set[str]) -> list[Evidence]:
         cfg = self.config
@@ -515,13 +560,16 @@ class LinkageStage:
         first = min((h.first_ts for h in holders), default=now)
         last = max((h.last_ts for h in holders), default=now)
         samples = [h.snippet for h in holders if h.snippet][:3]
+        why = reasons(len(members), st.mean_link, st.evidence, st.member_risk)
+        if self.member_extraction is not None:
+            why.append(Reason(signal="members_extracting", value=round(st.extracting_share, 4)))
         return Alert(
             alert_id=f"alert_{cid}",
             subject_type="cluster",
             subject_id=cid,
             risk=round(st.risk, 4),
             level=level_for(st.risk),
-            reasons=reasons(len(members), st.mean_link, st.evidence, st.member_risk),
+            reasons=why,
             created_at=iso(st.first_alert_ts if st.first_alert_ts is not None else now),
             updated_at=iso(now),
             first_event_ts=iso(first),
@@ -539,18 +587,18 @@ class LinkageStage:
         return self._book.cluster_of.get(account_id)
 
     def cluster_risk(self, account_id: str) -> float:
-        """The risk the account inherits from an *alerted* cluster (0 otherwise)."""
+        """The risk the account inherits from an *alerted*, extracting cluster (else 0)."""
         cid = self._book.cluster_of.get(account_id)
         if cid is None:
             return 0.0
         st = self._clusters.get(cid)
-        return st.risk if st is not None and st.alerted else 0.0
+        return st.risk if st is not None and self._inherits(st) else 0.0
 
     def cluster_reason(self, account_id: str) -> Reason | None:
         """The ``cluster_membership`` reason for an account in an alerted cluster."""
         cid = self._book.cluster_of.get(account_id)
         st = self._clusters.get(cid) if cid is not None else None
-        if cid is None or st is None or not st.alerted:
+        if cid is None or st is None or not self._inherits(st):
             return None
         kinds = sorted({e.kind for e in st.evidence})
         size = len(self._book.members.get(cid, ()))

@@ -86,6 +86,24 @@ class ExpertRules:
 
     def explain(self, x: dict[str, float]) -> tuple[float, dict[str, float]]:
         """Log-odds, and each signal's share of it (interaction terms split by weight)."""
+        logit, parts, _ = self.explain_own(x)
+        return logit, parts
+
+    def explain_own(self, x: dict[str, float]) -> tuple[float, dict[str, float], dict[str, float]]:
+        """:meth:`explain`, plus each signal's own log-odds (interactions not included).
+
+        The own contributions are what other stages reuse: the linkage stage asks
+        whether a cluster's members *extract* (long answers, logprobs, capability
+        sweeps, net of exculpatory signals), which the fused risk cannot say: scale and
+        automation raise it too, and in a templated cluster the template is
+        coordination evidence already.
+
+        >>> rules = ExpertRules([Rule("a", 0.0, 1.0, 2.0, "extraction"),
+        ...                      Rule("b", 0.0, 1.0, -1.0, "benign")],
+        ...                     interactions=[("extraction", "benign", 1.0)])
+        >>> rules.explain_own({"a": 0.5, "b": 1.0})[2]
+        {'a': 1.0, 'b': -1.0}
+        """
         groups: dict[str, float] = {}
         parts: dict[str, float] = {}
         for rule in self.rules:
@@ -109,7 +127,7 @@ class ExpertRules:
                         total = gv if rule.group == g else hv
                         own = rule.weight * rule.suspicion(x[rule.signal])
                         parts[rule.signal] += 0.5 * term * own / total
-        return logit, parts
+        return logit, parts, base
 
     def logit(self, x: dict[str, float]) -> float:
         return self.explain(x)[0]

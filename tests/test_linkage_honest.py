@@ -1,0 +1,161 @@
+"""Coordinated is not extracting: honest groups are clustered, reported, never alerted.
+
+DESIGN.md, "Honest groups act together too": a company's accounts on one card, an
+org's members behind one NAT with one template are linked like a hydra. A cluster
+alert (and its members inheriting the cluster's risk) needs members whose own
+behaviour looks like extraction; an org's members are not tied by what an org shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from distillguard.detectors.account_pipeline import AccountPipeline
+from distillguard.detectors.linkage import LinkageConfig, LinkageStage, LinkedPipeline
+from distillguard.detectors.pipeline import BatchOutput
+from distillguard.events import RequestEvent
+from distillguard.settings import get_settings
+
+T0 = 1_790_000_000.0
+#: the company's helpdesk template: its head and tail are what the linkage stage sees
+TEMPLATE = (
+    "ACME helpdesk assistant, please answer the following staff question: {q} (ticket {n}). "
+    "Keep the answer short and friendly, and say so when unsure, thank you kindly."
+)
+QUESTIONS = [
+    "what is the capital of australia",
+    "how do I sort a dict by value in python",
+    "suggest a name for a cat",
+    "when did the berlin wall fall",
+    "summarise the plot of hamlet in one line",
+    "is it going to rain in lisbon in march",
+    "translate good morning into german",
+    "how many grams in a pound",
+    "best way to boil an egg",
+    "who wrote the brothers karamazov",
+    "explain what a mortgage is",
+    "recommend a book about birds",
+]
+
+
+def _group(
+    accounts: int, *, extracting: bool, org: str | None = None, card: str | None = "card-corp"
+) -> list[RequestEvent]:
+    """``accounts`` accounts on one card and one office NAT (two /24s), one template and
+    system prompt; people's questions with short answers, or harvesting (long answers,
+    large max_tokens, logprobs with many alternatives)."""
+    out = []
+    for a in range(accounts):
+        for j in range(12):
+            out.append(
+                RequestEvent(
+                    event_id=f"{a}-{j}",
+                    ts=T0 + 60.0 * a + 900.0 * j + 7.0 * (j * j % 5),
+                    account_id=f"acct{a}",
+                    model="m",
+                    input_tokens=40 if extracting else 300,
+                    output_tokens=3000 if extracting else 60,
+                    status=200,
+                    org_id=org,
+                    payment_fingerprint=card,
+                    ip=f"198.51.{100 + j % 2}.{1 + a % 3}",
+                    asn=64500,
+                    user_agent="openai-python/1.54.3",
+                    system_prompt="You are the ACME internal helper.",
+                    prompt=TEMPLATE.format(q=QUESTIONS[(a + j) % len(QUESTIONS)], n=f"{a}/{j}"),
+                    max_tokens=16_000 if extracting else 1024,
+                    logprobs=True if extracting else None,
+                    top_logprobs=20 if extracting else None,
+                    temperature=0.7,
+                )
+            )
+    out.sort(key=lambda e: e.ts)
+    return out
+
+
+def _replay(events: list[RequestEvent]) -> tuple[LinkedPipeline, BatchOutput]:
+    account = AccountPipeline(get_settings().detectors)
+    pipe = LinkedPipeline(
+        account, LinkageStage(get_settings().detectors.linkage, clock=account.clock)
+    )
+    out = BatchOutput()
+    for e in events:
+        pipe.process(e)
+        batch = pipe.drain()
+        out.alerts.extend(batch.alerts)
+        out.clusters.extend(batch.clusters)
+        out.risks.extend(batch.risks)
+    return pipe, out
+
+
+def test_honest_group_on_one_card_is_reported_not_alerted_and_risk_not_raised() -> None:
+    pipe, out = _replay(_group(12, extracting=False))
+    cid = pipe.linkage.cluster_of("acct0")
+    assert cid is not None, "the card ties them: a cluster in the clusters view"
+    reported = [c for c in out.clusters if c.cluster_id == cid and c.members]
+    assert reported and len(reported[-1].members) == 12
+    assert reported[-1].risk < get_settings().detectors.linkage.alert_risk
+    assert any(e.kind == "payment" for e in reported[-1].evidence)
+    assert [a for a in out.alerts if a.subject_type == "cluster"] == []
+    for i in range(12):
+        r = pipe.risk(f"acct{i}")
+        assert r.risk == pipe.account.risk(f"acct{i}").risk  # not raised to the cluster's
+        assert r.cluster_id is None
+        assert all(x.signal != "cluster_membership" for x in r.reasons)
+
+
+def test_same_structure_extracting_is_alerted_and_members_inherit() -> None:
+    pipe, out = _replay(_group(12, extracting=True))
+    alerts = [a for a in out.alerts if a.subject_type == "cluster"]
+    assert alerts, "coordinated and extracting: a hydra"
+    assert len(alerts[-1].members) == 12
+    share = next(r.value for r in alerts[-1].reasons if r.signal == "members_extracting")
+    assert share >= get_settings().detectors.linkage.extraction_share_min
+    r = pipe.risk("acct5")
+    assert r.cluster_id == alerts[-1].cluster_id
+    assert r.reasons[0].signal == "cluster_membership" or r.risk >= pipe.linkage.cluster_risk(
+        "acct5"
+    )
+
+
+def _stage_replay(
+    events: list[RequestEvent], extraction: Callable[[str], float] | None
+) -> LinkageStage:
+    stage = LinkageStage(LinkageConfig(), member_extraction=extraction)
+    for e in events:
+        stage.process(e)
+    for k in range(3):  # event time moves past the cadence
+        stage.process(
+            RequestEvent(
+                event_id=f"tick{k}",
+                ts=events[-1].ts + 120.0 * (k + 1),
+                account_id="tick",
+                model="m",
+                input_tokens=1,
+                output_tokens=1,
+                status=200,
+            )
+        )
+    return stage
+
+
+def test_org_members_sharing_card_nat_and_template_are_not_a_hydra() -> None:
+    events = _group(12, extracting=False, org="org_acme")
+    # the stage alone (no behaviour to judge): an org's shared infrastructure ties nothing
+    stage = _stage_replay(events, None)
+    assert stage.cluster_of("acct0") is None
+    assert stage.drain_alerts() == []
+    # the same accounts without the org (card only removed too): they would be a cluster
+    orgless = _stage_replay(_group(12, extracting=False, org=None, card=None), None)
+    assert orgless.cluster_of("acct0") is not None
+
+
+def test_org_whose_members_extract_is_still_judged_by_behaviour() -> None:
+    events = _group(12, extracting=True, org="org_acme", card=None)
+    stage = _stage_replay(events, lambda account_id: 2.0)
+    cid = stage.cluster_of("acct0")
+    assert cid is not None and len(stage.members(cid)) == 12
+    assert any(a.subject_id == cid for a in stage.drain_alerts())
+    # and through the account detectors: members that harvest are linked and alerted
+    _, out = _replay(events)
+    assert any(a.subject_type == "cluster" for a in out.alerts)
