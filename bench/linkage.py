@@ -194,7 +194,9 @@ def main() -> None:
             n, spent = timed(args.events, args.limit, AccountPipeline(detectors).process)
             rows.append(("account pipeline", n, spent))
         if "linked" in which:
-            linked = LinkedPipeline(AccountPipeline(detectors), LinkageStage(config))
+            account = AccountPipeline(detectors)
+            # the stage reads the account pipeline's clock, as build_pipeline wires it
+            linked = LinkedPipeline(account, LinkageStage(config, clock=account.clock))
             n, spent = timed(args.events, args.limit, linked.process)
             rows.append(("account + linkage (LinkedPipeline)", n, spent))
 
