@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
 
 from distillguard.clock import EventClock
 from distillguard.detectors.alerts import AlertPolicy, OpenAlert, alert_id_for, build_alert
@@ -118,9 +117,7 @@ class AccountPipeline:
     # -- hot path ---------------------------------------------------------------------
 
     def process(self, event: RequestEvent) -> bool:
-        ts = event.ts  # decoded events carry epoch seconds (EventDecoder normalises)
-        if type(ts) is not float:
-            ts = _epoch(ts)  # before anything is counted: a bad event changes nothing
+        ts = event.ts  # epoch seconds: EventDecoder is the one place that parses time
         account_id = event.account_id
         self._counts[account_id] += 1
         t = self._tracked.get(account_id)
@@ -488,19 +485,6 @@ class AccountPipeline:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"corrupt state for account {account_id!r}: {exc}") from None
         self._tracked.update(loaded)
-
-
-def _epoch(ts: float | int | str) -> float:
-    """Epoch seconds of an event built by hand (the decoder already normalises ``ts``)."""
-    if isinstance(ts, str):
-        try:
-            parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"event ts {ts[:40]!r} is not RFC 3339") from None
-        if parsed.tzinfo is None:
-            raise ValueError(f"event ts {ts[:40]!r} has no UTC offset")
-        return parsed.timestamp()
-    return float(ts)
 
 
 def _sigmoid(z: float) -> float:

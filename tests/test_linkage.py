@@ -359,7 +359,6 @@ def test_linked_pipeline_raises_member_risk_with_reason():
 
 def test_odd_input_does_not_crash():
     stage = LinkageStage(LinkageConfig())
-    stage.process(ev("a", "not a time"))  # type: ignore[arg-type]
     stage.process(ev("b", T0, ip="2001:db8::1", prompt="", prompt_fingerprint="00ff00ff00ff00ff"))
     stage.process(ev("c", T0 - 10_000.0, ip="10.0.0.1"))  # out of order
     stage.observe_features("b", {"rate": float("nan"), "x": 1.0}, T0)
