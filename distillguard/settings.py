@@ -369,6 +369,10 @@ class LinkageConfig(_Section):
     org_shared_groups: list[str] = Field(
         default_factory=lambda: ["identity", "network", "product", "cohort"]
     )
+    #: ... "both extract" meaning each scores at least this (higher than
+    #: ``member_extraction_min``: inside one org nothing but behaviour ties them, and an
+    #: eval vendor's first nightly run with logprobs scores ~0.9 before its reruns show).
+    org_extraction_min: float = 1.2
     #: An alerted cluster's alert is updated when members join or its level rises, at
     #: most once per this many seconds of event time.
     realert_interval_s: float = 300.0

@@ -73,8 +73,9 @@ class LinkageStage:
         ``extraction_share_min`` of its (sampled) members score at least
         ``member_extraction_min``; otherwise it stays in the clusters view with its
         risk capped at ``coordination_risk_cap``. Accounts of one org are linked by
-        what an org shares only when both extract. Without it (the stage alone has no
-        behaviour to judge) every cluster counts as extracting, as before.
+        what an org shares only when both score at least ``org_extraction_min``.
+        Without it (the stage alone has no behaviour to judge) every cluster counts as
+        extracting, as before.
 
     Examples
     --------
@@ -146,12 +147,7 @@ class LinkageStage:
 
     def process(self, event: RequestEvent) -> tuple[Alert, ...]:
         """Record the evidence ``event`` shows; on the cadence, link, cluster and alert."""
-        ts = event.ts
-        if not isinstance(ts, float):  # decoded events always carry float ts
-            try:
-                ts = float(ts)
-            except (TypeError, ValueError):
-                return NO_ALERTS
+        ts = event.ts  # epoch seconds: EventDecoder is the one place that parses time
         g = self._graph
         h = g.holders.get(event.account_id)
         if h is None:
@@ -400,7 +396,7 @@ class LinkageStage:
         """
         judged = False
         if a.org is not None and a.org == b.org and self.member_extraction is not None:
-            least = self.config.member_extraction_min
+            least = self.config.org_extraction_min
             judged = self.member_extraction(a.id) >= least and self.member_extraction(b.id) >= least
         return self._graph.link_weight(a, b, now, judged)
 
