@@ -268,6 +268,7 @@ function sortQueue() {
   state.order = [...state.alerts.values()].sort((a, b) =>
     (LEVEL_RANK[a.level] - LEVEL_RANK[b.level])
     || (b.detected_at || b.created_at).localeCompare(a.detected_at || a.created_at)
+    || b.created_at.localeCompare(a.created_at)
     || b.risk - a.risk).map((a) => a.alert_id);
 }
 
