@@ -154,7 +154,13 @@ def demo(
         port = free_port()
     children: list[subprocess.Popen[bytes]] = []
     console.print("[bold]starting[/bold] embedded Kafka-protocol broker (Tansu) and Valkey…")
-    with EmbeddedStack(topics=settings.topics, workdir=run_dir / "stack") as stack:
+    stack = EmbeddedStack(topics=settings.topics)
+    # One directory per kind of stack: Redis cannot read Valkey's append-only file.
+    default_kinds = (stack.broker, stack.redis_kind) == ("tansu", "valkey")
+    stack.workdir = run_dir / (
+        "stack" if default_kinds else f"stack-{stack.broker}-{stack.redis_kind}"
+    )
+    with stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
         env.update(stack.env())
         # The broker keeps nothing between demos, Valkey does (keys, alerts): the last

@@ -33,9 +33,9 @@ def _cmdline(pid: int) -> str:
 
 def test_demo_on_apache_kafka_and_redis_flows_alerts_and_stops_cleanly() -> None:
     # The demo starts every run on a fresh broker (Tansu keeps nothing) and resets its
-    # checkpoint accordingly; Kafka would keep the last run's log in the demo's stack
-    # directory, so that goes first.
-    shutil.rmtree(ROOT / ".distillguard" / "demo" / "stack" / "kafka", ignore_errors=True)
+    # checkpoint accordingly; Kafka and Redis would keep the last run's log and store in
+    # the demo's directory for this kind of stack, so that goes first.
+    shutil.rmtree(ROOT / ".distillguard" / "demo" / "stack-kafka-redis", ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
     env.update({"COLUMNS": "120", STACK_BROKER_ENV: "kafka", STACK_REDIS_ENV: "redis"})
     proc = subprocess.Popen(
