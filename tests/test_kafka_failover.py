@@ -76,6 +76,13 @@ def client(store: RedisServer) -> Iterator[redis.Redis]:
     c.close()
 
 
+def _all_up(cluster: KafkaCluster) -> None:
+    """Start every stopped node again (same ports and data) and wait until all serve."""
+    for node in cluster.members:
+        if not node.running():
+            cluster.start_node(node.node_id)
+
+
 def _topics() -> Topics:
     tag = uuid.uuid4().hex[:8]
     return Topics(
@@ -242,10 +249,10 @@ def test_brokers_fail_and_return_mid_stream_nothing_lost_or_counted_twice(
         )
         assert not degraded.acked, "acks=all acknowledged a write held by one replica"
         assert degraded.refused
-        # What was acknowledged before is readable from the last broker: the worker
-        # catches up with it while the cluster is degraded.
-        wait_for(lambda: _stat(client, "processed") >= len(acked), 60, "the worker to catch up")
-        note(f"worker caught up on one broker: {_stat(client, 'processed')} processed")
+        # Not asserted: whether the worker keeps reading meanwhile. __consumer_offsets is
+        # under min.insync.replicas too, so offset commits fail and a member whose session
+        # lapsed cannot rejoin until a second broker is back (Kafka's semantics).
+        note(f"worker meanwhile: {_stat(client, 'processed')} of {len(acked)} acked processed")
 
         # 3. Both come back; the refused events are sent again, then the rest.
         cluster.start_node(second)
@@ -258,10 +265,11 @@ def test_brokers_fail_and_return_mid_stream_nothing_lost_or_counted_twice(
         note(f"all {len(acked)} events acked")
     finally:
         producer.close(timeout=10)
+        _all_up(cluster)  # whatever happened, the next test gets three brokers
 
     expected = Counter(m.key for m in events)
     assert len(acked) == len(events)
-    wait_for(lambda: sum(_counts(client).values()) >= len(events), 120, "every event counted")
+    wait_for(lambda: sum(_counts(client).values()) >= len(events), 180, "every event counted")
     time.sleep(2)  # a late duplicate would show up now
     counts = _counts(client)
     duplicates = _stat(client, "duplicates")
@@ -280,6 +288,7 @@ def test_a_record_the_dead_letter_topic_cannot_take_is_dead_lettered_with_its_re
     """A request just under the broker's limit is refused by the decoder (its prompt is
     too long); its dead letter (the same bytes plus reason headers) is over the limit.
     It must still reach the dead-letter topic, cut to fit and saying so, never vanish."""
+    _all_up(cluster)
     topics = _topics()
     ensure_topics(cluster.bootstrap, topics, timeout_s=60)
     event = valid_event(0, "acct-big")
