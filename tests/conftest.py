@@ -61,13 +61,6 @@ APACHE_ONLY = {
 #: holds on Tansu only: expected to fail there (not strict: they are timing-dependent).
 #: Remove an entry when it is fixed.
 XFAIL_ON_APACHE: dict[str, str] = {
-    "test_two_workers_split_partitions_and_count_exactly_once": (
-        "the test, not the product: it stops the workers one after the other and compares "
-        "their last logged assignments; on Apache Kafka the first one's LeaveGroup moves "
-        "all six partitions to the second (within ~1 s; Tansu holds the JoinGroup ~3 s) "
-        "before that one's SIGTERM, so the assignments overlap. SIGTERM both first, then "
-        "read their logs: 4/4 passes on Kafka"
-    ),
 }
 
 
