@@ -60,8 +60,8 @@ APACHE_ONLY = {
 #: Known failures that only the apache stack shows, product bugs or tests whose timing
 #: holds on Tansu only: expected to fail there (not strict: they are timing-dependent).
 #: Remove an entry when it is fixed.
-XFAIL_ON_APACHE: dict[str, str] = {
-}
+#: Known product bugs that only the apache stack shows (expected to fail there): none now.
+XFAIL_ON_APACHE: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
