@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP) chromium redis-server docker-compose kafka
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/typecheck.py
-	$(BIN)/python -m pytest -m "not chaos"
+	$(BIN)/python -m pytest -m "not chaos" --durations=15
 
 # Crash recovery: twenty SIGKILLs over a 220k-event run must change no result (~4 min).
 # CI runs it after the suite.
