@@ -29,6 +29,7 @@ from distillguard.records import Alert, loads
 from distillguard.settings import PROJECT_ROOT, get_settings
 from distillguard.store import schema
 from distillguard.store.connection import text
+from distillguard.stream.admin import topic_ids
 from distillguard.stream.checkpoint import COUNTS_KEY, STATS_KEY, Checkpointer
 
 console = Console()
@@ -153,8 +154,8 @@ def demo(
     if port == 0 or not _port_free(port):
         port = free_port()
     children: list[subprocess.Popen[bytes]] = []
-    console.print("[bold]starting[/bold] embedded Kafka-protocol broker (Tansu) and Valkey…")
     stack = EmbeddedStack(topics=settings.topics)
+    console.print(f"[bold]starting[/bold] the broker ({stack.broker}) and {stack.redis_kind}…")
     # One directory per kind of stack: Redis cannot read Valkey's append-only file.
     default_kinds = (stack.broker, stack.redis_kind) == ("tansu", "valkey")
     stack.workdir = run_dir / (
@@ -163,12 +164,20 @@ def demo(
     with stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
         env.update(stack.env())
-        # The broker keeps nothing between demos, Valkey does (keys, alerts): the last
-        # demo's checkpoint points into a topic that no longer exists, so it goes.
+        # Valkey keeps keys, alerts and the worker's checkpoint between demos; Tansu keeps
+        # no topic. A checkpoint taken on a topic that is gone (another topic id) goes;
+        # one of a broker that kept its log (Kafka) stays, and the worker resumes.
         w = settings.worker
-        Checkpointer(
+        checkpoint = Checkpointer(
             redis.Redis.from_url(stack.redis_url), w.group_id, settings.topics.requests, 0
-        ).reset()
+        )
+        try:
+            stored = checkpoint.load_shared()
+        except ValueError:  # unreadable: starting over is all the demo can do
+            stored = None
+        topic = settings.topics.requests
+        if stored is None or stored.topic_id != topic_ids(stack.bootstrap, [topic]).get(topic):
+            checkpoint.reset()
         try:
             console.print("[bold]starting[/bold] worker, API and console…")
             children.append(_spawn(["worker"], env, run_dir / "worker.log"))
