@@ -59,11 +59,16 @@ def valkey_args(port: int, workdir: Path, *, appendonly: bool = False) -> list[s
     stop, SIGTERM, loses nothing). Without it (throw-away servers of the API tests)
     nothing is written. RDB snapshots stay off either way: the AOF is the one copy.
     """
+    return server_args(valkey_binary(), port, workdir, appendonly=appendonly)
+
+
+def server_args(binary: str, port: int, workdir: Path, *, appendonly: bool) -> list[str]:
+    """Command line of a Redis-protocol server (Valkey or Redis take the same options)."""
     persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
     if not appendonly:
         persistence = ["--appendonly", "no"]
     return [
-        valkey_binary(),
+        binary,
         "--port",
         str(port),
         "--bind",

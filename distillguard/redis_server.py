@@ -13,7 +13,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillguard.infra import die_with_parent, free_port, stop_process, wait_ping, wait_port
+from distillguard.infra import (
+    die_with_parent,
+    free_port,
+    server_args,
+    stop_process,
+    wait_ping,
+    wait_port,
+)
 
 
 def redis_server_binary() -> str:
@@ -32,20 +39,8 @@ def redis_args(port: int, workdir: Path, *, appendonly: bool = False) -> list[st
     log) plays no part; ``appendonly=True`` is the stack's Redis (an AOF in ``workdir``,
     fsynced once a second), without it nothing is written.
     """
-    persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
-    if not appendonly:
-        persistence = ["--appendonly", "no"]
     return [
-        redis_server_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        *persistence,
-        "--dir",
-        str(workdir),
+        *server_args(redis_server_binary(), port, workdir, appendonly=appendonly),
         "--daemonize",
         "no",
     ]
