@@ -46,12 +46,17 @@ def produce(
     dead-letter path sees exactly what the file holds. The key is taken from the
     line's ``account_id`` where it parses.
     """
+    from distillguard.stream.producer import PublishFailed
     from distillguard.stream.publish_file import publish_file
 
     settings = get_settings()
-    sent, unkeyed = publish_file(
-        events, settings.kafka_bootstrap, topic or settings.topics.requests
-    )
+    try:
+        sent, unkeyed = publish_file(
+            events, settings.kafka_bootstrap, topic or settings.topics.requests
+        )
+    except PublishFailed as exc:
+        typer.echo(f"distillguard produce: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"published {sent} events to {topic or settings.topics.requests}"
         + (f" ({unkeyed} without a readable account_id, sent unkeyed)" if unkeyed else "")
@@ -60,10 +65,14 @@ def produce(
 
 def topics() -> None:
     """Create the request, dead-letter and alert topics on the configured cluster."""
-    from distillguard.stream.admin import ensure_topics
+    from distillguard.stream.admin import TopicMismatch, ensure_topics
 
     settings = get_settings()
-    names = ensure_topics(settings.kafka_bootstrap, settings.topics, timeout_s=60)
+    try:
+        names = ensure_topics(settings.kafka_bootstrap, settings.topics, timeout_s=60)
+    except TopicMismatch as exc:
+        typer.echo(f"distillguard topics: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"topics on {settings.kafka_bootstrap}: {', '.join(names)}")
 
 
