@@ -325,8 +325,8 @@ class Worker:
             raise WorkerError(
                 f"request topic {self.settings.topics.requests!r} changed under the worker"
                 f" (id {self._topic_id} -> {current or 'missing'}): the broker lost its data"
-                " or the topic was re-created; what was processed is checkpointed; reset the"
-                " checkpoint (`distillguard checkpoint reset`) to read the new topic"
+                " or the topic was re-created; the last checkpoint stays as it was; reset it"
+                " (`distillguard checkpoint reset`) to read the new topic"
             )
 
     # -- buffering and the merge ---------------------------------------------------------
