@@ -663,7 +663,9 @@ def test_cluster_timeline_draws_one_row_per_member_on_one_axis(
     )
     expect(page.locator(".kv.evidence tr")).to_have_count(1)  # beside the evidence table
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "console-cluster-timeline.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "console-cluster-fleet.png"), full_page=True)
+    beside = page.locator(".grid-2", has=page.locator(".timeline-card"))
+    beside.screenshot(path=str(ARTIFACTS / "console-cluster-timeline.png"))  # docs/img
     assert problems.errors == []
     page.close()
 
