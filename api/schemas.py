@@ -190,6 +190,21 @@ class ClusterDetailOut(ClusterOut):
     member_risks: list[RiskOut] = Field(description="Each member's current risk.")
 
 
+class MemberRequestsOut(_Out):
+    account_id: str
+    times: list[int] = Field(description="Last request times, epoch seconds, ascending.")
+    requests: int = Field(description="Every request the account made while tracked.")
+
+
+class ClusterTimelineOut(_Out):
+    cluster_id: str
+    members: list[MemberRequestsOut] = Field(
+        description="The most active members, ordered by their first kept request."
+    )
+    hidden: int = Field(description="Members not shown (over the cap, or no times kept).")
+    updated_at: str | None = None
+
+
 class SuppressionIn(_In):
     scope: Literal["account", "org", "cluster"]
     value: str = Field(min_length=1, max_length=128)

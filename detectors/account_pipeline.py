@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from distillguard.clock import EventClock
+from distillguard.detectors import request_times as times_ring
 from distillguard.detectors.alerts import AlertPolicy, OpenAlert, alert_id_for, build_alert
 from distillguard.detectors.features.signals import BY_NAME, unit_signals
 from distillguard.detectors.pipeline import BatchOutput, ChartPoint
@@ -135,6 +136,9 @@ class AccountPipeline:
             ts=ts,
             analyse_text=n < cfg.text_full_events or n % cfg.text_sample_every == 0,
             new_model=self._is_new_model(event.model, ts),
+        )
+        t.request_times_next = times_ring.record(
+            t.request_times, t.request_times_next, ts, cfg.request_times_kept
         )
         if t.samples is not None and event.prompt and len(t.samples) < 5:
             t.samples.append(event.prompt[:500])
@@ -368,6 +372,18 @@ class AccountPipeline:
         t = self._tracked.get(account_id)
         return {} if t is None else t.signals
 
+    def requests_made(self, account_id: str) -> int:
+        """Requests the account made while tracked; 0 if untracked or none kept (the
+        cluster timeline shows the most active members first)."""
+        t = self._tracked.get(account_id)
+        return 0 if t is None or not t.request_times else t.state.n
+
+    def request_times(self, account_id: str) -> list[int]:
+        """The account's last request times (epoch seconds, arrival order; empty if
+        untracked), read when a changed cluster is drained, for its timeline."""
+        t = self._tracked.get(account_id)
+        return [] if t is None else times_ring.in_order(t.request_times, t.request_times_next)
+
     def first_alert_ts(self, account_id: str) -> float | None:
         t = self._tracked.get(account_id)
         return None if t is None else t.first_alert_ts
@@ -463,7 +479,8 @@ class AccountPipeline:
         feedback = LabelFeedback.from_state(s.feedback)
         tracked = None
         if checkpoint.accounts is not None:
-            tracked = {a: Tracked.from_state(t) for a, t in checkpoint.accounts.items()}
+            kept = self.config.request_times_kept
+            tracked = {a: Tracked.from_state(t, kept) for a, t in checkpoint.accounts.items()}
         self.population, self.anomaly, self.anomaly_scores = population, anomaly, anomaly_scores
         self.feedback = feedback
         self._model_first_seen = dict(s.models)
@@ -479,9 +496,10 @@ class AccountPipeline:
         All or nothing: one malformed state raises ValueError and loads none.
         """
         loaded = {}
+        kept = self.config.request_times_kept
         for account_id, data in states.items():
             try:
-                loaded[account_id] = Tracked.from_state(decode_account(data))
+                loaded[account_id] = Tracked.from_state(decode_account(data), kept)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"corrupt state for account {account_id!r}: {exc}") from None
         self._tracked.update(loaded)

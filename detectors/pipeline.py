@@ -18,7 +18,7 @@ import msgspec
 
 from distillguard.clock import EventClock
 from distillguard.events import RequestEvent
-from distillguard.records import AccountRisk, Alert, Cluster, Label
+from distillguard.records import AccountRisk, Alert, Cluster, ClusterTimeline, Label
 from distillguard.settings import Settings
 
 
@@ -43,6 +43,9 @@ class BatchOutput:
     alerts: list[Alert] = field(default_factory=list)
     chart_points: list[ChartPoint] = field(default_factory=list)
     clusters: list[Cluster] = field(default_factory=list)
+    #: the changed clusters' members' last requests (clusters with members only), for
+    #: the console's timeline; written with the clusters
+    timelines: list[ClusterTimeline] = field(default_factory=list)
     #: accounts whose state the pipeline dropped (idle, over the cap): the edge deletes
     #: their checkpointed state, or a restore would bring them back
     forgotten: list[str] = field(default_factory=list)
@@ -204,7 +207,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
             clock=account.clock,
             cluster_prefix=f"clu_{instance}-" if instance else "clu_",
         )
-        pipeline = LinkedPipeline(account, linkage)
+        pipeline = LinkedPipeline(
+            account, linkage, timeline_members=settings.detectors.timeline_members
+        )
     else:
         raise ValueError(f"unknown detectors.pipeline {kind!r}")
     v = settings.validation

@@ -201,6 +201,9 @@ class TrackedState(_State):
     first_alert_ts: float | None = None
     samples: list[str] | None = None
     org_id: str | None = None
+    #: the account's last request times (``detectors/request_times.py``): uint32 epoch
+    #: seconds, little-endian, oldest first; empty in older states (an empty timeline)
+    request_times: bytes = b""
 
 
 # -- account pipeline, shared across accounts -------------------------------------------

@@ -1,7 +1,8 @@
 """What the account pipeline keeps per account besides its behaviour features.
 
 Risk and reasons of the last scoring, the scoring schedule, the open alert, sample
-prompts (only for suspicious accounts) and the organisation. ``to_state`` /
+prompts (only for suspicious accounts), the organisation and the last request times
+(for the cluster timeline). ``to_state`` /
 ``from_state`` turn it into a :class:`~distillguard.detectors.state.TrackedState`
 (named, typed fields: a checkpoint is data, never code) and back.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from distillguard.detectors import request_times as times_ring
 from distillguard.detectors.alerts import OpenAlert
 from distillguard.detectors.features.account import AccountState
 from distillguard.detectors.state import OpenAlertState, TrackedState, as_state
@@ -29,6 +31,8 @@ class Tracked:
         "next_score_n",
         "org_id",
         "reasons",
+        "request_times",
+        "request_times_next",
         "risk",
         "samples",
         "signals",
@@ -51,6 +55,9 @@ class Tracked:
         self.first_alert_ts: float | None = None
         self.samples: list[str] | None = None
         self.org_id = org_id
+        #: the last requests' times, for the cluster timeline (``request_times``)
+        self.request_times = times_ring.new_ring()
+        self.request_times_next = 0
 
     def to_state(self) -> TrackedState:
         alert = self.alert
@@ -75,11 +82,18 @@ class Tracked:
             first_alert_ts=self.first_alert_ts,
             samples=None if self.samples is None else list(self.samples),
             org_id=self.org_id,
+            request_times=times_ring.to_bytes(self.request_times, self.request_times_next),
         )
 
     @classmethod
-    def from_state(cls, data: TrackedState | dict[str, Any]) -> Tracked:
-        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError if malformed."""
+    def from_state(
+        cls, data: TrackedState | dict[str, Any], request_times_kept: int | None = None
+    ) -> Tracked:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError if malformed.
+
+        ``request_times_kept``: the ring's size now, if it may have shrunk since the
+        checkpoint (the newest times are kept).
+        """
         data = as_state(data, TrackedState)
         t = cls(data.org_id)
         t.state = AccountState.from_state(data.state)
@@ -95,4 +109,6 @@ class Tracked:
             t.alert = OpenAlert(a.alert_id, a.created_ts, a.risk, a.events, a.first_event_ts)
         t.first_alert_ts = data.first_alert_ts
         t.samples = None if data.samples is None else list(data.samples)
+        # oldest first, so the next write (cursor 0) replaces the oldest
+        t.request_times = times_ring.from_bytes(data.request_times, request_times_kept)
         return t

@@ -123,6 +123,32 @@ class Cluster(msgspec.Struct, kw_only=True):
     updated_at: str | None = None
 
 
+class MemberRequests(msgspec.Struct, kw_only=True):
+    """One cluster member's last requests, for the timeline row the console draws."""
+
+    account_id: str
+    #: epoch seconds (whole), ascending: the last ``detectors.request_times_kept``
+    times: list[int]
+    #: every request the account made while tracked (``times`` may be only the last few)
+    requests: int
+
+
+class ClusterTimeline(msgspec.Struct, kw_only=True):
+    """A cluster's members' requests on one time axis: the picture that shows synchrony.
+
+    Stored apart from :class:`Cluster` (``dg:timeline:{cluster_id}``) because the
+    cluster list reads every cluster record and would carry thousands of times each.
+    """
+
+    cluster_id: str
+    #: the most active members (most requests first when over the cap), in the order
+    #: of their first kept request, so a fleet started together stacks up
+    members: list[MemberRequests] = msgspec.field(default_factory=list)
+    #: members not shown: over ``detectors.timeline_members``, or no times kept here
+    hidden: int = 0
+    updated_at: str | None = None
+
+
 class Label(msgspec.Struct, kw_only=True):
     """An analyst's verdict on an account, as the detectors learn it.
 

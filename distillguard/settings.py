@@ -445,6 +445,11 @@ class Detectors(_Section):
     #: accounts idle this long (event time) are forgotten
     idle_evict_s: float = Field(3 * 86_400.0, gt=0)
     max_accounts: int = Field(2_000_000, ge=1)
+    #: each account's last request times kept for the cluster page's timeline (4 bytes
+    #: each, in the account's checkpoint); 0 keeps none
+    request_times_kept: int = Field(64, ge=0, le=1024)
+    #: members a drained cluster's timeline shows (the most active); the rest are counted
+    timeline_members: int = Field(40, ge=1, le=500)
     #: a model first seen at least ``new_model_after_s`` into the stream is "new" for
     #: ``new_model_window_s`` (model-release pivot)
     new_model_after_s: float = Field(6 * 3600.0, ge=0)

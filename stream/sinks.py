@@ -39,6 +39,7 @@ class AlertStoreSink:
             out.alerts,
             out.clusters,
             chart_points=out.chart_points,
+            timelines=out.timelines,
             queue_also=queue_also,
             before_commit=before_commit,
         )

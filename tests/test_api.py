@@ -136,6 +136,7 @@ ROUTES: list[tuple[str, str, object, tuple[Role, ...], int]] = [
     ("GET", "/v1/alerts/stream", None, ("analyst", "admin"), 200),
     ("GET", "/v1/clusters", None, ("analyst", "admin"), 200),
     ("GET", "/v1/clusters/clu_1", None, ("analyst", "admin"), 200),
+    ("GET", "/v1/clusters/clu_1/timeline", None, ("analyst", "admin"), 200),
     ("GET", "/v1/suppressions", None, ("admin",), 200),
     (
         "POST",

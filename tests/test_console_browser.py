@@ -8,6 +8,8 @@ API and the feedback stream that the verdict landed. Screenshots go to ``artifac
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +34,10 @@ from distillguard.records import (
     AccountRisk,
     Alert,
     Cluster,
+    ClusterTimeline,
     Evidence,
     HistoryEntry,
+    MemberRequests,
     Reason,
     dumps,
     iso,
@@ -569,6 +573,99 @@ def test_cluster_view_draws_members_and_shared_evidence(
     page.screenshot(path=str(ARTIFACTS / "console-cluster.png"), full_page=True)
     page.keyboard.press("Escape")
     expect(page.locator("#cluster-body tr")).to_have_count(1, timeout=TIMEOUT_MS)
+    assert problems.errors == []
+    page.close()
+
+
+# A fleet of three firing in the same seconds (after staggered starts), one member on its
+# own rhythm, and three members the timeline does not draw.
+FLEET = "clu_9"
+T0 = 1_795_000_000  # 2026-11-18 11:06:40 UTC
+FLEET_TIMES = {
+    "acct_fleet_b": [T0 + 20, T0 + 600, T0 + 1200, T0 + 1800],
+    "acct_fleet_a": [T0, T0 + 600, T0 + 1200, T0 + 1800, T0 + 2400],
+    "acct_loner": [T0 + 900, T0 + 2950],
+    "acct_fleet_c": [T0 + 45, T0 + 600, T0 + 1200, T0 + 1800],
+}
+SYNCED = [T0 + 600, T0 + 1200, T0 + 1800]
+
+
+def seed_fleet(client: redis.Redis) -> None:
+    members = [*sorted(FLEET_TIMES), "acct_quiet_1", "acct_quiet_2", "acct_quiet_3"]
+    cluster = Cluster(
+        cluster_id=FLEET,
+        members=members,
+        risk=0.93,
+        level="critical",
+        evidence=[Evidence(kind="sync", value="bursts within 1 s", weight=0.9, accounts=members)],
+        updated_at=iso(T0 + 3000),
+    )
+    rows = [
+        MemberRequests(account_id=a, times=t, requests=len(t) + 10 * (a == "acct_fleet_a"))
+        for a, t in sorted(FLEET_TIMES.items(), key=lambda at: at[1][0])
+    ]
+    timeline = ClusterTimeline(
+        cluster_id=FLEET, members=rows, hidden=3, updated_at=cluster.updated_at
+    )
+    AlertWriter(client).write([], [], [cluster], timelines=[timeline])
+
+
+def test_cluster_timeline_draws_one_row_per_member_on_one_axis(
+    live: LiveApi, client: redis.Redis, browser: Browser
+) -> None:
+    seed_fleet(client)
+    key = make_key(client, "analyst", "ana")
+    body = api_get(live, key, f"/v1/clusters/{FLEET}/timeline").json()
+    assert [m["account_id"] for m in body["members"]][:2] == ["acct_fleet_a", "acct_fleet_b"]
+    assert api_get(live, key, "/v1/clusters/clu_nope/timeline").status_code == 404
+    page = browser.new_page(viewport=VIEWPORT)
+    problems = Problems(page)
+    sign_in(page, live.url, key)
+    page.evaluate(f"location.hash = '#/clusters/{FLEET}'")
+    chart = page.locator(".member-timeline")
+    expect(chart).to_be_visible(timeout=TIMEOUT_MS)
+    rows = chart.locator(".tl-row")
+    # rows in order of first request; each row as many ticks as requests kept
+    order = ["acct_fleet_a", "acct_fleet_b", "acct_fleet_c", "acct_loner"]
+    expect(rows).to_have_count(len(order))
+    assert [r.get_attribute("data-account") for r in rows.all()] == order
+    for account in order:
+        ticks = chart.locator(f'.tl-row[data-account="{account}"] .tl-tick')
+        expect(ticks).to_have_count(len(FLEET_TIMES[account]))
+    label = rows.first.get_attribute("aria-label") or ""
+    assert "acct_fleet_a: last 5 of 15 requests" in label
+    assert "2026-11-18 11:06:40 to 2026-11-18 11:46:40 UTC" in label
+    # the same second is the same column, on screen, in every row that sent it
+    for t in SYNCED:
+        xs = [
+            box["x"]
+            for account in order[:3]
+            if (
+                box := chart.locator(
+                    f'.tl-row[data-account="{account}"] .tl-tick[data-t="{t}"]'
+                ).bounding_box()
+            )
+            is not None
+        ]
+        assert len(xs) == 3 and max(xs) - min(xs) < 1.0, (t, xs)
+    # and different seconds far apart are different columns
+    a_ticks = [
+        b["x"]
+        for b in (
+            t.bounding_box() for t in chart.locator(".tl-row").first.locator(".tl-tick").all()
+        )
+        if b
+    ]
+    assert a_ticks == sorted(a_ticks) and min(b - a for a, b in itertools.pairwise(a_ticks)) > 20
+    expect(chart.locator(".tl-axis text").first).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    expect(page.locator(".timeline-hidden")).to_have_text(
+        "3 more members not drawn: the 4 most active are shown."
+    )
+    expect(page.locator(".kv.evidence tr")).to_have_count(1)  # beside the evidence table
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-cluster-fleet.png"), full_page=True)
+    beside = page.locator(".grid-2", has=page.locator(".timeline-card"))
+    beside.screenshot(path=str(ARTIFACTS / "console-cluster-timeline.png"))  # docs/img
     assert problems.errors == []
     page.close()
 

@@ -18,7 +18,7 @@ from distillguard.detectors.linkage import LinkedPipeline
 from distillguard.detectors.pipeline import build_pipeline
 from distillguard.events import RequestEvent, encode
 from distillguard.infra import EmbeddedStack
-from distillguard.records import AccountRisk, Alert, Cluster, loads
+from distillguard.records import AccountRisk, Alert, Cluster, ClusterTimeline, loads
 from distillguard.settings import Detectors, Settings, Topics
 from distillguard.settings import Worker as WorkerSettings
 from distillguard.store import schema
@@ -114,7 +114,23 @@ def test_worker_publishes_and_stores_cluster_alerts(
 
     raw_cluster = redis_client.get(schema.cluster(cid))
     assert raw_cluster is not None
-    assert set(loads(raw_cluster, Cluster).members) == {f"hyd{i}" for i in range(10)}
+    stored = loads(raw_cluster, Cluster)
+    assert set(stored.members) == {f"hyd{i}" for i in range(10)}
+    # its timeline, written with it: each member's requests so far, in whole seconds
+    # (events go in time order: a prefix of what was sent), the first worker's half
+    # restored from the per-account checkpoint
+    raw_timeline = redis_client.get(schema.cluster_timeline(cid))
+    assert raw_timeline is not None
+    timeline = loads(raw_timeline, ClusterTimeline)
+    assert sorted(m.account_id for m in timeline.members) == sorted(stored.members)
+    assert timeline.hidden == 0
+    first_half = {int(e.ts) for e in events[:half]}
+    for row in timeline.members:
+        sent = sorted(int(e.ts) for e in events if e.account_id == row.account_id)
+        assert row.times == sent[: len(row.times)] and row.requests == len(row.times)
+    assert any(
+        first_half & set(row.times) and set(row.times) - first_half for row in timeline.members
+    )
 
     risk = loads(redis_client.get(schema.risk("hyd3")), AccountRisk)  # type: ignore[arg-type]
     assert risk.cluster_id == cid and risk.risk >= 0.7

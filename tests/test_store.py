@@ -16,14 +16,17 @@ from distillguard.records import (
     AccountRisk,
     Alert,
     Cluster,
+    ClusterTimeline,
     Evidence,
     Label,
     Level,
+    MemberRequests,
     Reason,
     dumps,
     iso,
 )
 from distillguard.store import alerts as alert_store
+from distillguard.store import clusters as cluster_store
 from distillguard.store import schema
 from distillguard.store.connection import async_client
 from distillguard.store.feedback import read_labels
@@ -251,6 +254,21 @@ def test_clusters_and_chart_data(client: redis.Redis) -> None:
     prompts = items(client, schema.prompts("a"))
     assert len(prompts) == 2 and all(len(p) == 500 for p in prompts)
     assert prompts[0].startswith(b"p4")
+
+
+def test_cluster_timeline_is_written_with_its_cluster_and_goes_when_it_dissolves(
+    client: redis.Redis, redis_url: str
+) -> None:
+    writer = AlertWriter(client)
+    cluster = Cluster(cluster_id="clu_2", members=["a", "b"], risk=0.9, level="critical")
+    rows = [MemberRequests(account_id="a", times=[1, 2], requests=5)]
+    timeline = ClusterTimeline(cluster_id="clu_2", members=rows, hidden=1)
+    writer.write([], [], [cluster], timelines=[timeline])
+    assert run(redis_url, cluster_store.get_cluster_timeline, "clu_2") == timeline
+    assert run(redis_url, cluster_store.get_cluster, "clu_2") == cluster  # stored apart
+    gone = Cluster(cluster_id="clu_2", members=[], risk=0.0, level="low")
+    writer.write([], [], [gone])
+    assert run(redis_url, cluster_store.get_cluster_timeline, "clu_2") is None
 
 
 def test_analyst_change_during_a_batch_is_not_overwritten(

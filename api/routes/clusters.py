@@ -1,4 +1,4 @@
-"""Clusters of coordinated accounts, with members and the evidence that ties them."""
+"""Clusters of coordinated accounts: members, the evidence that ties them, their timeline."""
 
 from __future__ import annotations
 
@@ -6,12 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from distillguard.store.clusters import get_cluster, list_clusters
+from distillguard.store.clusters import get_cluster, get_cluster_timeline, list_clusters
 from distillguard.store.risk import get_risks
 
 from ..deps import Analyst, RedisDep
 from ..gate import GatedRoute
-from ..schemas import ClusterDetailOut, ClusterList, ClusterOut, RiskOut, errors, from_record
+from ..schemas import (
+    ClusterDetailOut,
+    ClusterList,
+    ClusterOut,
+    ClusterTimelineOut,
+    RiskOut,
+    errors,
+    from_record,
+)
 
 router = APIRouter(
     prefix="/v1/clusters", tags=["clusters"], responses=errors(), route_class=GatedRoute
@@ -42,3 +50,24 @@ async def cluster(
     return from_record(
         ClusterDetailOut, found, member_risks=[from_record(RiskOut, r) for r in risks]
     )
+
+
+@router.get("/{cluster_id}/timeline", response_model=ClusterTimelineOut, responses=errors(404))
+async def cluster_timeline(
+    cluster_id: Annotated[str, Path(min_length=1, max_length=200)], client: RedisDep, _: Analyst
+) -> ClusterTimelineOut:
+    """Members' last request times on one axis: the picture that shows synchrony.
+
+    A known cluster the worker wrote no timeline for (an older worker, or a pipeline
+    that keeps no request times) answers with no rows and every member hidden, so the
+    page can say why it is empty.
+    """
+    found = await get_cluster(client, cluster_id)
+    if found is None:
+        raise HTTPException(404, f"no cluster {cluster_id!r}")
+    timeline = await get_cluster_timeline(client, cluster_id)
+    if timeline is None:
+        return ClusterTimelineOut(
+            cluster_id=cluster_id, members=[], hidden=len(found.members), updated_at=None
+        )
+    return from_record(ClusterTimelineOut, timeline)

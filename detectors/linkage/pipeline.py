@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from distillguard.detectors.account_pipeline import AccountPipeline
+from distillguard.detectors.cluster_timeline import cluster_timeline
 from distillguard.detectors.linkage.stage import LinkageStage
 from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.detectors.state import decode_shared, encode_shared
@@ -33,6 +34,9 @@ class LinkedPipeline:
         Feed the account pipeline's ``account_features`` to the stage as behaviour
         evidence (throttled per account). Off by default: it is weak evidence that
         the shipped figures were measured without.
+    timeline_members
+        Members shown in a drained cluster's timeline (``BatchOutput.timelines``), if
+        the account pipeline keeps request times (``request_times``); the most active.
 
     Examples
     --------
@@ -61,6 +65,7 @@ class LinkedPipeline:
         linkage: LinkageStage | None = None,
         *,
         behaviour: bool = False,
+        timeline_members: int = 40,
     ) -> None:
         self.account = account
         self.clock = account.clock
@@ -82,6 +87,10 @@ class LinkedPipeline:
         self._published: dict[str, list[str]] = {}
         features = getattr(account, "account_features", None)
         self._features = features if behaviour and callable(features) else None
+        made = getattr(account, "requests_made", None)
+        times = getattr(account, "request_times", None)
+        self._timeline = (made, times) if callable(made) and callable(times) else None
+        self._timeline_members = timeline_members
 
     def _account_risk(self, account_id: str) -> float:
         return self.account.risk(account_id).risk
@@ -110,6 +119,12 @@ class LinkedPipeline:
         out.alerts.extend(self.linkage.drain_alerts())
         clusters = self.linkage.drain_clusters()
         out.clusters.extend(clusters)
+        if self._timeline is not None:
+            made, times = self._timeline
+            cap = self._timeline_members
+            out.timelines.extend(
+                cluster_timeline(c, made, times, cap) for c in clusters if c.members
+            )
         touched: set[str] = set()
         for cluster in clusters:
             touched.update(cluster.members)

@@ -1,4 +1,4 @@
-"""Cluster reads for analysts: the riskiest clusters, and one cluster with its members."""
+"""Cluster reads for analysts: the riskiest clusters, one cluster, its members' timeline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import cast
 
 import redis.asyncio as aredis
 
-from distillguard.records import Cluster, loads
+from distillguard.records import Cluster, ClusterTimeline, loads
 from distillguard.store import schema
 
 
@@ -30,3 +30,9 @@ async def list_clusters(
 async def get_cluster(client: aredis.Redis, cluster_id: str) -> Cluster | None:
     raw = await client.get(schema.cluster(cluster_id))
     return None if raw is None else loads(raw, Cluster)
+
+
+async def get_cluster_timeline(client: aredis.Redis, cluster_id: str) -> ClusterTimeline | None:
+    """None when the worker wrote none (an older worker, or a pipeline without times)."""
+    raw = await client.get(schema.cluster_timeline(cluster_id))
+    return None if raw is None else loads(raw, ClusterTimeline)

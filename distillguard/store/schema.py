@@ -30,6 +30,9 @@ key                                    type    TTL          written by       rea
   JSON ``records.Cluster``.
 ``dg:clusters``                        zset    none         worker           API list
   cluster_id scored by risk.
+``dg:timeline:{cluster_id}``           string  none         worker           API
+  JSON ``records.ClusterTimeline``: members' last request times, written with the
+  cluster (deleted when it dissolves); apart so the cluster list stays small.
 ``dg:suppressions``                    hash    none         API (admin)      worker (writer), API
   suppression id -> JSON ``store.models.Suppression``; expired rules are ignored.
 ``dg:feedback:labels``                 stream  MAXLEN ~1M   API (review)     detectors
@@ -137,6 +140,10 @@ def alerts_by_cluster(cluster_id: str) -> str:
 
 def cluster(cluster_id: str) -> str:
     return f"dg:cluster:{cluster_id}"
+
+
+def cluster_timeline(cluster_id: str) -> str:
+    return f"dg:timeline:{cluster_id}"
 
 
 def api_key(key_id: str) -> str:

@@ -22,7 +22,7 @@ import msgspec
 import orjson
 import redis
 
-from distillguard.records import AccountRisk, Alert, Cluster, dumps, iso, loads
+from distillguard.records import AccountRisk, Alert, Cluster, ClusterTimeline, dumps, iso, loads
 from distillguard.settings import Settings
 from distillguard.store import schema
 from distillguard.store.connection import text
@@ -94,6 +94,7 @@ class AlertWriter:
         features: Mapping[str, Mapping[str, float]] | None = None,
         prompts: Mapping[str, Sequence[str]] | None = None,
         chart_points: Sequence[ChartPoint] = (),
+        timelines: Sequence[ClusterTimeline] = (),
         queue_also: QueueAlso | None = None,
         before_commit: BeforeCommit | None = None,
     ) -> list[Alert]:
@@ -101,8 +102,9 @@ class AlertWriter:
 
         ``features`` (account -> feature snapshot), ``chart_points`` (captured when the
         detector scored) and ``prompts`` (account -> recent prompts) feed the analyst's
-        charts and samples; all optional. Alerts for a subject that already has an
-        open or acknowledged alert update that alert; alerts matched by an active
+        charts and samples, ``timelines`` the cluster page's members' request times (a
+        dissolved cluster's is deleted); all optional. Alerts for a subject that already
+        has an open or acknowledged alert update that alert; alerts matched by an active
         suppression are dropped (their risk is written). ``queue_also`` adds commands
         to the same transaction and ``before_commit`` sees the alerts right before it
         executes: the worker commits its checkpoint with the writes it covers, after
@@ -113,7 +115,9 @@ class AlertWriter:
         at = iso(now)
         if not alerts:
             with self.client.pipeline(transaction=True) as pipe:
-                self._queue_scores(pipe, risks, clusters, features, prompts, now, chart_points)
+                self._queue_scores(
+                    pipe, risks, clusters, features, prompts, now, chart_points, timelines
+                )
                 if queue_also is not None:
                     queue_also(pipe)
                 if before_commit is not None:
@@ -127,7 +131,9 @@ class AlertWriter:
                 try:
                     planned = self._plan(pipe, latest, now, at)
                     pipe.multi()
-                    self._queue_scores(pipe, risks, clusters, features, prompts, now, chart_points)
+                    self._queue_scores(
+                        pipe, risks, clusters, features, prompts, now, chart_points, timelines
+                    )
                     self._queue_alerts(pipe, planned, now)
                     if queue_also is not None:
                         queue_also(pipe)
@@ -209,6 +215,7 @@ class AlertWriter:
         prompts: Mapping[str, Sequence[str]] | None,
         now: float,
         chart_points: Sequence[ChartPoint] = (),
+        timelines: Sequence[ClusterTimeline] = (),
     ) -> None:
         # execute_command, not pipe.set(): redis-py's set() argument checks cost more than
         # the command itself when a batch carries thousands of risks.
@@ -218,6 +225,10 @@ class AlertWriter:
         for cluster in clusters:
             pipe.set(schema.cluster(cluster.cluster_id), dumps(cluster))
             pipe.zadd(schema.CLUSTERS, {cluster.cluster_id: cluster.risk})
+            if not cluster.members:
+                pipe.delete(schema.cluster_timeline(cluster.cluster_id))
+        for timeline in timelines:
+            pipe.set(schema.cluster_timeline(timeline.cluster_id), dumps(timeline))
         # A chart point is stamped with the event time it describes (the risk's
         # updated_at), so charts line up with alert times in a replay or a backfill.
         stamped = {r.account_id: r.updated_at for r in risks if r.updated_at}

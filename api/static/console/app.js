@@ -524,12 +524,14 @@ async function openCluster(id) {
   const api = state.api;
   $("view").replaceChildren(h("p", { class: "loading muted" }, "Loading cluster…"));
   try {
-    const [cluster, alerts] = await Promise.all([
+    const [cluster, alerts, timeline] = await Promise.all([
       api.get(`/v1/clusters/${encodeURIComponent(id)}`),
       api.get("/v1/alerts", { cluster: id, limit: 50 }),
+      // the page still shows the cluster if only its timeline fails
+      api.get(`/v1/clusters/${encodeURIComponent(id)}/timeline`).catch(() => null),
     ]);
     if (api !== state.api || state.route.name !== "cluster" || state.route.id !== id) return;
-    $("view").replaceChildren(clusterView(cluster, alerts.items, {
+    $("view").replaceChildren(clusterView(cluster, alerts.items, timeline, {
       onAccount: (account) => {
         state.filters = { status: "", level: "", account, cluster: "" };
         go("#/");

@@ -218,3 +218,75 @@ function polar(cx, cy, a, r) {
 export function shorten(text, n) {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
+
+// Members' requests on one time axis: one row per member, one tick per request. Rows
+// come ordered by first activity (the API orders them), so a fleet started together
+// stacks up and requests sent in the same second line up as one column of ticks. Every
+// tick of the same second gets the same x: synchrony is exact, not approximate.
+const TIMELINE_STEPS = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600,
+                        12 * 3600, 86400, 2 * 86400, 7 * 86400];
+
+export function memberTimeline(timeline, onAccount = null) {
+  const rows = timeline.members;
+  const rowH = 20;
+  const labelW = 150;
+  const width = 640;
+  const pad = { t: 8, r: 14, b: 34 };
+  const plotW = width - labelW - pad.r;
+  const height = pad.t + rows.length * rowH + pad.b;
+  let t0 = Math.min(...rows.map((r) => r.times[0]));
+  let t1 = Math.max(...rows.map((r) => r.times[r.times.length - 1]));
+  if (t1 - t0 < 60) { const mid = (t0 + t1) / 2; t0 = mid - 30; t1 = mid + 30; }
+  const x = (t) => labelW + ((t - t0) / (t1 - t0)) * plotW;
+  const root = svg("svg", {
+    class: "chart member-timeline", viewBox: `0 0 ${width} ${height}`, width, height,
+    role: "list",
+    "aria-label": `Requests of ${rows.length} members on one time axis, ${isoSecond(t0)} to ${isoSecond(t1)} UTC`,
+  });
+  const axisY = pad.t + rows.length * rowH;
+  const step = TIMELINE_STEPS.find((s) => (t1 - t0) / s <= 6) || TIMELINE_STEPS[TIMELINE_STEPS.length - 1];
+  const axis = svg("g", { class: "tl-axis" });
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    axis.append(
+      svg("line", { class: "grid tl-grid", x1: x(t), x2: x(t), y1: pad.t, y2: axisY }),
+      svg("text", { class: "axis-label", x: x(t), y: axisY + 14, "text-anchor": "middle" },
+          axisLabel(t, step, t1 - t0)),
+    );
+  }
+  axis.append(
+    svg("line", { class: "tl-baseline", x1: labelW, x2: width - pad.r, y1: axisY, y2: axisY }),
+    svg("text", { class: "axis-label", x: width - pad.r, y: axisY + 28, "text-anchor": "end" },
+        `time (UTC) · ${isoSecond(t0).slice(0, 10)}`),
+  );
+  root.append(axis);
+  rows.forEach((r, i) => {
+    const y = pad.t + i * rowH;
+    const first = isoSecond(r.times[0]);
+    const last = isoSecond(r.times[r.times.length - 1]);
+    const shown = r.times.length < r.requests ? `last ${r.times.length} of ${r.requests} requests` : `${r.requests} requests`;
+    const tip = `${r.account_id}: ${shown}, ${first} to ${last} UTC`;
+    const row = svg("g", { class: "tl-row", "data-account": r.account_id, role: "listitem", "aria-label": tip },
+      title(tip),
+      svg("rect", { class: `tl-band${i % 2 ? " tl-band-odd" : ""}`, x: 0, y, width, height: rowH }),
+      svg("text", { class: "tl-label", x: labelW - 8, y: y + rowH / 2 + 4, "text-anchor": "end" },
+          shorten(r.account_id, 20)));
+    const ticks = svg("g", { class: "tl-ticks" });
+    for (const t of r.times) {
+      ticks.append(svg("line", { class: "tl-tick", "data-t": t, x1: x(t), x2: x(t), y1: y + 3, y2: y + rowH - 3 }));
+    }
+    row.append(ticks);
+    if (onAccount) row.addEventListener("click", () => onAccount(r.account_id));
+    root.append(row);
+  });
+  return root;
+}
+
+function isoSecond(t) {
+  return new Date(t * 1000).toISOString().slice(0, 19).replace("T", " ");
+}
+
+function axisLabel(t, step, span) {
+  const s = isoSecond(t);
+  if (span > 2 * 86400) return s.slice(5, 16); // MM-DD HH:MM
+  return step < 60 ? s.slice(11, 19) : s.slice(11, 16);
+}

@@ -1,7 +1,9 @@
 // DOM building for the three views. Text always goes in through textContent (via h()),
 // never innerHTML: alert data (prompts above all) is attacker-controlled.
 
-import { clusterGraph, EVIDENCE_COLOURS, fmtNumber, lineChart, reasonBars, shorten } from "./charts.js";
+import {
+  clusterGraph, EVIDENCE_COLOURS, fmtNumber, lineChart, memberTimeline, reasonBars, shorten,
+} from "./charts.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -291,7 +293,32 @@ export function clusterListView(clusters, selectedIndex, onOpen) {
       clusters.length ? null : h("div", { class: "empty" }, "No clusters yet.")));
 }
 
-export function clusterView(cluster, alerts, handlers) {
+// The members' requests on one time axis, or why there is nothing to draw. `timeline` is
+// null when the API could not say (an older API): the card says so instead of failing.
+function timelineCard(cluster, timeline, onAccount) {
+  const card = h("section", { class: "card timeline-card" }, h("h2", {}, "Requests over time"));
+  if (!timeline) {
+    card.append(h("p", { class: "muted" }, "Timeline unavailable."));
+    return card;
+  }
+  const rows = timeline.members;
+  if (rows.length) {
+    card.append(
+      h("p", { class: "muted small" }, "One row per member, one tick per request, rows in order of first "
+        + "request. Ticks stacked in one column are requests sent in the same second."),
+      memberTimeline(timeline, onAccount));
+  } else {
+    card.append(h("p", { class: "muted" }, "No request times recorded for these members."));
+  }
+  if (timeline.hidden > 0 && rows.length) {
+    card.append(h("p", { class: "muted small timeline-hidden" },
+      `${timeline.hidden} more member${timeline.hidden === 1 ? "" : "s"} not drawn: `
+      + `the ${rows.length} most active are shown.`));
+  }
+  return card;
+}
+
+export function clusterView(cluster, alerts, timeline, handlers) {
   const risks = Object.fromEntries(cluster.member_risks.map((r) => [r.account_id, r]));
   const kinds = [...new Set(cluster.evidence.map((e) => e.kind))];
   const graph = h("section", { class: "card graph-card" }, h("h2", {}, "Accounts and shared evidence"),
@@ -328,5 +355,5 @@ export function clusterView(cluster, alerts, handlers) {
         h("div", { class: `risk-big level-text-${cluster.level}` }, cluster.risk.toFixed(2)),
         h("div", { class: "muted small" }, "risk"))),
     h("div", { class: "grid-2" }, graph, h("div", { class: "stack" }, members, clusterAlerts)),
-    evidence);
+    h("div", { class: "grid-2" }, timelineCard(cluster, timeline, handlers.onAccount), evidence));
 }
