@@ -173,6 +173,22 @@ class AccountStateData(_State):
     last_ua: str = ""
     last_ua_scripted: bool = False
     last_status_429: bool = False
+    #: regime (added without a version bump: the defaults are a fresh account's)
+    #: bit i = active in the clock hour ``last_hour - i``, for the last 24 hours
+    hour_mask: int = 0
+    #: UTC day index of the latest event (-1 before any) and its requests so far
+    day: int = -1
+    day_count: int = 0
+    #: exponentially weighted (per day) sums over closed days: weight, squared weight,
+    #: count, squared count
+    days_w: float = 0.0
+    days_w2: float = 0.0
+    days_s1: float = 0.0
+    days_s2: float = 0.0
+    days_done: int = 0
+    active_days: int = 0
+    #: prompts hashed for repeats since the account's first day ended
+    hashed_later: int = 0
 
 
 class OpenAlertState(_State):

@@ -246,6 +246,10 @@ DEFAULT_EXTRACTION_WEIGHTS: dict[str, float] = {
     "duplicate_prompt_rate": 1.0,
     "repeated_content_rate": 1.0,
     "burst_index": 1.0,
+    # fresh benchmark-paced outputs are taken; a regime change or a quota is a schedule
+    "novel_rerun_rate": 1.0,
+    "duty_cycle_rise": 0.0,
+    "daily_volume_dispersion": 0.0,
 }
 
 

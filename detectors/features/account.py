@@ -50,6 +50,21 @@ CONTENT_CHARS = 256
 #: different slot contents sits a median 12-17 bits from the closest of the last four
 #: prompts, unrelated prompts 24-26 bits (random 64-bit hashes: 32).
 FINGERPRINT_RADIUS = 18
+#: Daily counts are weighted by this per day (~a week of memory) for the quota signal,
+#: which needs this many closed days and this mean volume (a few requests a day vary
+#: by chance far more than a quota: the CV would say nothing).
+DAY_DECAY = 1.0 - 1.0 / 7.0
+QUOTA_MIN_DAYS = 3
+QUOTA_MIN_DAILY = 50.0
+#: zero-count days folded in for a long gap (beyond this the weights are ~0 anyway)
+MAX_IDLE_DAYS = 14
+#: a benchmark run's pace: requests per active minute (people and IDEs stay far below)
+RUN_PACE = 20.0
+#: prompts hashed for repeats after the account's first day before the novelty of its
+#: runs is read (~250 prompts): by then the repeat share is mostly about later days, so
+#: a second run of the same benchmark shows its repeats
+NOVELTY_MIN_HASHED = 64
+_DAY_MASK = (1 << 24) - 1
 _LN2 = math.log(2.0)
 _SCRIPTED = (
     "python-requests",
@@ -104,7 +119,15 @@ class AccountState:
 
     __slots__ = (
         "_hour_total",
+        "active_days",
         "analysed",
+        "day",
+        "day_count",
+        "days_done",
+        "days_s1",
+        "days_s2",
+        "days_w",
+        "days_w2",
         "dup",
         "ew_count",
         "ew_fast_gap",
@@ -126,6 +149,8 @@ class AccountState:
         "ew_tools",
         "ew_top_logprobs",
         "first_ts",
+        "hashed_later",
+        "hour_mask",
         "hours",
         "last_hour",
         "last_ip",
@@ -205,6 +230,17 @@ class AccountState:
         self.last_ua = ""
         self.last_ua_scripted = False
         self.last_status_429 = False
+        # regime: the last 24 clock hours as bits, and per-UTC-day counts
+        self.hour_mask = 0
+        self.day = -1
+        self.day_count = 0
+        self.days_w = 0.0
+        self.days_w2 = 0.0
+        self.days_s1 = 0.0
+        self.days_s2 = 0.0
+        self.days_done = 0
+        self.active_days = 0
+        self.hashed_later = 0
 
     # -- learning ---------------------------------------------------------------------
 
@@ -302,9 +338,25 @@ class AccountState:
             if minute_index != self.last_minute:
                 self.last_minute = minute_index
                 self.n_minutes += 1
-                if minute_index // 60 != self.last_hour:
-                    self.last_hour = minute_index // 60
+                hour = minute_index // 60
+                if hour != self.last_hour:
+                    shift = hour - self.last_hour
+                    mask = self.hour_mask
+                    self.hour_mask = (
+                        ((mask << shift) | 1) & _DAY_MASK
+                        if self.last_hour >= 0 and shift < 24
+                        else 1
+                    )
+                    self.last_hour = hour
                     self.n_hours += 1
+            day = minute_index // 1440
+            if day == self.day:
+                self.day_count += 1
+            else:
+                if self.day >= 0:
+                    self._close_days(day)
+                self.day = day
+                self.day_count = 1
         hour_index = int(ts // 3600.0)
         self.hours[hour_index % 24] += 1.0
         self._hour_total += 1.0
@@ -321,6 +373,19 @@ class AccountState:
                 self._learn_prompt(prompt)
             elif event.prompt_fingerprint is not None:
                 self._learn_fingerprint(event.prompt_fingerprint)
+
+    def _close_days(self, day: int) -> None:
+        """Fold the finished day, and the idle days up to ``day``, into the daily sums."""
+        self.active_days += 1
+        self.days_w, self.days_w2, self.days_s1, self.days_s2, self.days_done = _fold_days(
+            self.days_w,
+            self.days_w2,
+            self.days_s1,
+            self.days_s2,
+            self.days_done,
+            self.day_count,
+            day - self.day - 1,
+        )
 
     def _learn_prompt(self, prompt: str) -> None:
         cot, topic, head, tail, content = prompt_text.analyse(prompt)
@@ -346,6 +411,8 @@ class AccountState:
         b2 = (h >> 13) & SEEN_MASK
         hit = (seen[b1 >> 3] >> (b1 & 7)) & (seen[b2 >> 3] >> (b2 & 7)) & 1
         self.repeat_count = self.repeat_count * SHARE_DECAY + 1.0
+        if self.active_days:
+            self.hashed_later += 1
         self.repeat_hits *= SHARE_DECAY
         if hit:
             self.repeat_hits += 1.0
@@ -450,6 +517,53 @@ class AccountState:
             "output_input_ratio": self.ew_output / (self.ew_input + c),
             "tool_use_rate": self.ew_tools / c,
             "new_model_share": self.ew_new_model / c,
+            **self._regime(now, self.ew_temp0 / c),
+        }
+
+    def _regime(self, now: float, temp0: float) -> dict[str, float]:
+        """Two horizons of the account's own history: the last 24 hours against what
+        came before, the spread of its days, and whether its runs repeat."""
+        now_hour = int(now // 3600.0)
+        first_hour = int(self.first_ts // 3600.0)
+        lag = now_hour - self.last_hour
+        mask = (self.hour_mask << lag) & _DAY_MASK if 0 <= lag < 24 else 0
+        recent_active = mask.bit_count()
+        recent = recent_active / 24.0 if self.n and now_hour - first_hour >= 23 else 0.0
+        before_hours = now_hour - 23 - first_hour
+        rise = 0.0
+        if self.n and before_hours >= 24:
+            rise = max(0.0, recent - (self.n_hours - recent_active) / before_hours)
+        dispersion = 1.0
+        now_day = int(now // 86_400.0)
+        if self.day >= 0:
+            w, w2, s1, s2, done = (
+                self.days_w,
+                self.days_w2,
+                self.days_s1,
+                self.days_s2,
+                (self.days_done),
+            )
+            if now_day > self.day:  # the latest day is over: count it (and idle days since)
+                w, w2, s1, s2, done = _fold_days(
+                    w, w2, s1, s2, done, self.day_count, now_day - self.day - 1
+                )
+            mean = s1 / w if w else 0.0
+            if (
+                done >= QUOTA_MIN_DAYS
+                and mean >= QUOTA_MIN_DAILY
+                and w * w > w2
+                and self.n < RUN_PACE * self.n_minutes
+            ):
+                var = max(0.0, s2 / w - mean * mean) / (1.0 - w2 / (w * w))
+                dispersion = math.sqrt(var / mean)
+        novel = 0.0
+        if self.hashed_later >= NOVELTY_MIN_HASHED and self.n >= RUN_PACE * self.n_minutes:
+            novel = temp0 * (1.0 - self.repeat_hits / self.repeat_count)
+        return {
+            "recent_duty_cycle": recent,
+            "duty_cycle_rise": rise,
+            "daily_volume_dispersion": dispersion,
+            "novel_rerun_rate": novel,
         }
 
     # -- state ------------------------------------------------------------------------
@@ -511,6 +625,24 @@ _SCALAR_NAMES = tuple(name for _, name, _ in _SCALAR_FIELDS)
 _SCALAR_DEFAULTS = tuple(default for _, _, default in _SCALAR_FIELDS)
 _get_scalars = operator.attrgetter(*(slot for slot, _, _ in _SCALAR_FIELDS))
 _NOTHING_SEEN = bytes(SEEN_BYTES)
+
+
+def _fold_days(
+    w: float, w2: float, s1: float, s2: float, done: int, count: int, idle: int
+) -> tuple[float, float, float, float, int]:
+    """Daily sums after one closed day of ``count`` requests and ``idle`` empty days.
+
+    >>> _fold_days(0.0, 0.0, 0.0, 0.0, 0, 100, 0)
+    (1.0, 1.0, 100.0, 10000.0, 1)
+    """
+    b = DAY_DECAY
+    for c in (count, *([0] * min(idle, MAX_IDLE_DAYS))):
+        w = w * b + 1.0
+        w2 = w2 * b * b + 1.0
+        s1 = s1 * b + c
+        s2 = s2 * b + c * c
+        done += 1
+    return w, w2, s1, s2, done
 
 
 def _burst_index(n: int, active_minutes: int, span_s: float) -> float:

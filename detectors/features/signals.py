@@ -24,6 +24,10 @@ class Signal:
     why: str
     benign: str
     higher_is_suspicious: bool = True
+    #: fed to the population anomaly trees and the label memory (``unit_vector``).
+    #: Signals added later say False: a stored label memory's rows have one value per
+    #: model signal, so a new one would invalidate every checkpoint's labels.
+    in_models: bool = True
 
 
 SIGNALS: tuple[Signal, ...] = (
@@ -247,10 +251,51 @@ SIGNALS: tuple[Signal, ...] = (
         "distillers move their traffic to a new model within hours of its release",
         "most people try a new model; few move all their traffic at once",
     ),
+    Signal(
+        "recent_duty_cycle",
+        "share",
+        "regime",
+        "share of the last 24 clock hours in which the account was active (0 until a day is seen)",
+        "a harvester keeps its queue full day and night, whatever the account did before",
+        "24/7 products are always on (since their first day); people sleep",
+        in_models=False,
+    ),
+    Signal(
+        "duty_cycle_rise",
+        "share",
+        "regime",
+        "last 24 h duty cycle minus the duty cycle before it (needs a day of earlier history)",
+        "a warmed-up account switched to harvesting: part-time for days, then around the clock",
+        "a person who gets busier still sleeps (a rise of 0.2-0.4); 24/7 services never rose",
+        in_models=False,
+    ),
+    Signal(
+        "daily_volume_dispersion",
+        "magnitude",
+        "regime",
+        "spread of requests per UTC day relative to chance: CV x sqrt(mean) (1 = Poisson); "
+        "needs 3 days at >= 50 a day and session pace, else 1",
+        "a controller's quota sends the same number every day: far below chance (~0.25)",
+        "people, coding assistants and many-user services vary at chance or more (>= 0.8)",
+        higher_is_suspicious=False,
+        in_models=False,
+    ),
+    Signal(
+        "novel_rerun_rate",
+        "share",
+        "regime",
+        "temperature-0 share times the share of prompts never sent before, for run-paced "
+        "accounts (>= 20 a minute) once ~250 prompts came after their first day",
+        "a benchmark mimic runs a new 'benchmark' every day: outputs it has not collected",
+        "real evaluation runs repeat the same items (their novelty falls on the second run)",
+        in_models=False,
+    ),
 )
 
 SIGNAL_NAMES: tuple[str, ...] = tuple(s.name for s in SIGNALS)
 BY_NAME: dict[str, Signal] = {s.name: s for s in SIGNALS}
+#: the signals the anomaly trees and the label memory see, in this order
+MODEL_SIGNAL_NAMES: tuple[str, ...] = tuple(s.name for s in SIGNALS if s.in_models)
 
 _LOG_SIGNALS = frozenset(s.name for s in SIGNALS if s.kind == "magnitude")
 #: Magnitudes are mapped to [0, 1] by log10(1 + v) / this (1 at 100,000).
@@ -258,7 +303,8 @@ _LOG_SPAN = 5.0
 
 
 def unit_vector(x: dict[str, float]) -> list[float]:
-    """Signals in :data:`SIGNAL_NAMES` order, each mapped to [0, 1] by a fixed transform.
+    """Model signals (:data:`MODEL_SIGNAL_NAMES`, in order), each mapped to [0, 1] by a
+    fixed transform.
 
     Shares as they are, magnitudes on a log scale; an absent or non-finite signal is 0.
     Fixed rather than population percentiles: models fed with it (anomaly trees,
@@ -266,11 +312,12 @@ def unit_vector(x: dict[str, float]) -> list[float]:
     lookups.
 
     >>> v = unit_vector({"cot_elicitation_rate": 0.5, "requests_per_hour": 999.0})
-    >>> v[SIGNAL_NAMES.index("cot_elicitation_rate")], v[SIGNAL_NAMES.index("requests_per_hour")]
+    >>> i = MODEL_SIGNAL_NAMES.index
+    >>> v[i("cot_elicitation_rate")], v[i("requests_per_hour")]
     (0.5, 0.6)
     """
     out = []
-    for name in SIGNAL_NAMES:
+    for name in MODEL_SIGNAL_NAMES:
         v = x.get(name, 0.0)
         if not v > 0.0 or not math.isfinite(v):
             out.append(0.0)
@@ -283,4 +330,4 @@ def unit_vector(x: dict[str, float]) -> list[float]:
 
 def unit_signals(x: dict[str, float]) -> dict[str, float]:
     """:func:`unit_vector` as a mapping (the input river models take)."""
-    return dict(zip(SIGNAL_NAMES, unit_vector(x), strict=True))
+    return dict(zip(MODEL_SIGNAL_NAMES, unit_vector(x), strict=True))

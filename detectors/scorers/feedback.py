@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from river import linear_model, optim, utils
 
-from distillguard.detectors.features.signals import SIGNAL_NAMES, unit_vector
+from distillguard.detectors.features.signals import MODEL_SIGNAL_NAMES, unit_vector
 from distillguard.detectors.state import FeedbackState, LogisticState, as_state
 
 
@@ -90,7 +90,7 @@ class LabelFeedback:
             del memory[0]
         self._matrix[y] = None
         self._seen[y] += 1
-        self._lr.learn_one(dict(zip(SIGNAL_NAMES, vector, strict=True)), y)
+        self._lr.learn_one(dict(zip(MODEL_SIGNAL_NAMES, vector, strict=True)), y)
 
     def kernel_mass(self, x: dict[str, float], y: bool) -> float:
         """Sum of Gaussian kernels between ``x`` and the remembered labels of class ``y``."""
@@ -112,7 +112,7 @@ class LabelFeedback:
             math.tanh(self.kernel_mass(x, True)) - math.tanh(self.kernel_mass(x, False))
         )
         if min(self._seen.values()) >= self.min_per_class:
-            v = dict(zip(SIGNAL_NAMES, unit_vector(x), strict=True))
+            v = dict(zip(MODEL_SIGNAL_NAMES, unit_vector(x), strict=True))
             p = self._lr.predict_proba_one(v).get(True, 0.5)
             p = min(max(p, 1e-4), 1 - 1e-4)
             adj += math.log(p / (1.0 - p))
@@ -154,7 +154,7 @@ class LabelFeedback:
             state.capacity,
             state.min_per_class,
         )
-        width = len(SIGNAL_NAMES)
+        width = len(MODEL_SIGNAL_NAMES)
         for rows, y in ((state.benign, False), (state.distiller, True)):
             if any(len(row) != width for row in rows):
                 raise ValueError(f"label memory rows must have {width} values")
