@@ -335,6 +335,8 @@ class ClusterState(_State):
     #: they look like one dispatcher's sweep of a shared source; its explanation
     provenance: float = 0.0
     provenance_detail: str = ""
+    #: event time of that judgement (re-judged at most every ``provenance_interval_s``)
+    provenance_ts: float = _NEG_INF
 
 
 class ProvenanceState(_State):

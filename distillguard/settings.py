@@ -393,6 +393,8 @@ class LinkageConfig(_Section):
     provenance_max_ratio: float = Field(0.5, ge=0)
     #: -log10 chance of so few collisions from which the cluster counts as extracting.
     provenance_score_min: float = Field(3.0, gt=0)
+    #: A cluster's provenance is judged again at most this often (event time).
+    provenance_interval_s: float = Field(3600.0, ge=0)
     #: An alerted cluster's alert is updated when members join or its level rises, at
     #: most once per this many seconds of event time.
     realert_interval_s: float = 300.0

@@ -463,7 +463,7 @@ class LinkageStage:
             sample = sorted(members)[:_MEMBER_RISK_SAMPLE]
             st.member_risk = self._member_risk(sample)
             st.extracting_share = self._extracting_share(sample)
-            self._judge_provenance(st, sample)
+            self._judge_provenance(st, sample, now)
             events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
             st.risk = cluster_risk(
                 st.mean_link, cfg.link_threshold, len(members), events, st.member_risk
@@ -535,11 +535,13 @@ class LinkageStage:
         least = self.config.member_extraction_min
         return sum(1 for a in sample if self.member_extraction(a) >= least) / len(sample)
 
-    def _judge_provenance(self, st: _ClusterState, sample: list[str]) -> None:
+    def _judge_provenance(self, st: _ClusterState, sample: list[str], now: float) -> None:
         """Content provenance of a cluster the members' own behaviour does not convict:
         one dispatcher sweeping one dataset is extraction however each member looks.
 
-        Asked only then (bounded by the same member sample), so its cost follows the
+        Asked only then, for the same bounded member sample, and at most every
+        ``provenance_interval_s`` per cluster (a growing course is rescored every
+        minute; ~10 ms per judgement of 64 members), so its cost follows the
         coordinated-but-not-extracting clusters, not every rescore.
         """
         cfg = self.config
@@ -550,8 +552,11 @@ class LinkageStage:
         ):
             st.provenance, st.provenance_detail = 0.0, ""
             return
+        if now - st.provenance_ts < cfg.provenance_interval_s:
+            return
         found = self._provenance.group_score(sample)
         st.provenance, st.provenance_detail = found.score, found.explanation()
+        st.provenance_ts = now
 
     def _extracting(self, st: _ClusterState) -> bool:
         cfg = self.config
