@@ -46,7 +46,9 @@ from dataclasses import dataclass
 
 from distillguard.detectors.state import ProvenanceState, le_array, le_bytes
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(rb"[a-z0-9]+")
+#: characters of a prompt read for its key
+_MAX_CHARS = 1200
 _M1, _M2, _M3 = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D
 _U32 = 0xFFFFFFFF
 _SECOND_ROW = 0x27D4EB2F
@@ -87,43 +89,53 @@ class ItemKeyer:
         self._recent_max = recent
 
     def key(self, prompt: str) -> int | None:
-        """The prompt's item key (and the prompt counted as seen), or None if too short."""
-        words = _WORD.findall(prompt.lower())
-        if len(words) < 3:
+        """The prompt's item key (and the prompt counted as seen), or None if too short.
+
+        Only the first ``_MAX_CHARS`` characters are read: a wrapped item sits near the
+        start, and a long file context must not cost in proportion to its length.
+        """
+        text = prompt[:_MAX_CHARS].lower().encode("utf-8", "replace")
+        words = _WORD.findall(text)
+        n = len(words) - 2
+        if n < 1:
             return None
-        h = [zlib.crc32(w.encode()) for w in words]
-        crc = zlib.crc32(prompt.encode("utf-8", "replace"))
+        h = list(map(zlib.crc32, words))
+        trigrams = [
+            ((x * _M1) ^ (y * _M2) ^ (z * _M3)) & _U32
+            for x, y, z in zip(h, h[1:], h[2:], strict=False)
+        ]
+        crc = zlib.crc32(text)
         recent = self._recent
-        count = crc not in recent
-        if count:
+        seen, mask, common = self._seen, self._mask, self.boilerplate_min
+        if crc not in recent:  # an exact repeat is not a new context for its trigrams
             recent[crc] = None
             if len(recent) > self._recent_max:
                 del recent[next(iter(recent))]
-        seen, mask, common = self._seen, self._mask, self.boilerplate_min
-        n = len(h) - 2
-        trigrams = [((h[i] * _M1) ^ (h[i + 1] * _M2) ^ (h[i + 2] * _M3)) & _U32 for i in range(n)]
+            for t in trigrams:
+                slot = t & mask
+                if seen[slot] < 255:
+                    seen[slot] += 1
+        counts = [seen[t & mask] for t in trigrams]
         # a word inside any boilerplate trigram is the wrapper's: the trigrams that straddle
         # the seam between wrapper and item ("… own line. Write a") are dropped with it
-        wrapper = bytearray(n + 2)
-        counts = bytearray(n)
-        for i, t in enumerate(trigrams):
-            slot = t & mask
-            c = seen[slot]
-            if count and c < 255:
-                c += 1
-                seen[slot] = c
-            counts[i] = c
-            if c >= common:
-                wrapper[i] = wrapper[i + 1] = wrapper[i + 2] = 1
-        clean = [i for i in range(n) if not (wrapper[i] or wrapper[i + 1] or wrapper[i + 2])]
-        if clean:
+        clean = [c < common for c in counts]
+        if not all(clean):
+            near = clean.copy()
+            for i, ok in enumerate(clean):
+                if not ok:
+                    near[max(0, i - 2) : i + 3] = [False] * (min(n, i + 3) - max(0, i - 2))
+            clean = near
+        own = [c for c, ok in zip(counts, clean, strict=True) if ok]
+        if own:
             # the item's own trigrams are its rarest: phrases it shares with a few other
             # items ("the factorial of") are seen more often, and would key them together
-            rarest = 2 * min(counts[i] for i in clean)
-            return min(trigrams[i] for i in clean if counts[i] <= rarest)
+            rarest = 2 * min(own)
+            return min(
+                t for t, c, ok in zip(trigrams, counts, clean, strict=True) if ok and c <= rarest
+            )
         # nothing but common phrases ("a function that", "of a given number"): the least
         # common of them still tell one such item from another better than the wrapper
-        rare = [t for t in trigrams if seen[t & mask] < 4 * common]
+        rare = [t for t, c in zip(trigrams, counts, strict=True) if c < 4 * common]
         return min(rare) if rare else min(trigrams)
 
     def to_state(self) -> tuple[bytes, list[int]]:
