@@ -62,17 +62,26 @@ def corpora() -> dict[str, list[str]]:
     return {name: c.prompts for name, c in load_corpora().items()}
 
 
-def _warm(keyer: ItemKeyer, rows: list[str], wrap: Wrapper, n: int = 3000) -> None:
-    """A population's worth of wrapped prompts, so wrapper phrases read as boilerplate."""
-    rng = random.Random(5)
-    for _ in range(n):
+@pytest.fixture(scope="module")
+def warmed(corpora: dict[str, list[str]]) -> tuple[bytes, list[int]]:
+    """A keyer that has seen a population's worth of wrapped prompts (3,000 machine rows
+    past the first 1,000), so the wrapper phrases read as boilerplate."""
+    keyer, wrap, rng = ItemKeyer(), Wrapper(3), random.Random(5)
+    rows = (corpora["codegen"] + corpora["toolformer"])[1000:]
+    for _ in range(3000):
         keyer.key(wrap(rng.choice(rows)))
+    return keyer.to_state()
 
 
-def test_rewordings_of_one_item_share_a_key_and_items_do_not(corpora):
+def _keyer(warmed: tuple[bytes, list[int]]) -> ItemKeyer:
+    keyer = ItemKeyer()
+    keyer.load(*warmed)
+    return keyer
+
+
+def test_rewordings_of_one_item_share_a_key_and_items_do_not(corpora, warmed):
     machine = corpora["codegen"] + corpora["toolformer"]
-    keyer, wrap = ItemKeyer(), Wrapper(1)
-    _warm(keyer, machine[1000:], wrap)
+    keyer, wrap = _keyer(warmed), Wrapper(1)
     items = machine[:300] + corpora["toolformer"][:100] + corpora["gsm8k"][:100]
     same = sum(keyer.key(wrap(it)) == keyer.key(wrap(it)) for it in items)
     keys = [keyer.key(wrap(it)) for it in items]
@@ -100,9 +109,8 @@ def _draws(corpora: dict[str, list[str]]) -> dict[str, list[list[str]]]:
     return out
 
 
-def test_a_sweep_scores_as_one_and_independent_users_or_a_benchmark_do_not(corpora):
-    keyer, sketch = ItemKeyer(), ProvenanceSketch()
-    _warm(keyer, corpora["codegen"][1000:], Wrapper(3))
+def test_a_sweep_scores_as_one_and_independent_users_or_a_benchmark_do_not(corpora, warmed):
+    keyer, sketch = _keyer(warmed), ProvenanceSketch()
     draws = _draws(corpora)
     for t in range(16):  # everyone sends in step, all within one window
         for kind, accounts in draws.items():
@@ -175,8 +183,12 @@ def _run(corpora: dict[str, list[str]], group: str) -> LinkageStage:
     return stage
 
 
-def test_the_gate_counts_a_sweep_as_extracting_and_shows_why(corpora):
-    swept = _run(corpora, "sweep")
+@pytest.fixture(scope="module")
+def swept(corpora: dict[str, list[str]]) -> LinkageStage:
+    return _run(corpora, "sweep")
+
+
+def test_the_gate_counts_a_sweep_as_extracting_and_shows_why(corpora, swept):
     alerts = swept.drain_alerts()
     assert swept.cluster_of("grp3") is not None
     assert [len(a.members) for a in alerts] == [GROUP]
@@ -192,8 +204,8 @@ def test_the_gate_counts_a_sweep_as_extracting_and_shows_why(corpora):
     assert honest.drain_alerts() == [] and honest.cluster_risk("grp3") == 0.0
 
 
-def test_provenance_state_survives_a_restart(corpora):
-    stage = _run(corpora, "sweep")
+def test_provenance_state_survives_a_restart(swept):
+    stage = swept
     restored = LinkageStage(LinkageConfig(), member_extraction=lambda _: 0.0)
     restored.restore(stage.snapshot())
     assert restored.snapshot() == stage.snapshot()
