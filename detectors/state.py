@@ -350,6 +350,27 @@ class ClusterState(_State):
     #: share of (sampled) members whose own behaviour looks like extraction; 1.0 when
     #: the stage runs without the account detectors (and in older checkpoints)
     extracting_share: float = 1.0
+    #: content-provenance score of the (sampled) members (``provenance.py``): > 0 when
+    #: they look like one dispatcher's sweep of a shared source; its explanation
+    provenance: float = 0.0
+    provenance_detail: str = ""
+    #: event time of that judgement (re-judged at most every ``provenance_interval_s``)
+    provenance_ts: float = _NEG_INF
+
+
+class ProvenanceState(_State):
+    """:class:`~distillguard.detectors.linkage.provenance.ProvenanceSketch` and its keyer."""
+
+    total: int = 0
+    #: two rows of uint16 item counts (count-min), little-endian like every array here
+    counts_a: bytes = b""
+    counts_b: bytes = b""
+    #: account -> uint32 pairs (item key, event time), oldest first
+    sends: dict[str, bytes] = {}
+    #: the item keyer's boilerplate table (distinct prompts per trigram slot, uint8) and
+    #: the crcs of the prompts it counted last, oldest first
+    seen: bytes = b""
+    recent: list[int] = []
 
 
 class LinkageState(_State):
@@ -371,6 +392,8 @@ class LinkageState(_State):
     behaviour: dict[str, tuple[float, float, float]] = {}
     newcomers: list[str] = []
     cohort_due: bool = False
+    #: content provenance (None in checkpoints written before it existed)
+    provenance: ProvenanceState | None = None
 
 
 # -- envelopes --------------------------------------------------------------------------

@@ -377,6 +377,28 @@ class LinkageConfig(_Section):
     #: ``member_extraction_min``: inside one org nothing but behaviour ties them, and an
     #: eval vendor's first nightly run with logprobs scores ~0.9 before its reruns show).
     org_extraction_min: float = 1.2
+    #: Content provenance (``provenance.py``, docs/linkage.md "Content provenance"): a
+    #: cluster whose members never send one item where independent draws from the
+    #: population would collide is one dispatcher's sweep, and counts as extracting.
+    provenance_gate: bool = True
+    #: Item keys are taken of every prompt of an account's first ``provenance_first``
+    #: requests, then of one in ``provenance_every``.
+    provenance_first: int = Field(12, ge=0)
+    provenance_every: int = Field(16, ge=1)
+    #: (item key, time) pairs remembered per account, the most recent.
+    provenance_keys_per_account: int = Field(32, ge=1)
+    #: A word trigram seen in this many distinct prompts is boilerplate, not an item.
+    provenance_boilerplate_min: int = Field(24, ge=2, le=255)
+    #: Windows (seconds; 0 = all remembered) within which members' collisions count.
+    provenance_windows_s: list[float] = Field(default_factory=lambda: [21_600.0, 86_400.0, 0.0])
+    #: Too little volume to judge below this many expected collisions.
+    provenance_min_expected: float = Field(6.0, gt=0)
+    #: A sweep shows at most this share of the expected collisions.
+    provenance_max_ratio: float = Field(0.5, ge=0)
+    #: -log10 chance of so few collisions from which the cluster counts as extracting.
+    provenance_score_min: float = Field(3.0, gt=0)
+    #: A cluster's provenance is judged again at most this often (event time).
+    provenance_interval_s: float = Field(3600.0, ge=0)
     #: An alerted cluster's alert is updated when members join or its level rises, at
     #: most once per this many seconds of event time.
     realert_interval_s: float = 300.0

@@ -28,6 +28,7 @@ dict; the stage works without it.
 
 Modules: ``evidence`` (keys an event shows), ``graph`` (holders, rarity, link
 weight), ``cohort`` (new accounts co-starting behind one multi-ASN pool),
+``provenance`` (item keys robust to rewording; a group's item collisions against chance),
 ``clusters`` (stable-id union-find), ``scoring`` (cluster risk, evidence
 for analysts), ``behaviour`` (feature-vector LSH), ``stage`` (the cadence),
 ``pipeline`` (composition), ``config`` (parameters: ``detectors.linkage`` in

@@ -41,6 +41,7 @@ from distillguard.detectors.linkage.evidence import (
     text_key,
 )
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
+from distillguard.detectors.linkage.provenance import ItemKeyer, ProvenanceSketch
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
 from distillguard.detectors.state import ClusterState as _ClusterState
 from distillguard.detectors.state import LinkageState, decode_shared, encode_shared
@@ -142,6 +143,9 @@ class LinkageStage:
         self._sample_every = max(1, self.config.sample_every)
         self._edge = self.config.template_edge_tokens
         self._min_hits = self.config.template_min_hits
+        self._keyer, self._provenance = _provenance_of(self.config)
+        self._prov_first = self.config.provenance_first
+        self._prov_every = self.config.provenance_every
 
     # -- hot path ------------------------------------------------------------------------
 
@@ -211,6 +215,10 @@ class LinkageStage:
         elif event.prompt is None and event.prompt_fingerprint is not None:
             # a fingerprint costs ~2 µs to count: every one goes into the centroid
             self._update_centroid(h, event.prompt_fingerprint, ts)
+        if (n <= self._prov_first or n % self._prov_every == 0) and event.prompt:
+            item = self._keyer.key(event.prompt)  # content provenance (provenance.py)
+            if item is not None:
+                self._provenance.learn_one(aid, item, ts)
         if self.clock.now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
@@ -407,6 +415,7 @@ class LinkageStage:
         idle = [aid for aid, h in g.holders.items() if now - h.last_ts > cfg.account_ttl_s]
         for aid in idle:
             g.drop_holder(aid)
+            self._provenance.forget(aid)
         g.set_population(len(g.holders))
         g.expire(now)
         holders = g.holders
@@ -454,11 +463,12 @@ class LinkageStage:
             sample = sorted(members)[:_MEMBER_RISK_SAMPLE]
             st.member_risk = self._member_risk(sample)
             st.extracting_share = self._extracting_share(sample)
+            self._judge_provenance(st, sample, now)
             events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
             st.risk = cluster_risk(
                 st.mean_link, cfg.link_threshold, len(members), events, st.member_risk
             )
-            extracting = st.extracting_share >= cfg.extraction_share_min
+            extracting = self._extracting(st)
             if not extracting:
                 # coordinated but behaving like customers: reported, never alerted
                 st.risk = min(st.risk, cfg.coordination_risk_cap)
@@ -525,13 +535,39 @@ class LinkageStage:
         least = self.config.member_extraction_min
         return sum(1 for a in sample if self.member_extraction(a) >= least) / len(sample)
 
+    def _judge_provenance(self, st: _ClusterState, sample: list[str], now: float) -> None:
+        """Content provenance of a cluster the members' own behaviour does not convict:
+        one dispatcher sweeping one dataset is extraction however each member looks.
+
+        Asked only then, for the same bounded member sample, and at most every
+        ``provenance_interval_s`` per cluster (a growing course is rescored every
+        minute; ~10 ms per judgement of 64 members), so its cost follows the
+        coordinated-but-not-extracting clusters, not every rescore.
+        """
+        cfg = self.config
+        if (
+            self.member_extraction is None
+            or not cfg.provenance_gate
+            or st.extracting_share >= cfg.extraction_share_min
+        ):
+            st.provenance, st.provenance_detail = 0.0, ""
+            return
+        if now - st.provenance_ts < cfg.provenance_interval_s:
+            return
+        found = self._provenance.group_score(sample)
+        st.provenance, st.provenance_detail = found.score, found.explanation()
+        st.provenance_ts = now
+
+    def _extracting(self, st: _ClusterState) -> bool:
+        cfg = self.config
+        return (
+            st.extracting_share >= cfg.extraction_share_min
+            or st.provenance >= cfg.provenance_score_min
+        )
+
     def _inherits(self, st: _ClusterState | None) -> bool:
         """Members inherit a cluster's risk while it is alerted and still extracting."""
-        return (
-            st is not None
-            and st.alerted
-            and st.extracting_share >= self.config.extraction_share_min
-        )
+        return st is not None and st.alerted and self._extracting(st)
 
     def _evidence(self, members: set[str]) -> list[Evidence]:
         cfg = self.config
@@ -552,6 +588,16 @@ class LinkageStage:
 
     def _alert(self, cid: str, members: set[str], st: _ClusterState, now: float) -> Alert:
         st.evidence = self._evidence(members)
+        if st.provenance >= self.config.provenance_score_min:
+            # what convicted the cluster, in words an analyst can check
+            st.evidence.append(
+                Evidence(
+                    kind="provenance",
+                    value=st.provenance_detail,
+                    weight=round(st.provenance, 2),
+                    accounts=sorted(members)[: self.config.evidence_accounts],
+                )
+            )
         holders = [h for a in sorted(members) if (h := self._graph.holders.get(a))]
         first = min((h.first_ts for h in holders), default=now)
         last = max((h.last_ts for h in holders), default=now)
@@ -559,6 +605,14 @@ class LinkageStage:
         why = reasons(len(members), st.mean_link, st.evidence, st.member_risk)
         if self.member_extraction is not None:
             why.append(Reason(signal="members_extracting", value=round(st.extracting_share, 4)))
+        if st.provenance >= self.config.provenance_score_min:
+            why.append(
+                Reason(
+                    signal="content_sweep",
+                    value=round(st.provenance, 2),
+                    detail=st.provenance_detail,
+                )
+            )
         return Alert(
             alert_id=f"alert_{cid}",
             subject_type="cluster",
@@ -684,6 +738,7 @@ class LinkageStage:
             behaviour=self._behaviour.state(),
             newcomers=list(self._newcomers),
             cohort_due=self._cohort_due,
+            provenance=self._provenance.to_state(self._keyer),
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -693,6 +748,10 @@ class LinkageStage:
         links = {(a, b): w for a, b, w in state.links}
         behaviour = BehaviourBands()
         behaviour.load(state.behaviour)
+        keyer, sketch = _provenance_of(self.config)
+        if state.provenance is not None:  # None: a checkpoint from before it existed
+            sketch.load(state.provenance, keyer)
+        self._keyer, self._provenance = keyer, sketch
         self._graph, self._book, self._links = graph, book, links
         self._clusters = {cid: copy.copy(st) for cid, st in state.clusters.items()}
         self._pending = list(state.pending)
@@ -722,6 +781,17 @@ class LinkageStage:
 
 
 _LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def _provenance_of(cfg: LinkageConfig) -> tuple[ItemKeyer, ProvenanceSketch]:
+    keyer = ItemKeyer(cfg.provenance_boilerplate_min)
+    sketch = ProvenanceSketch(
+        cfg.provenance_keys_per_account,
+        windows_s=cfg.provenance_windows_s,
+        min_expected=cfg.provenance_min_expected,
+        max_ratio=cfg.provenance_max_ratio,
+    )
+    return keyer, sketch
 
 
 def _finite(x: float) -> float | None:
