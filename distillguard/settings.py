@@ -472,7 +472,8 @@ class Detectors(_Section):
     idle_evict_s: float = Field(3 * 86_400.0, gt=0)
     max_accounts: int = Field(2_000_000, ge=1)
     #: each account's last request times kept for the cluster page's timeline (4 bytes
-    #: each, in the account's checkpoint); 0 keeps none
+    #: each, in the account's checkpoint); 0 keeps none. 64 (256 B + an 80 B array
+    #: header) keeps the ring under 400 B per account; 96 would cost ~470 B
     request_times_kept: int = Field(64, ge=0, le=1024)
     #: members a drained cluster's timeline shows (the most active); the rest are counted
     timeline_members: int = Field(40, ge=1, le=500)
