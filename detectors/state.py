@@ -378,7 +378,8 @@ class LabelLinksState(_State):
     #: (account, event time of the verdict), oldest first
     confirmed: list[tuple[str, float]] = []
     dismissed: list[tuple[str, float]] = []
-    next_eval: float = _NEG_INF
+    #: +inf while there is nothing to judge
+    next_eval: float = math.inf
     cases: dict[str, LabelCaseState] = {}
 
 

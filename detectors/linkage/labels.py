@@ -74,7 +74,9 @@ class AnalystLinks:
         #: account -> event time of the verdict, oldest first (insertion order)
         self.confirmed: dict[str, float] = {}
         self.dismissed: dict[str, float] = {}
-        self._next_eval = -math.inf
+        #: event time of the next :meth:`evaluate`; +inf while there is nothing to judge,
+        #: so the per-event check is one comparison
+        self.next_eval = math.inf
         self._cases: dict[str, LabelCaseState] = {}
         self._case_of: dict[str, str] = {}
 
@@ -90,7 +92,7 @@ class AnalystLinks:
         keep[account_id] = now if math.isfinite(now) else 0.0
         while len(keep) > self.config.capacity:
             del keep[next(iter(keep))]
-        self._next_eval = -math.inf  # judged at the next event, not a cadence later
+        self.next_eval = -math.inf  # judged at the next event, not a cadence later
         if not confirmed and account_id in self._case_of:
             self._case_of.pop(account_id)
 
@@ -99,7 +101,7 @@ class AnalystLinks:
 
     def due(self, now: float) -> bool:
         """Whether :meth:`evaluate` should run now (never without confirmed accounts)."""
-        return now >= self._next_eval and bool(self.confirmed or self._cases)
+        return now >= self.next_eval
 
     # -- cases ---------------------------------------------------------------------------
 
@@ -108,7 +110,6 @@ class AnalystLinks:
     ) -> tuple[list[Alert], list[Cluster]]:
         """Recompute the cases from the stage's candidate links; alerts for cases that
         are new or gained members, and every case that changed as a cluster record."""
-        self._next_eval = now + self.interval_s
         cfg = self.config
         confirmed, dismissed = self.confirmed, self.dismissed
         adjacent: dict[str, list[str]] = {}
@@ -195,6 +196,7 @@ class AnalystLinks:
                 alerts.append(self._alert(cid, case, now))
         self._cases = cases
         self._index()
+        self.next_eval = now + self.interval_s if confirmed or cases else math.inf
         return alerts, clusters
 
     def risk(self, account_id: str) -> tuple[float, Reason, str] | None:
@@ -267,7 +269,7 @@ class AnalystLinks:
         return LabelLinksState(
             confirmed=list(self.confirmed.items()),
             dismissed=list(self.dismissed.items()),
-            next_eval=self._next_eval,
+            next_eval=self.next_eval,
             cases=self._cases,
         )
 
@@ -283,7 +285,7 @@ class AnalystLinks:
         links = cls(config, prefix, interval_s)
         links.confirmed = dict(state.confirmed)
         links.dismissed = dict(state.dismissed)
-        links._next_eval = state.next_eval
+        links.next_eval = state.next_eval
         links._cases = {
             cid: LabelCaseState(
                 members=list(c.members),

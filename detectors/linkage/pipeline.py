@@ -114,7 +114,7 @@ class LinkedPipeline:
                 features = self._features(aid)
                 if features:
                     self.linkage.observe_features(aid, features, ts)
-        labelled = self.labels.due(self.clock.now) and self._evaluate_labels()
+        labelled = self.clock.now >= self.labels.next_eval and self._evaluate_labels()
         return own or bool(linked) or labelled
 
     def _evaluate_labels(self) -> bool:
