@@ -18,6 +18,7 @@ import random
 
 import pytest
 
+from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.linkage.labels import AnalystLinks
 from distillguard.detectors.linkage.pipeline import LinkedPipeline
 from distillguard.detectors.pipeline import build_pipeline
@@ -61,7 +62,11 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> DrillResult:
     traffic = generate(load_scenario(str(path), corpus_split="tuning"))
     lines = [line for _, chunk in traffic.lines() for line in chunk]
     truth = {
-        r["account_id"]: Truth(int(r["label"] == "distiller"), r["campaign"], r["archetype"])
+        str(r["account_id"]): Truth(
+            int(r["label"] == "distiller"),
+            None if r["campaign"] is None else str(r["campaign"]),
+            str(r["archetype"]),
+        )
         for r in traffic.labels()
     }
     return label_drill(
@@ -242,7 +247,7 @@ def test_confirmations_and_the_sweep_survive_a_restart() -> None:
     for account in ("user1", "user2"):
         first.learn_label(Label(account_id=account, label="distiller"))
     # mid-sweep and before the links acted: both must be in the checkpoint
-    assert first.account._sweep
+    assert isinstance(first.account, AccountPipeline) and first.account._sweep
     second = _linked()
     second.restore(first.snapshot_shared())
     second.restore_accounts(first.snapshot_accounts(first.accounts()))
