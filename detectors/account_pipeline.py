@@ -16,7 +16,7 @@ Redis cannot execute anything, and a restored pipeline continues with the same s
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 
 from distillguard.clock import EventClock
@@ -102,8 +102,18 @@ class AccountPipeline:
         self.anomaly_scores = PopulationQuantiles()
         f = config.feedback
         self.feedback = LabelFeedback(
-            f.bandwidth, f.strength, f.max_adjustment, f.capacity, f.min_per_class
+            f.bandwidth,
+            f.strength,
+            f.max_adjustment,
+            f.capacity,
+            f.min_per_class,
+            f.population_capacity,
+            f.confirmed_max,
+            f.ratio_from,
+            f.ratio_full,
         )
+        #: accounts to rescore after a confirmed label (``learn_label``), next first
+        self._sweep: deque[str] = deque()
         self._tracked: dict[str, Tracked] = {}
         self._model_first_seen: dict[str, float] = {}
         self._stream_start: float | None = None
@@ -145,6 +155,7 @@ class AccountPipeline:
         self._events += 1
         if self._events % _SWEEP_EVERY == 0:
             self.evict_idle()
+        swept = bool(self._sweep) and self._sweep_some(ts)
         if (
             n + 1 >= t.next_score_n
             or ts - t.last_scored_ts >= cfg.score_interval_s
@@ -156,8 +167,24 @@ class AccountPipeline:
                 and n + 1 >= cfg.min_events
             )
         ):
-            return self._rescore(account_id, t, ts, event.prompt)
-        return False
+            return self._rescore(account_id, t, ts, event.prompt) or swept
+        return swept
+
+    def _sweep_some(self, now: float) -> bool:
+        """Rescore the next few accounts of the sweep a confirmed label started.
+
+        Scored as of each account's last event (what its label memory vectors are), so
+        a light member of a missed campaign is judged again within minutes of the label
+        instead of at its next request, hours later. True if one raised an alert.
+        """
+        raised = False
+        sweep, tracked = self._sweep, self._tracked
+        for _ in range(min(len(sweep), self.config.feedback.sweep_per_event)):
+            account_id = sweep.popleft()
+            t = tracked.get(account_id)
+            if t is not None and t.state.n:
+                raised = self._rescore(account_id, t, now, None, sweep=True) or raised
+        return raised
 
     def _is_new_model(self, model: str, ts: float) -> bool:
         first = self._model_first_seen.get(model)
@@ -173,12 +200,17 @@ class AccountPipeline:
 
     # -- scoring ----------------------------------------------------------------------
 
-    def _rescore(self, account_id: str, t: Tracked, ts: float, prompt: str | None) -> bool:
+    def _rescore(
+        self, account_id: str, t: Tracked, ts: float, prompt: str | None, *, sweep: bool = False
+    ) -> bool:
         n = t.state.n
-        every = self.config.score_every
-        t.next_score_n = min(2 * n, n + every) if n < every else n + every
-        t.last_scored_ts = ts
-        risk, reasons, x = self._score(t, ts, learn=True)
+        if sweep:  # out of schedule: the account's own cadence stays as it was
+            risk, reasons, x = self._score(t, t.state.last_ts, learn=False)
+        else:
+            every = self.config.score_every
+            t.next_score_n = min(2 * n, n + every) if n < every else n + every
+            t.last_scored_ts = ts
+            risk, reasons, x = self._score(t, ts, learn=True)
         t.risk = risk
         t.reasons = reasons
         if abs(risk - t.drained_risk) >= self.config.risk_change or (
@@ -241,6 +273,7 @@ class AccountPipeline:
         if learn and now - t.last_pop_ts >= cfg.population_interval_s and t.state.n >= 2:
             t.last_pop_ts = now
             self.population.learn_one(x)
+            self.feedback.observe_one(x)
             self.anomaly.learn_one(unit)
             self.anomaly_scores.learn_one({ANOMALY_SIGNAL: anomaly})
         logit, parts, t.signals = self.rules.explain_own(x)
@@ -339,10 +372,14 @@ class AccountPipeline:
             if t is None:
                 return
             x = t.state.features(t.state.last_ts)
-        self.feedback.learn_one(x, label.label == "distiller")
+        confirmed = label.label == "distiller"
+        self.feedback.learn_one(x, confirmed)
         t = self._tracked.get(label.account_id)
         if t is not None and label.label == "benign":
             t.alert = None
+        if confirmed and self.config.feedback.sweep_per_event > 0:
+            # everyone is judged again with the new label, not at their next scoring
+            self._sweep = deque(self._tracked)
 
     def accounts(self) -> list[str]:
         return list(self._tracked)
@@ -422,6 +459,7 @@ class AccountPipeline:
             models=dict(self._model_first_seen),
             stream_start=self._stream_start,
             events=self._events,
+            sweep=list(self._sweep),
         )
 
     def snapshot(self) -> bytes:
@@ -476,7 +514,14 @@ class AccountPipeline:
         population = PopulationQuantiles.from_state(s.population)
         anomaly = PopulationAnomaly.from_state(s.anomaly)
         anomaly_scores = PopulationQuantiles.from_state(s.anomaly_scores)
-        feedback = LabelFeedback.from_state(s.feedback)
+        f = self.config.feedback
+        feedback = LabelFeedback.from_state(
+            s.feedback,
+            population_capacity=f.population_capacity,
+            confirmed_max=f.confirmed_max,
+            ratio_from=f.ratio_from,
+            ratio_full=f.ratio_full,
+        )
         tracked = None
         if checkpoint.accounts is not None:
             kept = self.config.request_times_kept
@@ -486,6 +531,7 @@ class AccountPipeline:
         self._model_first_seen = dict(s.models)
         self._stream_start = s.stream_start
         self._events = s.events
+        self._sweep = deque(s.sweep)
         if tracked is not None:
             self._tracked = tracked
         self.clock.restore(checkpoint.clock)

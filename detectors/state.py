@@ -81,6 +81,8 @@ __all__ = [
     "FeedbackState",
     "GraphState",
     "HolderState",
+    "LabelCaseState",
+    "LabelLinksState",
     "LinkageState",
     "LogisticState",
     "OpenAlertState",
@@ -270,6 +272,10 @@ class FeedbackState(_State):
     seen_benign: int = 0
     seen_distiller: int = 0
     lr: LogisticState = msgspec.field(default_factory=LogisticState)
+    #: a ring of recent population vectors (the density a confirmed label is judged
+    #: against) and where the next one goes; empty in older checkpoints
+    population: list[list[float]] = []
+    population_next: int = 0
 
 
 class AccountPipelineState(_State):
@@ -283,6 +289,8 @@ class AccountPipelineState(_State):
     models: dict[str, float] = {}
     stream_start: float | None = None
     events: int = 0
+    #: accounts still to be rescored after a confirmed label, next first
+    sweep: list[str] = []
 
 
 # -- linkage ----------------------------------------------------------------------------
@@ -396,6 +404,27 @@ class LinkageState(_State):
     provenance: ProvenanceState | None = None
 
 
+class LabelCaseState(_State):
+    """One component of links holding confirmed accounts (``linkage/labels.py``)."""
+
+    members: list[str] = []
+    confirmed: list[str] = []
+    first_alert_ts: float | None = None
+    #: members as of the last alert raised for it
+    alerted_members: list[str] = []
+
+
+class LabelLinksState(_State):
+    """:class:`~distillguard.detectors.linkage.labels.AnalystLinks`: verdicts and cases."""
+
+    #: (account, event time of the verdict), oldest first
+    confirmed: list[tuple[str, float]] = []
+    dismissed: list[tuple[str, float]] = []
+    #: +inf while there is nothing to judge
+    next_eval: float = math.inf
+    cases: dict[str, LabelCaseState] = {}
+
+
 # -- envelopes --------------------------------------------------------------------------
 
 
@@ -419,6 +448,8 @@ class SharedCheckpoint(_State):
     published: dict[str, list[str]] = {}
     #: every account's state, in a full ``AccountPipeline.snapshot()`` only
     accounts: dict[str, TrackedState] | None = None
+    #: the linked pipeline's analysts' verdicts acting through links (absent before)
+    labels: LabelLinksState | None = None
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -440,6 +471,7 @@ def encode_shared(
     linkage: LinkageState | None = None,
     published: dict[str, list[str]] | None = None,
     accounts: dict[str, TrackedState] | None = None,
+    labels: LabelLinksState | None = None,
 ) -> bytes:
     """The shared checkpoint blob: one msgpack map, whatever parts the pipeline has."""
     return _ENCODER.encode(
@@ -451,6 +483,7 @@ def encode_shared(
             linkage=linkage,
             published=published or {},
             accounts=accounts,
+            labels=labels,
         )
     )
 

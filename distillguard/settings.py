@@ -169,11 +169,51 @@ class DetectorAnomaly(_Section):
 
 
 class DetectorFeedback(_Section):
+    """The label-trained model (``scorers/feedback.py``) and the rescoring it triggers."""
+
     bandwidth: float = Field(0.05, gt=0)
     strength: float = Field(3.0, ge=0)
     max_adjustment: float = Field(4.0, ge=0)
     capacity: int = Field(512, ge=1)
     min_per_class: int = Field(10, ge=1)
+    #: Recent population vectors a confirmed label's neighbourhood is judged against.
+    population_capacity: int = Field(512, ge=0)
+    #: Log-odds a confirmed neighbourhood adds at most (over ``max_adjustment``'s bound:
+    #: a missed campaign's members score far below the alert threshold).
+    confirmed_max: float = Field(7.0, ge=0)
+    #: Density ratio (confirmed / population + dismissed) from which a confirmed
+    #: neighbourhood starts to lift, and at which it lifts fully (log-linear between):
+    #: near a confirmed account that looks like many ordinary ones it lifts nothing.
+    ratio_from: float = Field(10.0, gt=0)
+    ratio_full: float = Field(30.0, gt=0)
+    #: After a confirmed label every tracked account is rescored, this many per event
+    #: processed (a light account of a campaign may not send a request for hours).
+    sweep_per_event: int = Field(4, ge=0)
+
+
+class LinkageLabels(_Section):
+    """How analysts' verdicts act through the links (``detectors/linkage/labels.py``).
+
+    Defaults were chosen on the tuning runs only (``docs/linkage.md``, "Learning from
+    analysts").
+    """
+
+    #: Confirmed accounts a component of candidate links must hold before it is
+    #: alerted whatever the extraction gate says (one confirmed account is one case).
+    confirmed_min: int = Field(2, ge=1)
+    #: Links at or above this weight tie accounts into one labelled component (the
+    #: candidate threshold: every link the stage keeps, ``store_threshold``, by default).
+    link_min: float = Field(0.6, ge=0)
+    #: A link touching a confirmed account counts this many times its weight.
+    confirmed_link_boost: float = Field(1.5, ge=1)
+    #: Hops from a confirmed account a component reaches at most.
+    max_hops: int = Field(3, ge=1)
+    #: Members of one labelled component at most (the closest to the confirmed first).
+    max_members: int = Field(2_000, ge=2)
+    #: Confirmed and dismissed accounts remembered, each (oldest forgotten first).
+    capacity: int = Field(4_096, ge=1)
+    #: Risk every member of a confirmed component is reported at (its alert's risk).
+    confirmed_risk: float = Field(0.9, ge=0, le=1)
 
 
 class LinkageKind(_Section):
@@ -406,6 +446,8 @@ class LinkageConfig(_Section):
     evidence_accounts: int = 50
     #: Evidence items per alert.
     evidence_items: int = 12
+    #: Analysts' verdicts acting through the links.
+    labels: LinkageLabels = LinkageLabels()
 
     @model_validator(mode="before")
     @classmethod

@@ -214,7 +214,63 @@ def evaluate_heldout_cmd(
     console.print(f"wrote {out}/metrics.json, report.md in {m['seconds']} s")
 
 
+def label_drill_cmd(
+    events: Annotated[Path, typer.Option(help="Events file.", exists=True, dir_okay=False)],
+    labels: Annotated[
+        Path, typer.Option(help="Labels file (CONTRACT §2).", exists=True, dir_okay=False)
+    ],
+    variant: Annotated[
+        list[str], typer.Option(help="Attacker archetype to drill (repeatable: one replay each).")
+    ],
+    confirm: Annotated[int, typer.Option(help="Accounts the analyst confirms at T.")] = 5,
+    at_hours: Annotated[float, typer.Option(help="T, in hours after the first event.")] = 48.0,
+    dismiss: Annotated[
+        int, typer.Option(help="Benign accounts dismissed at T as well (class imbalance).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the choice of labelled accounts.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the results as JSON here.")] = None,
+) -> None:
+    """Confirm a few missed accounts of a variant at T; how much of the rest is alerted by
+    T+1h and T+6h, and which benign accounts are newly alerted."""
+    import orjson
+    from rich.console import Console
+
+    from distillguard.evaluation.label_drill import label_drill_file
+    from distillguard.settings import get_settings
+
+    console = Console(stderr=True)
+    results = []
+    for v in variant:
+        try:
+            r = label_drill_file(
+                events,
+                labels,
+                get_settings(),
+                v,
+                confirm=confirm,
+                at_hours=at_hours,
+                dismiss=dismiss,
+                seed=seed,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        doc = r.to_json()
+        results.append(doc)
+        by = doc["rest_share_alerted_by_hours"]
+        console.print(
+            f"{v}: {confirm} confirmed at T+{at_hours:g}h; rest {doc['rest']} "
+            f"(alerted before T {doc['rest_alerted_before']}); alerted by "
+            + ", ".join(f"T+{h}h {s:.1%}" for h, s in by.items())
+            + f"; benign newly alerted {doc['benign_newly_alerted']} "
+            f"({doc['benign_newly_alerted_by_archetype'] or 'none'})"
+        )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+
+
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("evaluate-heldout")(evaluate_heldout_cmd)
+    app.command("label-drill")(label_drill_cmd)

@@ -151,11 +151,16 @@ def test_dismissals_lower_lookalikes_only() -> None:
 
 
 def test_confirmations_raise_lookalikes_and_adjustment_is_bounded() -> None:
-    fb = LabelFeedback(max_adjustment=2.5)
+    # confirmations may add up to confirmed_max (a missed campaign scores far below
+    # the threshold), dismissals subtract at most max_adjustment
+    fb = LabelFeedback(max_adjustment=2.5, confirmed_max=3.5)
     rng = random.Random(8)
     for _ in range(30):
         fb.learn_one(jitter(BULK, rng), True)
-    assert 2.0 < fb.score_one(jitter(BULK, rng)) <= 2.5
+    assert 3.0 < fb.score_one(jitter(BULK, rng)) <= 3.5
+    for _ in range(60):
+        fb.learn_one(jitter(RESEARCH, rng), False)
+    assert -2.5 <= fb.score_one(jitter(RESEARCH, rng)) < -2.0
 
 
 def test_logistic_regression_joins_once_both_classes_have_labels() -> None:

@@ -3,7 +3,10 @@
 Both see every event. Alerts of both are returned and drained together; an account
 in an alerted cluster reports the higher of its own risk and its cluster's, with a
 ``cluster_membership`` reason and its ``cluster_id``, so a platform service asking
-about one low-and-slow member of a hydra sees the hydra.
+about one low-and-slow member of a hydra sees the hydra. Analysts' verdicts reach
+both: the account detectors' label-trained model, and the links (``labels.py``: a
+case of links around confirmed accounts is alerted, a dismissed account inherits no
+cluster's risk).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from collections.abc import Iterable
 
 from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.cluster_timeline import cluster_timeline
+from distillguard.detectors.linkage.labels import AnalystLinks
 from distillguard.detectors.linkage.stage import LinkageStage
 from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.detectors.state import decode_shared, encode_shared
 from distillguard.events import RequestEvent
-from distillguard.records import AccountRisk, Label, iso, level_for
+from distillguard.records import AccountRisk, Alert, Cluster, Label, Reason, iso, level_for
 
 
 class LinkedPipeline:
@@ -85,12 +89,19 @@ class LinkedPipeline:
         if self.linkage.member_extraction is None and self._signals is not None and sees:
             self.linkage.member_extraction = self._account_extraction
         self._published: dict[str, list[str]] = {}
+        self.labels = self._new_labels()
+        self._label_alerts: list[Alert] = []
+        self._label_clusters: list[Cluster] = []
         features = getattr(account, "account_features", None)
         self._features = features if behaviour and callable(features) else None
         made = getattr(account, "requests_made", None)
         times = getattr(account, "request_times", None)
         self._timeline = (made, times) if callable(made) and callable(times) else None
         self._timeline_members = timeline_members
+
+    def _new_labels(self) -> AnalystLinks:
+        cfg = self.linkage.config
+        return AnalystLinks(cfg.labels, self.linkage.cluster_prefix, cfg.eval_interval_s)
 
     def _account_risk(self, account_id: str) -> float:
         return self.account.risk(account_id).risk
@@ -112,12 +123,22 @@ class LinkedPipeline:
                 features = self._features(aid)
                 if features:
                     self.linkage.observe_features(aid, features, ts)
-        return own or bool(linked)
+        labelled = self.clock.now >= self.labels.next_eval and self._evaluate_labels()
+        return own or bool(linked) or labelled
+
+    def _evaluate_labels(self) -> bool:
+        alerts, clusters = self.labels.evaluate(self.clock.now, self.linkage.candidate_links())
+        self._label_alerts.extend(alerts)
+        self._label_clusters.extend(clusters)
+        return bool(alerts)
 
     def drain(self) -> BatchOutput:
         out = self.account.drain()
         out.alerts.extend(self.linkage.drain_alerts())
+        out.alerts.extend(self._label_alerts)
         clusters = self.linkage.drain_clusters()
+        clusters.extend(self._label_clusters)
+        self._label_alerts, self._label_clusters = [], []
         out.clusters.extend(clusters)
         if self._timeline is not None:
             made, times = self._timeline
@@ -133,7 +154,12 @@ class LinkedPipeline:
                 self._published[cluster.cluster_id] = cluster.members
         risks = []
         for r in out.risks:
-            if r.account_id in touched or self.linkage.cluster_of(r.account_id) is not None:
+            aid = r.account_id
+            if (
+                aid in touched
+                or self.linkage.cluster_of(aid) is not None
+                or self.labels.risk(aid) is not None
+            ):
                 touched.discard(r.account_id)
                 r = self.risk(r.account_id)
             risks.append(r)
@@ -143,17 +169,27 @@ class LinkedPipeline:
 
     def risk(self, account_id: str) -> AccountRisk:
         base = self.account.risk(account_id)
+        if self.labels.is_dismissed(account_id):
+            return base  # an analyst said benign: no cluster speaks for it
+        raised: list[tuple[float, Reason, str | None]] = []
         boost = self.linkage.cluster_risk(account_id)
         reason = self.linkage.cluster_reason(account_id) if boost > 0 else None
-        if reason is None:
+        if reason is not None:
+            raised.append((boost, reason, self.linkage.cluster_of(account_id)))
+        labelled = self.labels.risk(account_id)
+        if labelled is not None:
+            raised.append(labelled)
+        if not raised:
             return base
-        cluster_id = self.linkage.cluster_of(account_id)
-        if boost <= base.risk:
-            reasons = [*base.reasons, reason]
+        raised.sort(key=lambda r: -r[0])
+        top, _, _ = raised[0]
+        cluster_id = next((c for _, _, c in raised if c is not None), None)
+        if top <= base.risk:
+            reasons = [*base.reasons, *(r for _, r, _ in raised)]
             risk = base.risk
         else:
-            reasons = [reason, *base.reasons]
-            risk = boost
+            reasons = [*(r for _, r, _ in raised), *base.reasons]
+            risk = top
         now = self.linkage.now
         return AccountRisk(
             account_id=account_id,
@@ -165,7 +201,9 @@ class LinkedPipeline:
         )
 
     def learn_label(self, label: Label) -> None:
+        """Teach the account detectors and the links; the links act at the next event."""
         self.account.learn_label(label)
+        self.labels.learn(label.account_id, label.label == "distiller", self.clock.now)
 
     def account_features(self, account_id: str) -> dict[str, float] | None:
         """The account stage's named signals (charts, investigations), if it keeps them."""
@@ -191,6 +229,7 @@ class LinkedPipeline:
             account=account,
             linkage=self.linkage.to_state(),
             published=self._published,
+            labels=self.labels.to_state(),
         )
 
     def restore(self, shared: bytes) -> None:
@@ -213,9 +252,16 @@ class LinkedPipeline:
                 member_extraction=old.member_extraction,
             )
             linkage.restore_state(checkpoint.linkage)
+        labels = self._new_labels()
+        if checkpoint.labels is not None:
+            cfg = linkage.config
+            labels = AnalystLinks.from_state(
+                checkpoint.labels, cfg.labels, linkage.cluster_prefix, cfg.eval_interval_s
+            )
         if checkpoint.account is not None and isinstance(self.account, AccountPipeline):
             self.account.restore_checkpoint(checkpoint)  # last step that may raise
         self.linkage = linkage
+        self.labels = labels
         self._published = {c: list(m) for c, m in checkpoint.published.items()}
         self.clock.restore(checkpoint.clock)
 

@@ -666,6 +666,11 @@ class LinkageStage:
     def members(self, cluster_id: str) -> list[str]:
         return sorted(self._book.members.get(cluster_id, ()))
 
+    def candidate_links(self) -> dict[tuple[str, str], float]:
+        """Every link kept (at or above ``store_threshold``), weights as last scored;
+        live: read it, do not keep it (``labels.py`` walks it on its cadence)."""
+        return self._links
+
     def drain_alerts(self) -> list[Alert]:
         """Cluster alerts raised or updated since the last call."""
         out, self._alerts = self._alerts, []

@@ -8,7 +8,18 @@ twenty labels are usually dismissals of one noisy archetype):
   by a Gaussian kernel on the RMS distance. It works from the first label, needs no
   negatives to balance positives, and explains itself ("like 14 dismissed alerts");
 - river's online :class:`~river.linear_model.LogisticRegression` on the same
-  vectors, trusted only once both classes have enough labels to generalise from.
+  vectors, trusted only once both classes have enough labels to generalise from, each
+  label weighted by the inverse of its class's share so far: dismissals outnumber
+  confirmations many times over, and an unweighted model learns "everything is benign".
+
+A confirmed label lifts its neighbours only as far as its neighbourhood is its own.
+A ring of recent population vectors gives the density of ordinary accounts around an
+account; the lift grows with the ratio of the confirmed density to that (plus the
+dismissed density). Five confirmed members of a campaign that looks like hobbyists
+would otherwise lift every hobbyist; members of a campaign whose behaviour sets it
+apart from the population are lifted past the alert threshold (the confirmed side
+may add up to ``confirmed_max``, more than ``max_adjustment``: such a campaign's
+members scored far below the threshold, which is why an analyst had to find them).
 
 Vectors use a fixed transform (shares as they are, magnitudes on a log scale), not
 population percentiles: a label must mean the same thing after the population has
@@ -46,6 +57,14 @@ class LabelFeedback:
         Labels remembered per class (oldest forgotten first).
     min_per_class
         Labels of *each* class before the logistic regression is trusted.
+    population_capacity
+        Recent population vectors kept (:meth:`observe_one`); 0 keeps none, and a
+        confirmed label then lifts its neighbours whatever the population looks like.
+    confirmed_max
+        Bound on what confirmed labels add.
+    ratio_from, ratio_full
+        Density ratio (confirmed over population and dismissed) from which confirmed
+        labels lift a neighbour at all, and at which they lift it fully.
 
     Examples
     --------
@@ -70,16 +89,30 @@ class LabelFeedback:
         max_adjustment: float = 4.0,
         capacity: int = 512,
         min_per_class: int = 10,
+        population_capacity: int = 512,
+        confirmed_max: float = 7.0,
+        ratio_from: float = 10.0,
+        ratio_full: float = 30.0,
     ) -> None:
         self.bandwidth = bandwidth
         self.strength = strength
         self.max_adjustment = max_adjustment
         self.capacity = capacity
         self.min_per_class = min_per_class
+        self.population_capacity = population_capacity
+        self.confirmed_max = confirmed_max
+        self.ratio_from = ratio_from
+        self.ratio_full = max(ratio_full, ratio_from * (1 + 1e-9))
         self._memory: dict[bool, list[list[float]]] = {False: [], True: []}
         self._matrix: dict[bool, np.ndarray | None] = {False: None, True: None}
         self._seen = {False: 0, True: 0}
         self._lr = _new_lr()
+        #: rows written in place, oldest overwritten: a score reads it without a copy
+        self._population = np.zeros(
+            (population_capacity, len(MODEL_SIGNAL_NAMES)), dtype=np.float64
+        )
+        self._population_n = 0
+        self._population_next = 0
 
     def learn_one(self, x: dict[str, float], y: bool) -> None:
         y = bool(y)
@@ -90,33 +123,78 @@ class LabelFeedback:
             del memory[0]
         self._matrix[y] = None
         self._seen[y] += 1
-        self._lr.learn_one(dict(zip(MODEL_SIGNAL_NAMES, vector, strict=True)), y)
+        # Balanced: each class weighs as much as the other whatever their counts so far.
+        total = self._seen[False] + self._seen[True]
+        w = min(10.0, max(0.1, total / (2.0 * self._seen[y])))
+        self._lr.learn_one(dict(zip(MODEL_SIGNAL_NAMES, vector, strict=True)), y, w)
+
+    def observe_one(self, x: dict[str, float]) -> None:
+        """Remember an (unlabelled) population account's vector, for the density ratio."""
+        if self.population_capacity <= 0:
+            return
+        i = self._population_next
+        self._population[i] = unit_vector(x)
+        self._population_next = (i + 1) % self.population_capacity
+        self._population_n = min(self._population_n + 1, self.population_capacity)
 
     def kernel_mass(self, x: dict[str, float], y: bool) -> float:
         """Sum of Gaussian kernels between ``x`` and the remembered labels of class ``y``."""
+        return self._mass(self._labelled(y), np.asarray(unit_vector(x), dtype=np.float64))
+
+    def _labelled(self, y: bool) -> np.ndarray | None:
         memory = self._memory[y]
         if not memory:
-            return 0.0
+            return None
         matrix = self._matrix[y]
         if matrix is None:
             matrix = self._matrix[y] = np.asarray(memory, dtype=np.float64)
-        diff = matrix - np.asarray(unit_vector(x), dtype=np.float64)
+        return matrix
+
+    def _mass(self, matrix: np.ndarray | None, u: np.ndarray) -> float:
+        if matrix is None or not len(matrix):
+            return 0.0
+        diff = matrix - u
         rms2 = np.einsum("ij,ij->i", diff, diff) / matrix.shape[1]
         return float(np.exp(-0.5 * rms2 / (self.bandwidth * self.bandwidth)).sum())
 
+    def confirmed_share(self, x: dict[str, float]) -> float:
+        """How much of the confirmed lift ``x`` gets, in [0, 1] (the density-ratio ramp)."""
+        return self._confirmed_share(np.asarray(unit_vector(x), dtype=np.float64))
+
+    def _confirmed_share(self, u: np.ndarray, confirmed: float | None = None) -> float:
+        if confirmed is None:
+            confirmed = self._mass(self._labelled(True), u)
+        if confirmed <= 0.0:
+            return 0.0
+        others = 0.0
+        if self._population_n:
+            others += self._mass(self._population[: self._population_n], u) / self._population_n
+        dismissed = self._labelled(False)
+        if dismissed is not None:
+            others += self._mass(dismissed, u) / len(dismissed)
+        if others <= 0.0:
+            return 1.0  # nothing else known around it: the labels are all there is
+        ratio = (confirmed / len(self._memory[True])) / others
+        ramp = math.log(ratio / self.ratio_from) / math.log(self.ratio_full / self.ratio_from)
+        return min(1.0, max(0.0, ramp))
+
     def score_one(self, x: dict[str, float]) -> float:
-        """Log-odds adjustment in ``[-max_adjustment, max_adjustment]``; 0 with no labels."""
+        """Log-odds adjustment, at least ``-max_adjustment`` and at most the larger of
+        ``max_adjustment`` and ``confirmed_max``; 0 with no labels."""
         if not (self._seen[False] or self._seen[True]):
             return 0.0
-        adj = self.strength * (
-            math.tanh(self.kernel_mass(x, True)) - math.tanh(self.kernel_mass(x, False))
-        )
+        u = np.asarray(unit_vector(x), dtype=np.float64)
+        adj = -self.strength * math.tanh(self._mass(self._labelled(False), u))
+        confirmed = self._mass(self._labelled(True), u)
+        if confirmed > 1e-3:
+            share = self._confirmed_share(u, confirmed)
+            adj += self.confirmed_max * math.tanh(confirmed) * share
         if min(self._seen.values()) >= self.min_per_class:
-            v = dict(zip(MODEL_SIGNAL_NAMES, unit_vector(x), strict=True))
+            v = dict(zip(MODEL_SIGNAL_NAMES, u.tolist(), strict=True))
             p = self._lr.predict_proba_one(v).get(True, 0.5)
             p = min(max(p, 1e-4), 1 - 1e-4)
             adj += math.log(p / (1.0 - p))
-        return max(-self.max_adjustment, min(self.max_adjustment, adj))
+        return max(-self.max_adjustment, min(max(self.max_adjustment, self.confirmed_max), adj))
 
     def labels_seen(self) -> tuple[int, int]:
         """(dismissed, confirmed) labels learnt."""
@@ -141,11 +219,24 @@ class LabelFeedback:
                 intercept=lr.intercept,
                 iterations=lr.optimizer.n_iterations,
             ),
+            population=self._population[: self._population_n].tolist(),
+            population_next=self._population_next,
         )
 
     @classmethod
-    def from_state(cls, state: FeedbackState | dict[str, Any]) -> LabelFeedback:
-        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError on bad rows."""
+    def from_state(
+        cls,
+        state: FeedbackState | dict[str, Any],
+        *,
+        population_capacity: int = 512,
+        confirmed_max: float = 7.0,
+        ratio_from: float = 10.0,
+        ratio_full: float = 30.0,
+    ) -> LabelFeedback:
+        """Inverse of :meth:`to_state` (or its plain msgpack form); ValueError on bad rows.
+
+        The density-ratio parameters are settings, not learnt: the caller's apply.
+        """
         state = as_state(state, FeedbackState)
         fb = cls(
             state.bandwidth,
@@ -153,6 +244,10 @@ class LabelFeedback:
             state.max_adjustment,
             state.capacity,
             state.min_per_class,
+            population_capacity,
+            confirmed_max,
+            ratio_from,
+            ratio_full,
         )
         width = len(MODEL_SIGNAL_NAMES)
         for rows, y in ((state.benign, False), (state.distiller, True)):
@@ -163,6 +258,13 @@ class LabelFeedback:
         fb._lr._weights = utils.VectorDict(dict(state.lr.weights))
         fb._lr.intercept = state.lr.intercept
         fb._lr.optimizer.n_iterations = state.lr.iterations
+        if any(len(row) != width for row in state.population):
+            raise ValueError(f"population rows must have {width} values")
+        n = min(len(state.population), fb.population_capacity)
+        if n:
+            fb._population[:n] = np.asarray(state.population[:n], dtype=np.float64)
+        fb._population_n = n
+        fb._population_next = state.population_next % fb.population_capacity if n else 0
         return fb
 
 
