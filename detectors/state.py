@@ -86,6 +86,7 @@ __all__ = [
     "OpenAlertState",
     "QuantilesState",
     "SharedCheckpoint",
+    "SynchronyState",
     "TrackedState",
     "ValueState",
     "as_state",
@@ -333,6 +334,22 @@ class ClusterState(_State):
     extracting_share: float = 1.0
 
 
+class SynchronyState(_State):
+    """:class:`~distillguard.detectors.linkage.synchrony.CampaignWindows`: campaign windows."""
+
+    #: the open bin and the accounts with an onset in it
+    bin: int | None = None
+    members: list[str] = []
+    #: onset counts of the last closed bins (the baseline)
+    history: list[int] = []
+    bins_judged: int = 0
+    excess_bins: int = 0
+    #: account -> [onsets in judged bins, onsets in campaign windows, *last windows]
+    accounts: dict[str, list[int]] = {}
+    #: recent campaign windows (bin index) -> participants
+    windows: dict[int, list[str]] = {}
+
+
 class LinkageState(_State):
     """:class:`~distillguard.detectors.linkage.stage.LinkageStage`, its clock aside."""
 
@@ -352,6 +369,9 @@ class LinkageState(_State):
     behaviour: dict[str, tuple[float, float, float]] = {}
     newcomers: list[str] = []
     cohort_due: bool = False
+    #: campaign windows (``synchrony.py``); empty in checkpoints written before them
+    synchrony: SynchronyState = msgspec.field(default_factory=SynchronyState)
+    next_sync_group: float = _NEG_INF
 
 
 # -- envelopes --------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from distillguard.detectors.linkage.evidence import (
 )
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
+from distillguard.detectors.linkage.synchrony import CampaignWindows
 from distillguard.detectors.state import ClusterState as _ClusterState
 from distillguard.detectors.state import LinkageState, decode_shared, encode_shared
 from distillguard.events import RequestEvent
@@ -136,6 +137,8 @@ class LinkageStage:
         #: accounts first seen within ``cohort_window_s``, oldest first (``cohort.py``)
         self._newcomers: deque[str] = deque()
         self._cohort_due = False
+        self._sync = self._campaign_windows()
+        self._next_sync_group = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
         self._sample_first = self.config.sample_first
@@ -161,6 +164,7 @@ class LinkageStage:
             key = onset_key(ts, self.config.sync_bucket_s)
             if g.observe(h, key, ts):
                 pending.append((aid, key))
+            self._sync.onset(aid, ts)
         if ts > h.last_ts:
             h.last_ts = ts
         h.events += 1
@@ -214,6 +218,22 @@ class LinkageStage:
         if self.clock.now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
+
+    def _campaign_windows(self) -> CampaignWindows:
+        cfg = self.config
+        return CampaignWindows(
+            bin_s=cfg.campaign_bin_s,
+            baseline_bins=cfg.campaign_baseline_bins,
+            min_history=cfg.campaign_min_history,
+            excess_surprise=cfg.campaign_excess_surprise,
+            excess_min=cfg.campaign_excess_min,
+            max_participants=cfg.campaign_max_participants,
+            chance_factor=cfg.campaign_chance_factor,
+            flag_surprise=cfg.campaign_flag_surprise,
+            flag_min_hits=cfg.campaign_min_hits,
+            max_windows=cfg.campaign_max_windows,
+            window_ttl_s=cfg.campaign_window_ttl_s,
+        )
 
     def _sample_template(self, h: Holder, event: RequestEvent, ts: float) -> None:
         prompt = event.prompt
@@ -299,6 +319,8 @@ class LinkageStage:
             self._revalidate(now)
         if self._cohort_due:
             self._find_cohorts(now)
+        if now >= self._next_sync_group:
+            self._group_synchronised(now)
         self._link_pending(now)
         retired, self._book.retired = self._book.retired, []
         for cid in retired:
@@ -341,6 +363,27 @@ class LinkageStage:
             key = held.most_common(1)[0][0] if held else "k:" + group[0].id
             for h in group:
                 if key not in h.keys and g.observe(h, key, now):
+                    self._pending.append((h.id, key))
+
+    def _group_synchronised(self, now: float) -> None:
+        """Give each group of synchronised accounts (``synchrony.py``) a shared ``z:`` key.
+
+        Like a cohort, a group keeps the key most of its members already hold as it
+        grows; a new group is named after its first member. Members are re-sighted on
+        every run, so the key decays only once an account stops hitting the windows.
+        """
+        cfg = self.config
+        self._next_sync_group = now + cfg.campaign_group_interval_s
+        g = self._graph
+        holders = g.holders
+        for group in self._sync.groups(now, cfg.campaign_min_size):
+            members = [h for a in group if (h := holders.get(a)) is not None]
+            if len(members) < cfg.campaign_min_size:
+                continue
+            held = Counter(k for h in members for k in h.keys if k[0] == "z")
+            key = held.most_common(1)[0][0] if held else "z:" + members[0].id
+            for h in members:
+                if g.observe(h, key, now):
                     self._pending.append((h.id, key))
 
     def _retire(self, cid: str) -> None:
@@ -407,6 +450,7 @@ class LinkageStage:
         idle = [aid for aid, h in g.holders.items() if now - h.last_ts > cfg.account_ttl_s]
         for aid in idle:
             g.drop_holder(aid)
+            self._sync.forget(aid)
         g.set_population(len(g.holders))
         g.expire(now)
         holders = g.holders
@@ -684,6 +728,8 @@ class LinkageStage:
             behaviour=self._behaviour.state(),
             newcomers=list(self._newcomers),
             cohort_due=self._cohort_due,
+            synchrony=self._sync.to_state(),
+            next_sync_group=self._next_sync_group,
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -701,6 +747,9 @@ class LinkageStage:
         self._next_eval, self._next_revalidate = state.next_eval, state.next_revalidate
         self._behaviour = behaviour
         self._newcomers, self._cohort_due = deque(state.newcomers), state.cohort_due
+        sync = self._campaign_windows()
+        sync.load(state.synchrony)
+        self._sync, self._next_sync_group = sync, state.next_sync_group
         threshold = self.config.link_threshold
         self._strong = {}
         for (a, b), w in links.items():
