@@ -344,8 +344,13 @@ class SynchronyState(_State):
     history: list[int] = []
     bins_judged: int = 0
     excess_bins: int = 0
+    #: judged bins and campaign windows per hour of the day (UTC)
+    hour_judged: list[int] = []
+    hour_excess: list[int] = []
     #: account -> [onsets in judged bins, onsets in campaign windows, *last windows]
     accounts: dict[str, list[int]] = {}
+    #: account -> campaign windows its onsets would hit by chance, at their hours
+    expected: dict[str, float] = {}
     #: recent campaign windows (bin index) -> participants
     windows: dict[int, list[str]] = {}
 

@@ -359,8 +359,10 @@ class LinkageConfig(_Section):
     campaign_chance_factor: float = 1.3
     #: An account is synchronised when its onsets hit campaign windows at least
     #: ``campaign_min_hits`` times and with binomial -log10 tail at least this.
-    campaign_flag_surprise: float = 3.0
+    campaign_flag_surprise: float = 3.5
     campaign_min_hits: int = 5
+    #: ...and those hits are at least this share of its onsets.
+    campaign_min_hit_share: float = 0.3
     #: Campaign windows remembered per account, and how long a window is kept.
     campaign_max_windows: int = 16
     campaign_window_ttl_s: float = 3 * 86_400.0

@@ -231,6 +231,7 @@ class LinkageStage:
             chance_factor=cfg.campaign_chance_factor,
             flag_surprise=cfg.campaign_flag_surprise,
             flag_min_hits=cfg.campaign_min_hits,
+            min_hit_share=cfg.campaign_min_hit_share,
             max_windows=cfg.campaign_max_windows,
             window_ttl_s=cfg.campaign_window_ttl_s,
         )
