@@ -137,7 +137,7 @@ class LinkageStage:
         #: accounts first seen within ``cohort_window_s``, oldest first (``cohort.py``)
         self._newcomers: deque[str] = deque()
         self._cohort_due = False
-        self._sync = self._campaign_windows()
+        self._sync = CampaignWindows.from_config(self.config)
         self._next_sync_group = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
@@ -218,23 +218,6 @@ class LinkageStage:
         if self.clock.now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
-
-    def _campaign_windows(self) -> CampaignWindows:
-        cfg = self.config
-        return CampaignWindows(
-            bin_s=cfg.campaign_bin_s,
-            baseline_bins=cfg.campaign_baseline_bins,
-            min_history=cfg.campaign_min_history,
-            excess_surprise=cfg.campaign_excess_surprise,
-            excess_min=cfg.campaign_excess_min,
-            max_participants=cfg.campaign_max_participants,
-            chance_factor=cfg.campaign_chance_factor,
-            flag_surprise=cfg.campaign_flag_surprise,
-            flag_min_hits=cfg.campaign_min_hits,
-            min_hit_share=cfg.campaign_min_hit_share,
-            max_windows=cfg.campaign_max_windows,
-            window_ttl_s=cfg.campaign_window_ttl_s,
-        )
 
     def _sample_template(self, h: Holder, event: RequestEvent, ts: float) -> None:
         prompt = event.prompt
@@ -748,7 +731,7 @@ class LinkageStage:
         self._next_eval, self._next_revalidate = state.next_eval, state.next_revalidate
         self._behaviour = behaviour
         self._newcomers, self._cohort_due = deque(state.newcomers), state.cohort_due
-        sync = self._campaign_windows()
+        sync = CampaignWindows.from_config(self.config)
         sync.load(state.synchrony)
         self._sync, self._next_sync_group = sync, state.next_sync_group
         threshold = self.config.link_threshold

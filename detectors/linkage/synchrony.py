@@ -43,9 +43,9 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from distillguard.detectors.linkage.config import LinkageConfig
 from distillguard.detectors.linkage.graph import poisson_tail
 from distillguard.detectors.state import SynchronyState
-
 
 _HOURS = 24
 #: pseudo-count (bins) pulling an hour's campaign-window share towards the overall share
@@ -145,6 +145,24 @@ class CampaignWindows:
         #: campaign window (bin index) -> its participants, oldest window first
         self.windows: dict[int, list[str]] = {}
 
+    @classmethod
+    def from_config(cls, cfg: LinkageConfig) -> CampaignWindows:
+        """The ``campaign_*`` parameters of the linkage settings."""
+        return cls(
+            bin_s=cfg.campaign_bin_s,
+            baseline_bins=cfg.campaign_baseline_bins,
+            min_history=cfg.campaign_min_history,
+            excess_surprise=cfg.campaign_excess_surprise,
+            excess_min=cfg.campaign_excess_min,
+            max_participants=cfg.campaign_max_participants,
+            chance_factor=cfg.campaign_chance_factor,
+            flag_surprise=cfg.campaign_flag_surprise,
+            flag_min_hits=cfg.campaign_min_hits,
+            min_hit_share=cfg.campaign_min_hit_share,
+            max_windows=cfg.campaign_max_windows,
+            window_ttl_s=cfg.campaign_window_ttl_s,
+        )
+
     # -- hot path ----------------------------------------------------------------------
 
     def onset(self, account_id: str, ts: float) -> None:
@@ -197,7 +215,9 @@ class CampaignWindows:
         if gap > 0:
             if len(history) >= self.min_history:
                 self.bins_judged += gap
-                for b in range(self.bin + 1, self.bin + 1 + min(gap, int(7 * 86_400 // self.bin_s))):
+                for b in range(
+                    self.bin + 1, self.bin + 1 + min(gap, int(7 * 86_400 // self.bin_s))
+                ):
                     self.hour_judged[self._hour(b)] += 1
             for _ in range(min(gap, self.baseline_bins)):
                 history.append(0)
@@ -272,9 +292,7 @@ class CampaignWindows:
         comps: dict[str, list[str]] = {}
         for a in parent:
             comps.setdefault(find(a), []).append(a)
-        return sorted(
-            (sorted(m) for m in comps.values() if len(m) >= min_size), key=lambda m: m[0]
-        )
+        return sorted((sorted(m) for m in comps.values() if len(m) >= min_size), key=lambda m: m[0])
 
     def forget(self, account_id: str) -> None:
         """An idle account the stage dropped (its ids in old windows expire with them)."""
