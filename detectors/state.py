@@ -88,6 +88,7 @@ __all__ = [
     "OpenAlertState",
     "QuantilesState",
     "SharedCheckpoint",
+    "SynchronyState",
     "TrackedState",
     "ValueState",
     "as_state",
@@ -381,6 +382,27 @@ class ProvenanceState(_State):
     recent: list[int] = []
 
 
+class SynchronyState(_State):
+    """:class:`~distillguard.detectors.linkage.synchrony.CampaignWindows`: campaign windows."""
+
+    #: the open bin and the accounts with an onset in it
+    bin: int | None = None
+    members: list[str] = []
+    #: onset counts of the last closed bins (the baseline)
+    history: list[int] = []
+    bins_judged: int = 0
+    excess_bins: int = 0
+    #: judged bins and campaign windows per hour of the day (UTC)
+    hour_judged: list[int] = []
+    hour_excess: list[int] = []
+    #: account -> [onsets in judged bins, onsets in campaign windows, *last windows]
+    accounts: dict[str, list[int]] = {}
+    #: account -> campaign windows its onsets would hit by chance, at their hours
+    expected: dict[str, float] = {}
+    #: recent campaign windows (bin index) -> participants
+    windows: dict[int, list[str]] = {}
+
+
 class LinkageState(_State):
     """:class:`~distillguard.detectors.linkage.stage.LinkageStage`, its clock aside."""
 
@@ -402,6 +424,9 @@ class LinkageState(_State):
     cohort_due: bool = False
     #: content provenance (None in checkpoints written before it existed)
     provenance: ProvenanceState | None = None
+    #: campaign windows (``synchrony.py``); empty in checkpoints written before them
+    synchrony: SynchronyState = msgspec.field(default_factory=SynchronyState)
+    next_sync_group: float = _NEG_INF
 
 
 class LabelCaseState(_State):

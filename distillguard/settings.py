@@ -256,6 +256,10 @@ DEFAULT_KINDS: dict[str, LinkageKind] = {
     # A cohort key stands for a group-level test that already weighed chance (see
     # ``detectors/linkage/cohort.py``), so rarity does not scale it; it counts like a card.
     "cohort": _kind(1.4, 1.4, 21_600, 0.5, "cohort"),
+    # A campaign-window group (``detectors/linkage/synchrony.py``) was also judged against
+    # chance as a group, each member against its own volume; a fleet can be thousands of
+    # accounts, so its key is never dropped as common.
+    "synchrony": _kind(1.4, 1.4, 43_200, 1.0, "synchrony"),
 }
 
 #: Bound on each group of kinds in one link. Kinds in one group are not independent:
@@ -269,6 +273,7 @@ DEFAULT_GROUP_CAPS: dict[str, float] = {
     "timing": 0.8,
     "behaviour": 0.3,
     "cohort": 1.4,
+    "synchrony": 1.4,
 }
 
 
@@ -380,6 +385,34 @@ class LinkageConfig(_Section):
     #: A network value ties a cohort only while held by at most this share of the
     #: accounts seen so far (no population floor: see ``_find_cohorts``).
     cohort_max_share: float = 0.05
+    #: Campaign windows (``synchrony.py``): bin in which burst onsets of distinct
+    #: accounts are counted.
+    campaign_bin_s: float = Field(120.0, gt=0)
+    #: Closed bins whose median onset count is the baseline of the next one.
+    campaign_baseline_bins: int = Field(30, ge=1)
+    #: Bins seen before any is judged.
+    campaign_min_history: int = 10
+    #: -log10 Poisson tail of a bin's count, given the baseline, that makes it a
+    #: campaign window; it must also exceed the baseline by ``campaign_excess_min``.
+    campaign_excess_surprise: float = 3.0
+    campaign_excess_min: int = 3
+    #: Accounts counted per bin (bound on the state of one window).
+    campaign_max_participants: int = 512
+    #: An account's chance of hitting a campaign window is this times the share of
+    #: bins that are campaign windows (busy hours are shared by everyone).
+    campaign_chance_factor: float = 1.3
+    #: An account is synchronised when its onsets hit campaign windows at least
+    #: ``campaign_min_hits`` times and with binomial -log10 tail at least this.
+    campaign_flag_surprise: float = 3.5
+    campaign_min_hits: int = 5
+    #: ...and those hits are at least this share of its onsets.
+    campaign_min_hit_share: float = 0.3
+    #: Campaign windows remembered per account, and how long a window is kept.
+    campaign_max_windows: int = 16
+    campaign_window_ttl_s: float = 3 * 86_400.0
+    #: Event-time cadence of grouping synchronised accounts; smallest group keyed.
+    campaign_group_interval_s: float = 3600.0
+    campaign_min_size: int = 6
     #: Template band keys remembered per account before it is known to repeat them.
     max_template_candidates: int = 64
     #: Minimum seconds between two behaviour-vector observations of one account.
@@ -411,7 +444,7 @@ class LinkageConfig(_Section):
     #: both members extract: what an organisation's members naturally share (its card,
     #: its NAT, its templates and system prompt, its onboarding day).
     org_shared_groups: list[str] = Field(
-        default_factory=lambda: ["identity", "network", "product", "cohort"]
+        default_factory=lambda: ["identity", "network", "product", "cohort", "synchrony"]
     )
     #: ... "both extract" meaning each scores at least this (higher than
     #: ``member_extraction_min``: inside one org nothing but behaviour ties them, and an

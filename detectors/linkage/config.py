@@ -37,4 +37,5 @@ KIND_OF_PREFIX: dict[str, str] = {
     "y": "sync",
     "b": "behaviour",
     "k": "cohort",
+    "z": "synchrony",
 }

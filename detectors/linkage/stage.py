@@ -43,6 +43,7 @@ from distillguard.detectors.linkage.evidence import (
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
 from distillguard.detectors.linkage.provenance import ItemKeyer, ProvenanceSketch
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
+from distillguard.detectors.linkage.synchrony import CampaignWindows
 from distillguard.detectors.state import ClusterState as _ClusterState
 from distillguard.detectors.state import LinkageState, decode_shared, encode_shared
 from distillguard.events import RequestEvent
@@ -137,6 +138,8 @@ class LinkageStage:
         #: accounts first seen within ``cohort_window_s``, oldest first (``cohort.py``)
         self._newcomers: deque[str] = deque()
         self._cohort_due = False
+        self._sync = CampaignWindows.from_config(self.config)
+        self._next_sync_group = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
         self._sample_first = self.config.sample_first
@@ -165,6 +168,7 @@ class LinkageStage:
             key = onset_key(ts, self.config.sync_bucket_s)
             if g.observe(h, key, ts):
                 pending.append((aid, key))
+            self._sync.onset(aid, ts)
         if ts > h.last_ts:
             h.last_ts = ts
         h.events += 1
@@ -307,6 +311,8 @@ class LinkageStage:
             self._revalidate(now)
         if self._cohort_due:
             self._find_cohorts(now)
+        if now >= self._next_sync_group:
+            self._group_synchronised(now)
         self._link_pending(now)
         retired, self._book.retired = self._book.retired, []
         for cid in retired:
@@ -349,6 +355,27 @@ class LinkageStage:
             key = held.most_common(1)[0][0] if held else "k:" + group[0].id
             for h in group:
                 if key not in h.keys and g.observe(h, key, now):
+                    self._pending.append((h.id, key))
+
+    def _group_synchronised(self, now: float) -> None:
+        """Give each group of synchronised accounts (``synchrony.py``) a shared ``z:`` key.
+
+        Like a cohort, a group keeps the key most of its members already hold as it
+        grows; a new group is named after its first member. Members are re-sighted on
+        every run, so the key decays only once an account stops hitting the windows.
+        """
+        cfg = self.config
+        self._next_sync_group = now + cfg.campaign_group_interval_s
+        g = self._graph
+        holders = g.holders
+        for group in self._sync.groups(now, cfg.campaign_min_size):
+            members = [h for a in group if (h := holders.get(a)) is not None]
+            if len(members) < cfg.campaign_min_size:
+                continue
+            held = Counter(k for h in members for k in h.keys if k[0] == "z")
+            key = held.most_common(1)[0][0] if held else "z:" + members[0].id
+            for h in members:
+                if g.observe(h, key, now):
                     self._pending.append((h.id, key))
 
     def _retire(self, cid: str) -> None:
@@ -416,6 +443,7 @@ class LinkageStage:
         for aid in idle:
             g.drop_holder(aid)
             self._provenance.forget(aid)
+            self._sync.forget(aid)
         g.set_population(len(g.holders))
         g.expire(now)
         holders = g.holders
@@ -744,6 +772,8 @@ class LinkageStage:
             newcomers=list(self._newcomers),
             cohort_due=self._cohort_due,
             provenance=self._provenance.to_state(self._keyer),
+            synchrony=self._sync.to_state(),
+            next_sync_group=self._next_sync_group,
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -765,6 +795,9 @@ class LinkageStage:
         self._next_eval, self._next_revalidate = state.next_eval, state.next_revalidate
         self._behaviour = behaviour
         self._newcomers, self._cohort_due = deque(state.newcomers), state.cohort_due
+        sync = CampaignWindows.from_config(self.config)
+        sync.load(state.synchrony)
+        self._sync, self._next_sync_group = sync, state.next_sync_group
         threshold = self.config.link_threshold
         self._strong = {}
         for (a, b), w in links.items():
