@@ -456,8 +456,8 @@ class LinkageConfig(_Section):
     provenance_gate: bool = True
     #: Item keys are taken of every prompt of an account's first ``provenance_first``
     #: requests, then of one in ``provenance_every``.
-    provenance_first: int = Field(12, ge=0)
-    provenance_every: int = Field(16, ge=1)
+    provenance_first: int = Field(16, ge=0)
+    provenance_every: int = Field(64, ge=1)
     #: (item key, time) pairs remembered per account, the most recent.
     provenance_keys_per_account: int = Field(32, ge=1)
     #: A word trigram seen in this many distinct prompts is boilerplate, not an item.
