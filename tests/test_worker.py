@@ -149,9 +149,6 @@ def test_two_workers_split_partitions_and_count_exactly_once(
             "worker",
             DISTILLGUARD_WORKER__BATCH_MAX_RECORDS="1000",
             DISTILLGUARD_WORKER__INSTANCE=f"w{i}",  # each its own shared state and ids
-            # What is tested is the split and the counts; detection across workers is
-            # test_live_replay's and the chaos test's.
-            DISTILLGUARD_DETECTORS__PIPELINE="counting",
         )
         for i in range(2)
     ]
