@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from distillguard.detectors.linkage.components import components
 from distillguard.detectors.linkage.graph import Holder
 
 
@@ -62,29 +63,18 @@ def find_cohorts(
     accounts = list(newcomers)
     if len(accounts) < min_size:
         return []
-    parent = list(range(len(accounts)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     first_holder: dict[str, int] = {}
+    edges: list[tuple[int, int]] = []
     for i, h in enumerate(accounts):
         for key in h.keys:
             if key[0] != "n" or not is_rare(key):
                 continue
             j = first_holder.setdefault(key, i)
             if j != i:
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(accounts)):
-        groups.setdefault(find(i), []).append(i)
+                edges.append((j, i))
+    groups = components(range(len(accounts)), edges)
     out = []
-    for members in groups.values():
+    for members in groups:
         if len(members) < min_size:
             continue
         asn_users: dict[str, int] = {}

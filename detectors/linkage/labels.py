@@ -30,6 +30,7 @@ import math
 import zlib
 from collections.abc import Mapping
 
+from distillguard.detectors.linkage.components import components
 from distillguard.detectors.state import LabelCaseState, LabelLinksState, as_state
 from distillguard.records import Alert, Cluster, Evidence, Reason, iso, level_for
 from distillguard.settings import LinkageLabels
@@ -132,25 +133,9 @@ class AnalystLinks:
                         hops[b] = hop
                         reached.append(b)
             frontier = reached
-        parent = {a: a for a in hops}
-
-        def root(a: str) -> str:
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        for a in hops:
-            for b in adjacent.get(a, ()):
-                if b in hops:
-                    ra, rb = root(a), root(b)
-                    if ra != rb:
-                        parent[max(ra, rb)] = min(ra, rb)
-        components: dict[str, list[str]] = {}
-        for a in hops:
-            components.setdefault(root(a), []).append(a)
+        found = components(hops, ((a, b) for a in hops for b in adjacent.get(a, ()) if b in hops))
         old, cases = self._cases, {}
-        for members in components.values():
+        for members in found:
             held = sorted(a for a in members if a in confirmed)
             if len(held) < cfg.confirmed_min:
                 continue

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from distillguard.detectors.linkage.components import components
 from distillguard.detectors.linkage.config import LinkageConfig
 from distillguard.detectors.linkage.graph import poisson_tail
 from distillguard.detectors.state import SynchronyState
@@ -266,33 +267,16 @@ class CampaignWindows:
         flagged = self.synchronised()
         if len(flagged) < min_size:
             return []
-        parent: dict[str, str] = {}
-
-        def find(a: str) -> str:
-            root = a
-            while parent.get(root, root) != root:
-                root = parent[root]
-            while parent.get(a, a) != root:
-                parent[a], a = root, parent[a]
-            return root
-
+        nodes: dict[str, None] = {}
+        edges: list[tuple[str, str]] = []
         for b in sorted(self.windows):
             met = [a for a in self.windows[b] if a in flagged]
             if len(met) < 2:
                 continue
-            for a in met:
-                parent.setdefault(a, a)
-            r0 = find(met[0])
-            for a in met[1:]:
-                ra = find(a)
-                if ra != r0:
-                    lo, hi = (r0, ra) if r0 < ra else (ra, r0)
-                    parent[hi] = lo
-                    r0 = lo
-        comps: dict[str, list[str]] = {}
-        for a in parent:
-            comps.setdefault(find(a), []).append(a)
-        return sorted((sorted(m) for m in comps.values() if len(m) >= min_size), key=lambda m: m[0])
+            nodes.update(dict.fromkeys(met))
+            edges += [(met[0], a) for a in met[1:]]
+        comps = components(nodes, edges)
+        return sorted((sorted(m) for m in comps if len(m) >= min_size), key=lambda m: m[0])
 
     def forget(self, account_id: str) -> None:
         """An idle account the stage dropped (its ids in old windows expire with them)."""
