@@ -165,6 +165,7 @@ def test_two_workers_split_partitions_and_count_exactly_once(
     assert redis_counts(redis_client) == expected_counts(messages)
 
     final: list[set[int]] = []
+    history: list[list[tuple[float, list[int]]]] = []
     for _, err in logs:
         assigned = [
             record
@@ -174,7 +175,8 @@ def test_two_workers_split_partitions_and_count_exactly_once(
         ]
         assert assigned, "a worker never got partitions"
         final.append(set(assigned[-1]["partitions"]))
-    assert final[0] and final[1] and not final[0] & final[1]
+        history.append([(round(r["ts"] - stopping, 2), r["partitions"]) for r in assigned])
+    assert final[0] and final[1] and not final[0] & final[1], history
     assert final[0] | final[1] == set(range(lane.topics.partitions))
 
 
