@@ -286,7 +286,9 @@ DEFAULT_EXTRACTION_WEIGHTS: dict[str, float] = {
     "capability_share": 0.5,
     "topic_breadth": 1.0,
     "template_repeat_rate": 0.0,
-    "large_max_tokens_rate": 1.0,
+    # what the client permits, not what is taken: people's chat apps ask for 4,096 tokens
+    # by default; answers actually taken long are output_input_ratio
+    "large_max_tokens_rate": 0.0,
     "output_input_ratio": 1.0,
     "duplicate_prompt_rate": 1.0,
     "repeated_content_rate": 1.0,
@@ -427,7 +429,9 @@ class LinkageConfig(_Section):
     #: times these weights; signals not named count 0. Reasoning elicitation and
     #: template repetition count 0: in a templated cluster they are the template's (a
     #: course's "explain step by step"), which the links already counted as
-    #: coordination. Exculpatory signals (reruns, repeated content, bursts) keep their
+    #: coordination. A large ``max_tokens`` counts 0 too: it is the client's setting
+    #: (many people's apps ask for 4,096), not what was taken; long answers actually
+    #: received are ``output_input_ratio``. Exculpatory signals (reruns, repeated content, bursts) keep their
     #: negative log-odds. Tuned on the tuning runs (``docs/linkage.md``).
     extraction_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_EXTRACTION_WEIGHTS)
