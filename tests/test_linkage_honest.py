@@ -175,8 +175,10 @@ PROBLEMS = [
 
 def _class(accounts: int, *, output_tokens: int) -> list[RequestEvent]:
     """``accounts`` students behind the campus NAT (two /24s) on one assignment
-    template, maths and programming problems, a few requests each in one lecture; their
-    chat client asks for 4,096 tokens, as many people's apps do. ``output_tokens`` is
+    template, maths and programming problems, a few requests each in one lecture; each
+    on their own chat app, two in three of which ask for 4,096 tokens (enough, with the
+    capability content, to put most members over ``member_extraction_min`` if a large
+    max_tokens counted). ``output_tokens`` is
     what they get back: a student's explanation (modest) or a harvest (long)."""
     out = []
     for a in range(accounts):
@@ -194,7 +196,7 @@ def _class(accounts: int, *, output_tokens: int) -> list[RequestEvent]:
                     asn=64501,
                     user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Firefox/132.0",
                     prompt=ASSIGNMENT.format(q=PROBLEMS[(a + j) % len(PROBLEMS)], n=j + 1),
-                    max_tokens=4096,
+                    max_tokens=(2048, 4096, 4096)[a % 3],
                     temperature=0.7,
                 )
             )
@@ -203,8 +205,8 @@ def _class(accounts: int, *, output_tokens: int) -> list[RequestEvent]:
 
 
 def test_course_on_one_template_asking_for_long_answers_is_not_extracting() -> None:
-    # a generous max_tokens is the client's setting, not what was taken: the course is
-    # coordinated (clustered) but its members' modest answers do not convict it
+    # a generous max_tokens on some students' apps is their client's setting, not what
+    # was taken: the course is coordinated (clustered), its modest answers do not convict
     pipe, out = _replay(_class(12, output_tokens=150))
     assert pipe.linkage.cluster_of("acct0") is not None
     assert [a for a in out.alerts if a.subject_type == "cluster"] == []
@@ -212,3 +214,19 @@ def test_course_on_one_template_asking_for_long_answers_is_not_extracting() -> N
     pipe, out = _replay(_class(12, output_tokens=3000))
     alerts = [a for a in out.alerts if a.subject_type == "cluster"]
     assert alerts and len(alerts[-1].members) == 12
+
+
+def test_a_client_setting_counts_only_when_the_whole_cluster_shares_it() -> None:
+    # members at 0.2 on their own behaviour, +0.3 for a large max_tokens: extracting only
+    # when (nearly) every member asks for it, i.e. one operator's configuration
+    sample = [f"m{i}" for i in range(12)]
+    every = LinkageStage(
+        LinkageConfig(), member_extraction=lambda a: 0.2, member_setting=lambda a: 0.3
+    )
+    assert every._extracting_share(sample) == 1.0
+    third = LinkageStage(
+        LinkageConfig(),
+        member_extraction=lambda a: 0.2,
+        member_setting=lambda a: 0.3 if int(a[1:]) % 3 == 0 else 0.0,
+    )
+    assert third._extracting_share(sample) == 0.0
