@@ -286,7 +286,9 @@ DEFAULT_EXTRACTION_WEIGHTS: dict[str, float] = {
     "capability_share": 0.5,
     "topic_breadth": 1.0,
     "template_repeat_rate": 0.0,
-    "large_max_tokens_rate": 1.0,
+    # what the client permits, not what is taken: people's chat apps ask for 4,096 tokens
+    # by default; answers actually taken long are output_input_ratio
+    "large_max_tokens_rate": 0.0,
     "output_input_ratio": 1.0,
     "duplicate_prompt_rate": 1.0,
     "repeated_content_rate": 1.0,
@@ -427,8 +429,11 @@ class LinkageConfig(_Section):
     #: times these weights; signals not named count 0. Reasoning elicitation and
     #: template repetition count 0: in a templated cluster they are the template's (a
     #: course's "explain step by step"), which the links already counted as
-    #: coordination. Exculpatory signals (reruns, repeated content, bursts) keep their
-    #: negative log-odds. Tuned on the tuning runs (``docs/linkage.md``).
+    #: coordination. A large ``max_tokens`` counts 0 too: it is the client's setting
+    #: (many people's apps ask for 4,096), not what was taken; long answers actually
+    #: received are ``output_input_ratio``. Exculpatory signals (reruns, repeated
+    #: content, bursts) keep their negative log-odds. Tuned on the tuning runs
+    #: (``docs/linkage.md``).
     extraction_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_EXTRACTION_WEIGHTS)
     )
@@ -437,6 +442,16 @@ class LinkageConfig(_Section):
     #: A cluster is extracting when at least this share of its (sampled) members is;
     #: only then is it alerted and do its members inherit its risk.
     extraction_share_min: float = Field(0.55, ge=0, le=1)
+    #: Client settings (their rule signals, weighted like ``extraction_weights``) that
+    #: count towards a member's extraction score only while at least
+    #: ``shared_setting_share`` of the cluster's sampled members have them: one
+    #: operator's configuration asking every account for the longest answers is part of
+    #: a harvest; the same setting on a third of a course's accounts is people's own
+    #: chat apps (issue 11, docs/linkage.md "A course is not a campaign").
+    shared_setting_weights: dict[str, float] = Field(
+        default_factory=lambda: {"large_max_tokens_rate": 1.0}
+    )
+    shared_setting_share: float = Field(0.8, ge=0, le=1)
     #: Risk reported for a coordinated cluster that is not extracting: visible in the
     #: clusters view, below ``alert_risk``.
     coordination_risk_cap: float = Field(0.6, ge=0, le=1)

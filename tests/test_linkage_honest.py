@@ -159,3 +159,74 @@ def test_org_whose_members_extract_is_still_judged_by_behaviour() -> None:
     # and through the account detectors: members that harvest are linked and alerted
     _, out = _replay(events)
     assert any(a.subject_type == "cluster" for a in out.alerts)
+
+
+#: a course's assignment template around a maths or programming problem
+ASSIGNMENT = "CS 101 homework 2. {q} (problem {n})\nPlease help me understand the approach."
+PROBLEMS = [
+    "a train leaves at 3 pm going 60 km per hour, when does it reach a town 150 km away",
+    "write a python function that returns the 10th fibonacci number",
+    "she buys 12 apples at 3 dollars each and pays with 50, how much change",
+    "sort a list of 8 integers in python without using sorted",
+    "how many minutes are there in 7 days",
+    "write a loop in python that prints the even numbers below 20",
+]
+
+
+def _class(accounts: int, *, output_tokens: int) -> list[RequestEvent]:
+    """``accounts`` students behind the campus NAT (two /24s) on one assignment
+    template, maths and programming problems, a few requests each in one lecture; each
+    on their own chat app, two in three of which ask for 4,096 tokens (enough, with the
+    capability content, to put most members over ``member_extraction_min`` if a large
+    max_tokens counted). ``output_tokens`` is
+    what they get back: a student's explanation (modest) or a harvest (long)."""
+    out = []
+    for a in range(accounts):
+        for j in range(6):
+            out.append(
+                RequestEvent(
+                    event_id=f"{a}-{j}",
+                    ts=T0 + 30.0 * a + 600.0 * j + 11.0 * (j * j % 5),
+                    account_id=f"acct{a}",
+                    model="m",
+                    input_tokens=60,
+                    output_tokens=output_tokens,
+                    status=200,
+                    ip=f"203.0.{113 + j % 2}.{1 + a % 3}",
+                    asn=64501,
+                    user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Firefox/132.0",
+                    prompt=ASSIGNMENT.format(q=PROBLEMS[(a + j) % len(PROBLEMS)], n=j + 1),
+                    max_tokens=(2048, 4096, 4096)[a % 3],
+                    temperature=0.7,
+                )
+            )
+    out.sort(key=lambda e: e.ts)
+    return out
+
+
+def test_course_on_one_template_asking_for_long_answers_is_not_extracting() -> None:
+    # a generous max_tokens on some students' apps is their client's setting, not what
+    # was taken: the course is coordinated (clustered), its modest answers do not convict
+    pipe, out = _replay(_class(12, output_tokens=150))
+    assert pipe.linkage.cluster_of("acct0") is not None
+    assert [a for a in out.alerts if a.subject_type == "cluster"] == []
+    # the same class taking long answers is a campaign, and is still alerted
+    pipe, out = _replay(_class(12, output_tokens=3000))
+    alerts = [a for a in out.alerts if a.subject_type == "cluster"]
+    assert alerts and len(alerts[-1].members) == 12
+
+
+def test_a_client_setting_counts_only_when_the_whole_cluster_shares_it() -> None:
+    # members at 0.2 on their own behaviour, +0.3 for a large max_tokens: extracting only
+    # when (nearly) every member asks for it, i.e. one operator's configuration
+    sample = [f"m{i}" for i in range(12)]
+    every = LinkageStage(
+        LinkageConfig(), member_extraction=lambda a: 0.2, member_setting=lambda a: 0.3
+    )
+    assert every._extracting_share(sample) == 1.0
+    third = LinkageStage(
+        LinkageConfig(),
+        member_extraction=lambda a: 0.2,
+        member_setting=lambda a: 0.3 if int(a[1:]) % 3 == 0 else 0.0,
+    )
+    assert third._extracting_share(sample) == 0.0

@@ -88,6 +88,8 @@ class LinkedPipeline:
         sees = any(self._extraction_weights.get(r.signal, 0.0) > 0 for r in rules)
         if self.linkage.member_extraction is None and self._signals is not None and sees:
             self.linkage.member_extraction = self._account_extraction
+            if self.linkage.member_setting is None and self.linkage.config.shared_setting_weights:
+                self.linkage.member_setting = self._account_setting
         self._published: dict[str, list[str]] = {}
         self.labels = self._new_labels()
         self._label_alerts: list[Alert] = []
@@ -112,6 +114,13 @@ class LinkedPipeline:
         per signal; called only for sampled members of changed clusters)."""
         assert self._signals is not None
         weights = self._extraction_weights
+        return sum(weights.get(s, 0.0) * v for s, v in self._signals(account_id).items())
+
+    def _account_setting(self, account_id: str) -> float:
+        """The member's client settings' log-odds (``shared_setting_weights``): counted
+        by the stage only when the cluster's members share them."""
+        assert self._signals is not None
+        weights = self.linkage.config.shared_setting_weights
         return sum(weights.get(s, 0.0) * v for s, v in self._signals(account_id).items())
 
     def process(self, event: RequestEvent) -> bool:
@@ -250,6 +259,7 @@ class LinkedPipeline:
                 clock=self.clock,
                 cluster_prefix=old.cluster_prefix,
                 member_extraction=old.member_extraction,
+                member_setting=old.member_setting,
             )
             linkage.restore_state(checkpoint.linkage)
         labels = self._new_labels()

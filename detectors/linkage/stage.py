@@ -78,6 +78,11 @@ class LinkageStage:
         what an org shares only when both score at least ``org_extraction_min``.
         Without it (the stage alone has no behaviour to judge) every cluster counts as
         extracting, as before.
+    member_setting
+        Optional ``account_id -> log-odds of its client settings`` (a large
+        ``max_tokens``; ``shared_setting_weights``), added to a sampled member's
+        extraction score only while ``shared_setting_share`` of the sample has them:
+        one operator's configuration, not people's own apps.
 
     Examples
     --------
@@ -113,6 +118,7 @@ class LinkageStage:
         clock: EventClock | None = None,
         cluster_prefix: str = "clu_",
         member_extraction: Callable[[str], float] | None = None,
+        member_setting: Callable[[str], float] | None = None,
     ) -> None:
         self.config = config if config is not None else LinkageConfig()
         #: the stage observes event times only into a clock it created
@@ -120,6 +126,7 @@ class LinkageStage:
         self.clock = clock if clock is not None else EventClock()
         self.member_risk = member_risk
         self.member_extraction = member_extraction
+        self.member_setting = member_setting
         self._graph = EvidenceGraph(self.config)
         self.cluster_prefix = cluster_prefix
         self._book = ClusterBook(cluster_prefix)
@@ -557,11 +564,20 @@ class LinkageStage:
         return sum(top) / len(top) if top else 0.0
 
     def _extracting_share(self, sample: list[str]) -> float:
-        """Share of the sampled members whose own behaviour looks like extraction."""
+        """Share of the sampled members whose own behaviour looks like extraction.
+
+        A client setting counts only when nearly every member has it: a course's
+        students each chose their own app, a campaign's accounts run one configuration.
+        """
         if self.member_extraction is None or not sample:
             return 1.0
         least = self.config.member_extraction_min
-        return sum(1 for a in sample if self.member_extraction(a) >= least) / len(sample)
+        scores = [self.member_extraction(a) for a in sample]
+        if self.member_setting is not None:
+            settings = [self.member_setting(a) for a in sample]
+            if sum(1 for s in settings if s > 0) >= self.config.shared_setting_share * len(sample):
+                scores = [x + s for x, s in zip(scores, settings, strict=True)]
+        return sum(1 for x in scores if x >= least) / len(sample)
 
     def _judge_provenance(self, st: _ClusterState, sample: list[str], now: float) -> None:
         """Content provenance of a cluster the members' own behaviour does not convict:
