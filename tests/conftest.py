@@ -20,13 +20,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
 
-from distillguard.infra import EmbeddedStack
+from distillguard.infra import EmbeddedStack, die_with_parent
 from distillguard.settings import Topics
 from distillguard.stream.admin import ensure_topics
 
@@ -119,6 +119,9 @@ class Lane:
     stack: EmbeddedStack
     topics: Topics
     group: str
+    #: every process spawned on the lane, killed at teardown if still running: a test
+    #: that fails mid-way must not leave workers spinning through the rest of the suite
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
@@ -135,23 +138,37 @@ class Lane:
 
     def spawn(self, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
         """Run ``distillguard ARGS`` as a child process pointed at this lane."""
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "distillguard", *args],
             env=self.env(**extra_env),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
+        self.children.append(proc)
+        return proc
+
+    def kill_children(self) -> None:
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
 
 
 @pytest.fixture
-def lane(stack: EmbeddedStack, redis_client: redis.Redis) -> Lane:
+def lane(stack: EmbeddedStack, redis_client: redis.Redis) -> Iterator[Lane]:
     tag = uuid.uuid4().hex[:8]
     topics = Topics(
         requests=f"req-{tag}", dead_letter=f"req-{tag}.dlq", alerts=f"alerts-{tag}", partitions=6
     )
     ensure_topics(stack.bootstrap, topics)
-    return Lane(stack, topics, f"group-{tag}")
+    lane = Lane(stack, topics, f"group-{tag}")
+    yield lane
+    lane.kill_children()
 
 
 def process_alive(pid: int) -> bool:
