@@ -435,7 +435,7 @@ class LinkageConfig(_Section):
     fleet_window_s: float = 4 * 86_400.0
     #: Event-time cadence of the peeling; smallest group; least excess per member;
     #: most groups taken per extraction.
-    fleet_interval_s: float = 6 * 3600.0
+    fleet_interval_s: float = 12 * 3600.0
     fleet_min_size: int = 6
     fleet_min_density: float = 1.6
     fleet_max_groups: int = 8
