@@ -403,6 +403,18 @@ class SynchronyState(_State):
     windows: dict[int, list[str]] = {}
 
 
+class FleetState(_State):
+    """:class:`~distillguard.detectors.linkage.fleet.CoActivityFleets`: co-activity bins."""
+
+    #: the open bin and the accounts with an onset in it
+    bin: int | None = None
+    members: list[str] = []
+    #: closed bins of the window -> accounts with an onset in each
+    counts: dict[int, int] = {}
+    #: account -> its last onset bins, oldest first
+    recent: dict[str, list[int]] = {}
+
+
 class LinkageState(_State):
     """:class:`~distillguard.detectors.linkage.stage.LinkageStage`, its clock aside."""
 
@@ -427,6 +439,9 @@ class LinkageState(_State):
     #: campaign windows (``synchrony.py``); empty in checkpoints written before them
     synchrony: SynchronyState = msgspec.field(default_factory=SynchronyState)
     next_sync_group: float = _NEG_INF
+    #: co-activity fleets (``fleet.py``); empty in checkpoints written before them
+    fleet: FleetState = msgspec.field(default_factory=FleetState)
+    next_fleet_group: float = _NEG_INF
 
 
 class LabelCaseState(_State):

@@ -260,6 +260,11 @@ DEFAULT_KINDS: dict[str, LinkageKind] = {
     # chance as a group, each member against its own volume; a fleet can be thousands of
     # accounts, so its key is never dropped as common.
     "synchrony": _kind(1.4, 1.4, 43_200, 1.0, "synchrony"),
+    # A co-activity fleet (``detectors/linkage/fleet.py``) is a dense group found against
+    # chance, re-sighted at every extraction; timing is all it knows, and a group can
+    # hold a few bystanders awake in the fleet's hours, so alone it stays below the link
+    # threshold: a link needs one more independent group (a template, /24s, onsets).
+    "fleet": _kind(0.7, 0.7, 43_200, 1.0, "fleet"),
 }
 
 #: Bound on each group of kinds in one link. Kinds in one group are not independent:
@@ -274,6 +279,7 @@ DEFAULT_GROUP_CAPS: dict[str, float] = {
     "behaviour": 0.3,
     "cohort": 1.4,
     "synchrony": 1.4,
+    "fleet": 0.7,
 }
 
 
@@ -415,6 +421,29 @@ class LinkageConfig(_Section):
     #: Event-time cadence of grouping synchronised accounts; smallest group keyed.
     campaign_group_interval_s: float = 3600.0
     campaign_min_size: int = 6
+    #: Co-activity fleets (``fleet.py``, docs/linkage.md "Co-activity fleets"): bin in
+    #: which accounts with a burst onset are co-active.
+    fleet_bin_s: float = Field(600.0, gt=0)
+    #: A bin of ``c`` accounts ties each pair by ``1 / log(fleet_column_c + c)``.
+    fleet_column_c: float = Field(5.0, gt=1)
+    #: Every pair of a group is charged this times its chance co-activity.
+    fleet_lift: float = Field(2.0, gt=0)
+    #: Candidates: accounts with this many onset bins in the window (low volume).
+    fleet_min_onsets: int = 3
+    fleet_max_onsets: int = 60
+    #: Candidates per bin whose pairs are counted.
+    fleet_max_bin_members: int = Field(64, ge=2)
+    #: Bins remembered (event time).
+    fleet_window_s: float = 4 * 86_400.0
+    #: Event-time cadence of the peeling; smallest group; least excess per member;
+    #: most groups taken per extraction.
+    fleet_interval_s: float = 12 * 3600.0
+    fleet_min_size: int = 6
+    fleet_min_density: float = 1.6
+    fleet_max_groups: int = 8
+    #: A group is keyed only when at least this share of its (sampled) members extract
+    #: (and ``extraction_share_min``); then only its extracting members are keyed.
+    fleet_extraction_share_min: float = Field(0.8, ge=0, le=1)
     #: Template band keys remembered per account before it is known to repeat them.
     max_template_candidates: int = 64
     #: Minimum seconds between two behaviour-vector observations of one account.
@@ -459,7 +488,14 @@ class LinkageConfig(_Section):
     #: both members extract: what an organisation's members naturally share (its card,
     #: its NAT, its templates and system prompt, its onboarding day).
     org_shared_groups: list[str] = Field(
-        default_factory=lambda: ["identity", "network", "product", "cohort", "synchrony"]
+        default_factory=lambda: [
+            "identity",
+            "network",
+            "product",
+            "cohort",
+            "synchrony",
+            "fleet",
+        ]
     )
     #: ... "both extract" meaning each scores at least this (higher than
     #: ``member_extraction_min``: inside one org nothing but behaviour ties them, and an

@@ -38,4 +38,5 @@ KIND_OF_PREFIX: dict[str, str] = {
     "b": "behaviour",
     "k": "cohort",
     "z": "synchrony",
+    "f": "fleet",
 }

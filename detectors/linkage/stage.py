@@ -40,6 +40,7 @@ from distillguard.detectors.linkage.evidence import (
     template_keys,
     text_key,
 )
+from distillguard.detectors.linkage.fleet import CoActivityFleets
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
 from distillguard.detectors.linkage.provenance import ItemKeyer, ProvenanceSketch
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
@@ -147,6 +148,8 @@ class LinkageStage:
         self._cohort_due = False
         self._sync = CampaignWindows.from_config(self.config)
         self._next_sync_group = -math.inf
+        self._fleet = CoActivityFleets.from_config(self.config)
+        self._next_fleet_group = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
         self._sample_first = self.config.sample_first
@@ -176,6 +179,7 @@ class LinkageStage:
             if g.observe(h, key, ts):
                 pending.append((aid, key))
             self._sync.onset(aid, ts)
+            self._fleet.onset(aid, ts)
         if ts > h.last_ts:
             h.last_ts = ts
         h.events += 1
@@ -320,6 +324,8 @@ class LinkageStage:
             self._find_cohorts(now)
         if now >= self._next_sync_group:
             self._group_synchronised(now)
+        if now >= self._next_fleet_group:
+            self._group_fleets(now)
         self._link_pending(now)
         retired, self._book.retired = self._book.retired, []
         for cid in retired:
@@ -381,6 +387,38 @@ class LinkageStage:
                 continue
             held = Counter(k for h in members for k in h.keys if k[0] == "z")
             key = held.most_common(1)[0][0] if held else "z:" + members[0].id
+            for h in members:
+                if g.observe(h, key, now):
+                    self._pending.append((h.id, key))
+
+    def _group_fleets(self, now: float) -> None:
+        """Give each dense co-activity group (``fleet.py``) a shared ``f:`` key.
+
+        As for campaign-window groups, a group keeps the key most of its members
+        already hold, and members are re-sighted at every extraction.
+        """
+        cfg = self.config
+        self._next_fleet_group = now + cfg.fleet_interval_s
+        g = self._graph
+        holders = g.holders
+        for group in self._fleet.groups(now):
+            members = [h for a in group if (h := holders.get(a)) is not None]
+            if len(members) < cfg.fleet_min_size:
+                continue
+            if self.member_extraction is not None:
+                # The extraction gate, asked of the whole group before any key exists: a
+                # lecture hour or a company's office hours make dense groups too. Timing
+                # is all that ties the group, and a group found early can hold bystanders
+                # awake in the fleet's hours, hence a stricter share than a cluster's
+                # (``fleet_extraction_share_min``). Only members that extract themselves
+                # are keyed, so such a bystander does not join the fleet's cluster.
+                share = self._extracting_share(sorted(group)[:_MEMBER_RISK_SAMPLE])
+                if share < max(cfg.extraction_share_min, cfg.fleet_extraction_share_min):
+                    continue
+                least = cfg.member_extraction_min
+                members = [h for h in members if self.member_extraction(h.id) >= least]
+            held = Counter(k for h in members for k in h.keys if k[0] == "f")
+            key = held.most_common(1)[0][0] if held else "f:" + members[0].id
             for h in members:
                 if g.observe(h, key, now):
                     self._pending.append((h.id, key))
@@ -451,6 +489,7 @@ class LinkageStage:
             g.drop_holder(aid)
             self._provenance.forget(aid)
             self._sync.forget(aid)
+            self._fleet.forget(aid)
         g.set_population(len(g.holders))
         g.expire(now)
         holders = g.holders
@@ -790,6 +829,8 @@ class LinkageStage:
             provenance=self._provenance.to_state(self._keyer),
             synchrony=self._sync.to_state(),
             next_sync_group=self._next_sync_group,
+            fleet=self._fleet.to_state(),
+            next_fleet_group=self._next_fleet_group,
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -814,6 +855,9 @@ class LinkageStage:
         sync = CampaignWindows.from_config(self.config)
         sync.load(state.synchrony)
         self._sync, self._next_sync_group = sync, state.next_sync_group
+        fleet = CoActivityFleets.from_config(self.config)
+        fleet.load(state.fleet)
+        self._fleet, self._next_fleet_group = fleet, state.next_fleet_group
         threshold = self.config.link_threshold
         self._strong = {}
         for (a, b), w in links.items():
