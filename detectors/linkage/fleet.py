@@ -13,12 +13,12 @@ FRAUDAR's dense-block view of it). The steps:
    session, as for campaign windows). At bin close every pair of its members gains
    ``1 / log(column_c + c)`` for a bin of ``c`` members (FRAUDAR's column weighting:
    a busy bin, when everyone is awake, says less about any one pair).
-2. *bounded accumulation*: only *candidates* count: accounts with at most
-   ``max_onsets`` (decayed) onsets, the low per-account volume a fleet runs at (a busy
-   account is awake with everyone, and its own detectors see its volume). Each keeps
-   at most ``max_neighbours`` co-active accounts; a new one replaces the weakest tie
-   (a fleet sibling seen twice outlives a stranger seen once). Counts decay with
-   ``half_life_s``.
+2. *bounded accumulation*: each account keeps the bins of its last ``max_onsets + 1``
+   onsets, and each bin its size, for ``window_s``. Only *candidates* count: accounts
+   with ``min_onsets`` to ``max_onsets`` onsets in the window, the low per-account
+   volume a fleet runs at (a busy account is awake with everyone, and its own
+   detectors see its volume). The pair weights are built from these lists at
+   extraction time, not kept.
 3. *chance*: were onsets placed in bins independently, in proportion to how busy each
    bin was, two accounts with ``n_a`` and ``n_b`` onsets would share
    ``n_a · n_b · Σ_b p_b² w_b`` weighted bins. Every pair of a group is charged
@@ -35,10 +35,11 @@ FRAUDAR's dense-block view of it). The steps:
 Honest groups co-act too (a lecture hour, a hackathon, a company's office hours): they
 come out as groups, and the stage's extraction gate keeps them unalerted.
 
-Per onset the work is one set insertion; at bin close, the bin's pairs (at most
-``max_bin_members`` members); the peeling runs on the cadence over the candidates'
-tables. State is bounded: per account a count and ``max_neighbours`` weights; it goes
-through :class:`~distillguard.detectors.state.FleetState`.
+Per onset the work is one set insertion; at bin close, one append per member; the
+pairs (at most ``max_bin_members`` members of a bin) and the peeling run on the
+cadence over the candidates' lists. State is bounded: per account at most
+``max_onsets + 1`` bin numbers, per bin of the window one count; it goes through
+:class:`~distillguard.detectors.state.FleetState`.
 """
 
 from __future__ import annotations
