@@ -49,10 +49,14 @@ import math
 import numpy as np
 
 from distillguard.detectors.linkage.config import LinkageConfig
+from distillguard.detectors.linkage.onset_bins import OnsetBins
 from distillguard.detectors.state import FleetState
 
+#: a bin records every account with an onset: its size is the column weight
+_EVERY_ACCOUNT = 1 << 62
 
-class CoActivityFleets:
+
+class CoActivityFleets(OnsetBins):
     """Streaming dense-subgraph finder over weak co-activity: ``onset`` hot, ``groups`` periodic.
 
     Examples
@@ -90,7 +94,7 @@ class CoActivityFleets:
         min_density: float,
         max_groups: int,
     ) -> None:
-        self.bin_s = bin_s
+        self._open_bins(bin_s, _EVERY_ACCOUNT)
         self.column_c = column_c
         self.lift = lift
         self.min_onsets = max(1, min_onsets)
@@ -100,9 +104,6 @@ class CoActivityFleets:
         self.min_size = max(2, min_size)
         self.min_density = min_density
         self.max_groups = max_groups
-        self.bin: int | None = None
-        self.members: list[str] = []
-        self._in_bin: set[str] = set()
         #: closed bin -> accounts with an onset in it (all of them: the column weight)
         self.counts: dict[int, int] = {}
         #: account -> its last ``max_onsets + 1`` onset bins, oldest first
@@ -124,21 +125,7 @@ class CoActivityFleets:
             max_groups=cfg.fleet_max_groups,
         )
 
-    # -- hot path ----------------------------------------------------------------------
-
-    def onset(self, account_id: str, ts: float) -> None:
-        """Count a burst onset into its bin; a later bin closes the current one."""
-        b = int(ts // self.bin_s)
-        current = self.bin
-        if current is None:
-            self.bin = current = b
-        if b > current:
-            self._close(b)
-        elif b < current:
-            return  # late: its bin was closed already
-        if account_id not in self._in_bin:
-            self._in_bin.add(account_id)
-            self.members.append(account_id)
+    # -- a bin closes (the hot path is OnsetBins.onset) -------------------------------
 
     def _close(self, next_bin: int) -> None:
         b = self.bin
@@ -154,9 +141,7 @@ class CoActivityFleets:
                     bins.append(b)
                     if len(bins) > keep:
                         del bins[0]
-        self.bin = next_bin
-        self.members = []
-        self._in_bin = set()
+        self._start(next_bin)
 
     # -- cadence -----------------------------------------------------------------------
 
@@ -240,9 +225,7 @@ class CoActivityFleets:
         )
 
     def load(self, state: FleetState) -> None:
-        self.bin = state.bin
-        self.members = list(state.members)
-        self._in_bin = set(self.members)
+        self._load_bin(state.bin, state.members)
         self.counts = dict(state.counts)
         self.recent = {a: list(b) for a, b in state.recent.items()}
 

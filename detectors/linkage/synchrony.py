@@ -46,6 +46,7 @@ from collections import deque
 from distillguard.detectors.linkage.components import components
 from distillguard.detectors.linkage.config import LinkageConfig
 from distillguard.detectors.linkage.graph import poisson_tail
+from distillguard.detectors.linkage.onset_bins import OnsetBins
 from distillguard.detectors.state import SynchronyState
 
 _HOURS = 24
@@ -77,7 +78,7 @@ def binomial_surprise(hits: int, trials: int, p: float) -> float:
     return min(300.0, max(0.0, -(first + math.log(total)) / math.log(10)))
 
 
-class CampaignWindows:
+class CampaignWindows(OnsetBins):
     """Streaming campaign-window detector: ``onset`` per burst onset, ``groups`` on a cadence.
 
     Examples
@@ -118,21 +119,17 @@ class CampaignWindows:
         max_windows: int,
         window_ttl_s: float,
     ) -> None:
-        self.bin_s = bin_s
+        self._open_bins(bin_s, max_participants)
         self.baseline_bins = max(1, baseline_bins)
         self.min_history = min_history
         self.excess_surprise = excess_surprise
         self.excess_min = excess_min
-        self.max_participants = max_participants
         self.chance_factor = chance_factor
         self.flag_surprise = flag_surprise
         self.flag_min_hits = flag_min_hits
         self.min_hit_share = min_hit_share
         self.max_windows = max_windows
         self.window_ttl_s = window_ttl_s
-        self.bin: int | None = None
-        self.members: list[str] = []
-        self._in_bin: set[str] = set()
         self.history: deque[int] = deque(maxlen=self.baseline_bins)
         self.bins_judged = 0
         self.excess_bins = 0
@@ -164,21 +161,7 @@ class CampaignWindows:
             window_ttl_s=cfg.campaign_window_ttl_s,
         )
 
-    # -- hot path ----------------------------------------------------------------------
-
-    def onset(self, account_id: str, ts: float) -> None:
-        """Count a burst onset into its bin; a later bin closes the current one."""
-        b = int(ts // self.bin_s)
-        current = self.bin
-        if current is None:
-            self.bin = current = b
-        if b > current:
-            self._close(b)
-        elif b < current:
-            return  # late: its bin was judged already
-        if account_id not in self._in_bin and len(self.members) < self.max_participants:
-            self._in_bin.add(account_id)
-            self.members.append(account_id)
+    # -- a bin closes (the hot path is OnsetBins.onset) -------------------------------
 
     def _close(self, next_bin: int) -> None:
         assert self.bin is not None
@@ -222,9 +205,7 @@ class CampaignWindows:
                     self.hour_judged[self._hour(b)] += 1
             for _ in range(min(gap, self.baseline_bins)):
                 history.append(0)
-        self.bin = next_bin
-        self.members = []
-        self._in_bin = set()
+        self._start(next_bin)
 
     # -- cadence -----------------------------------------------------------------------
 
@@ -300,9 +281,7 @@ class CampaignWindows:
         )
 
     def load(self, state: SynchronyState) -> None:
-        self.bin = state.bin
-        self.members = list(state.members)
-        self._in_bin = set(self.members)
+        self._load_bin(state.bin, state.members)
         self.history = deque(state.history, maxlen=self.baseline_bins)
         self.bins_judged, self.excess_bins = state.bins_judged, state.excess_bins
         self.hour_judged = (list(state.hour_judged) + [0] * _HOURS)[:_HOURS]
