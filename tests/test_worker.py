@@ -55,6 +55,31 @@ def handled(client: redis.Redis) -> int:
     return sum(stat(client, f) for f in ("processed", "rejected", "duplicates"))
 
 
+class StderrLines:
+    """A child's stderr read on a thread, so a test can wait on what it has logged."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.lines: list[tuple[float, str]] = []  # (monotonic time, line)
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            self.lines.append((time.monotonic(), raw.decode(errors="replace")))
+
+    def join(self) -> str:
+        self._thread.join(timeout=10)
+        return "".join(line for _, line in self.lines)
+
+    def assignments(self) -> list[dict[str, Any]]:
+        return [
+            orjson.loads(line)
+            for _, line in list(self.lines)
+            if line.startswith("{") and "partitions assigned" in line
+        ]
+
+
 def finish(proc: subprocess.Popen[bytes], timeout: float = 20) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=timeout)
@@ -152,7 +177,15 @@ def test_two_workers_split_partitions_and_count_exactly_once(
         )
         for i in range(2)
     ]
-    time.sleep(1.0)
+    readers = [StderrLines(w) for w in workers]
+
+    def split() -> bool:
+        """Both members hold partitions: the group formed before anything is published
+        (a worker slow to start under load would otherwise find the stream done)."""
+        last = [r.assignments()[-1:] for r in readers]
+        return all(a and a[0]["partitions"] for a in last)
+
+    wait_for(split, 90, "both workers to hold partitions")
     publish(lane, messages)
     wait_for(lambda: handled(redis_client) >= len(messages), 120, "all events handled")
     # Both asked to stop at once; what counts is how they shared the partitions before:
@@ -160,19 +193,15 @@ def test_two_workers_split_partitions_and_count_exactly_once(
     stopping = time.time()
     for w in workers:
         w.send_signal(signal.SIGTERM)
-    logs = [(w.wait(30), w.communicate()[1].decode()) for w in workers]
-    assert all(code == 0 for code, _ in logs), [err[-1500:] for _, err in logs]
+    codes = [w.wait(30) for w in workers]
+    logs = [r.join() for r in readers]
+    assert all(code == 0 for code in codes), [err[-1500:] for err in logs]
     assert redis_counts(redis_client) == expected_counts(messages)
 
     final: list[set[int]] = []
     history: list[list[tuple[float, list[int]]]] = []
-    for _, err in logs:
-        assigned = [
-            record
-            for line in err.splitlines()
-            if line.startswith("{") and "partitions assigned" in line
-            if (record := orjson.loads(line))["ts"] < stopping
-        ]
+    for reader in readers:
+        assigned = [r for r in reader.assignments() if r["ts"] < stopping]
         assert assigned, "a worker never got partitions"
         final.append(set(assigned[-1]["partitions"]))
         history.append([(round(r["ts"] - stopping, 2), r["partitions"]) for r in assigned])
@@ -214,22 +243,14 @@ def test_a_new_group_consumes_within_seconds_of_start(
     """
     publish(lane, [Message("a", orjson.dumps(valid_event(1, "a")), True)])
     worker = lane.spawn("worker")
-    lines: list[tuple[float, str]] = []
-
-    def read_stderr() -> None:
-        assert worker.stderr is not None
-        for raw in worker.stderr:
-            lines.append((time.monotonic(), raw.decode(errors="replace")))
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    reader = StderrLines(worker)
     wait_for(lambda: handled(redis_client) >= 1, 40, "the first event")
     first_event = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
-    reader.join(timeout=5)
-    started = [at for at, line in lines if "worker started" in line]
-    assert started, "".join(line for _, line in lines)[-2000:]
+    log = reader.join()
+    started = [at for at, line in reader.lines if "worker started" in line]
+    assert started, log[-2000:]
     elapsed = first_event - started[0]
     # Half the old 45 s session timeout is ~23 s; with 6 s it is ~3 s plus one poll.
     assert elapsed < 15, f"first event {elapsed:.1f}s after the worker started"

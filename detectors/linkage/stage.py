@@ -52,6 +52,9 @@ from distillguard.records import Alert, Cluster, Evidence, Reason, iso, level_fo
 
 NO_ALERTS: tuple[Alert, ...] = ()
 _REFRESH_S = 60.0
+#: onsets further ahead of the watermark than this do not reach campaign windows and
+#: co-activity fleets (their account's own evidence still counts them)
+_ONSET_LEAD_S = 3600.0
 _SNIPPET_CHARS = 240
 _MEMBER_RISK_SAMPLE = 64
 _RISK_CHANGE = 0.02
@@ -178,8 +181,11 @@ class LinkageStage:
             key = onset_key(ts, self.config.sync_bucket_s)
             if g.observe(h, key, ts):
                 pending.append((aid, key))
-            self._sync.onset(aid, ts)
-            self._fleet.onset(aid, ts)
+            if ts - self.clock.now <= _ONSET_LEAD_S:
+                # the time-binned readers close a bin on the first onset of a later one:
+                # one account's event stamped days ahead would close everyone's bins
+                self._sync.onset(aid, ts)
+                self._fleet.onset(aid, ts)
         if ts > h.last_ts:
             h.last_ts = ts
         h.events += 1
