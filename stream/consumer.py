@@ -9,6 +9,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.net.compat import KafkaNetClient
 
 from distillguard.settings import Settings
+from distillguard.stream.group_join import apply_joins_finished_between_polls
 
 __all__ = [
     "ConsumerRebalanceListener",
@@ -67,6 +68,7 @@ def open_consumer(settings: Settings, listener: ConsumerRebalanceListener) -> Ka
         allow_auto_create_topics=False,
         kafka_client=_client_without_auto_create,
     )
+    apply_joins_finished_between_polls(consumer)
     consumer.subscribe([settings.topics.requests], listener=listener)
     return consumer
 

@@ -153,14 +153,7 @@ class Worker:
         clean = False
         try:
             while not self._stop:
-                try:
-                    records = consumer.poll(timeout_ms=w.poll_timeout_ms)
-                except OffsetOutOfRangeError as exc:
-                    raise WorkerError(
-                        f"the request topic no longer holds the offsets being read ({exc}):"
-                        " it was deleted and re-created, or truncated; the checkpoint does not"
-                        " describe this topic — reset it (`distillguard checkpoint reset`)"
-                    ) from None
+                records = self._poll(consumer)
                 if self.rebalanced or consumer.assignment() != self._assigned:
                     self._roll_back(consumer)
                     idle_since = time.monotonic()
@@ -201,6 +194,42 @@ class Worker:
         if error is not None:
             raise error
         return self.stats
+
+    def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """One poll; a broker that cannot be reached is waited out, not fatal.
+
+        kafka-python 3.0.12 lets a connection error escape ``poll()`` when the broker it
+        asks for the group coordinator (and then for metadata) has just died: seen on the
+        three-node cluster, a worker started as a broker was SIGKILLed exited at once.
+        Nothing was read, so nothing is lost by polling again; an outage longer than
+        ``worker.outage_exit_s`` still ends the worker (a restart resumes from the
+        checkpoint), as for Redis.
+        """
+        w = self.settings.worker
+        delay, started = 0.1, time.monotonic()
+        while True:
+            try:
+                return consumer.poll(timeout_ms=w.poll_timeout_ms)
+            except OffsetOutOfRangeError as exc:
+                raise WorkerError(
+                    f"the request topic no longer holds the offsets being read ({exc}):"
+                    " it was deleted and re-created, or truncated; the checkpoint does not"
+                    " describe this topic — reset it (`distillguard checkpoint reset`)"
+                ) from None
+            except KafkaError as exc:
+                if self._stop and exc.retriable:
+                    return {}  # stopping: the loop ends and checkpoints what it processed
+                waited = time.monotonic() - started
+                if not exc.retriable or waited > w.outage_exit_s:
+                    raise WorkerError(
+                        f"polling the request topic failed ({type(exc).__name__}: {exc});"
+                        " the next start resumes from the last checkpoint"
+                    ) from None
+                log.warning(
+                    "poll failed, retrying", extra={"error": f"{type(exc).__name__}: {exc}"}
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _final_checkpoint(self) -> WorkerError | None:
         if not self._assigned:
