@@ -53,7 +53,11 @@ def _private(stack: EmbeddedStack) -> tuple[Topics, Settings]:
     return topics, settings
 
 
-def _owned(consumer: KafkaConsumer) -> list[int]:
+def _owned_after_polling(consumer: KafkaConsumer, seconds: float) -> list[int]:
+    """The partitions owned once all six are, or when ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(consumer.assignment()) < 6:
+        _poll_briefly(consumer, 0.5)
     return sorted(tp.partition for tp in consumer.assignment())
 
 
@@ -68,10 +72,7 @@ def test_a_join_that_finishes_between_polls_is_applied(stack: EmbeddedStack) -> 
     listener = _Assignments()
     consumer = open_consumer(settings, listener)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(consumer.assignment()) < 6:
-            _poll_briefly(consumer, 0.5)
-        owned = _owned(consumer)
+        owned = _owned_after_polling(consumer, 30)
     finally:
         consumer.close(autocommit=False)
     assert owned == list(range(6)), f"assignments seen: {listener.history}"
@@ -96,10 +97,7 @@ def test_a_topic_created_after_the_group_formed_is_assigned(stack: EmbeddedStack
         assert listener.history, "the first join never completed"
         assert all(owned == [] for owned in listener.history), listener.history
         ensure_topics(stack.bootstrap, topics)
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and len(consumer.assignment()) < 6:
-            _poll_briefly(consumer, 0.5)
-        owned = _owned(consumer)
+        owned = _owned_after_polling(consumer, 45)
     finally:
         consumer.close(autocommit=False)
     assert owned == list(range(6)), f"assignments seen: {listener.history}"
