@@ -64,6 +64,22 @@ _IDENTITY_CHECK_S = 15.0
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, PublishFailed)
 
 
+class _Backoff:
+    """Growing pauses (0.1 s, doubling to 2 s) while an outage is waited out."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.delay = 0.1
+
+    @property
+    def waited(self) -> float:
+        return time.monotonic() - self.started
+
+    def sleep(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, 2.0)
+
+
 class WorkerError(RuntimeError):
     """The worker cannot go on safely; the message says why and what to do."""
 
@@ -206,7 +222,7 @@ class Worker:
         checkpoint), as for Redis.
         """
         w = self.settings.worker
-        delay, started = 0.1, time.monotonic()
+        pauses = _Backoff()
         while True:
             try:
                 return consumer.poll(timeout_ms=w.poll_timeout_ms)
@@ -219,8 +235,7 @@ class Worker:
             except KafkaError as exc:
                 if self._stop and exc.retriable:
                     return {}  # stopping: the loop ends and checkpoints what it processed
-                waited = time.monotonic() - started
-                if not exc.retriable or waited > w.outage_exit_s:
+                if not exc.retriable or pauses.waited > w.outage_exit_s:
                     raise WorkerError(
                         f"polling the request topic failed ({type(exc).__name__}: {exc});"
                         " the next start resumes from the last checkpoint"
@@ -228,8 +243,7 @@ class Worker:
                 log.warning(
                     "poll failed, retrying", extra={"error": f"{type(exc).__name__}: {exc}"}
                 )
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                pauses.sleep()
 
     def _final_checkpoint(self) -> WorkerError | None:
         if not self._assigned:
@@ -507,14 +521,14 @@ class Worker:
 
     def _retry(self, action: Any, what: str) -> None:
         """Run ``action`` until it succeeds; transient outages are waited out, within limits."""
-        delay, started = 0.1, time.monotonic()
+        pauses = _Backoff()
         limit = self.settings.worker.outage_exit_s
         while True:
             try:
                 action()
                 return
             except _TRANSIENT as exc:
-                waited = time.monotonic() - started
+                waited = pauses.waited
                 if self._stop:
                     raise WorkerError(
                         f"stopped while the {what} could not be written ({exc}); the next"
@@ -526,8 +540,7 @@ class Worker:
                         " resumes from the last checkpoint"
                     ) from None
                 log.warning(f"{what} failed, retrying", extra={"error": str(exc)})
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                pauses.sleep()
 
     def _commit_kafka(self, batch: Batch) -> None:
         consumer = self._consumer
