@@ -121,3 +121,31 @@ def test_a_restored_stage_finds_the_same_fleets_as_the_one_that_kept_running() -
     assert fa == fb and fa.recent
     keyed = {h.id for h in b.to_state().graph.holders if any(k[0] == "f" for k in h.keys)}
     assert keyed and all(k.startswith("fleet") for k in keyed)
+
+
+def test_a_denser_honest_group_does_not_use_up_the_peeling_before_the_fleet() -> None:
+    """The peeling gives out its groups densest first, and only ``fleet_max_groups`` of
+    them: a class that meets for ten minutes every three hours, nearly all of it, is
+    denser than a fleet spread over its controller's half-hour windows. The stage peels
+    only accounts that pass the extraction gate, so the class takes no slot."""
+    rng = random.Random(4)
+    lectures = [T0 + 5_400.0 + k * 3 * 3_600.0 for k in range(DAYS * 8)]
+    students = [
+        ev(f"student{i}", t + rng.uniform(0, 600), **own(200 + i, "user"))
+        for t in lectures
+        for i in range(15)
+        if rng.random() < 0.9
+    ]
+    events = people(rng, 80, 4) + fleet(rng, 15) + students
+    cfg = LinkageConfig(fleet_max_groups=1)
+    fl = CoActivityFleets.from_config(cfg)
+    feed(fl, events)
+    now = T0 + DAYS * DAY
+    (densest,) = fl.groups(now)
+    assert all(a.startswith("student") for a in densest)  # the class comes out first
+    (group,) = fl.groups(now, eligible=lambda a: a.startswith("fleet"))
+    assert len(group) >= 10 and all(a.startswith("fleet") for a in group)
+    stage = LinkageStage(cfg, member_extraction=lambda a: 2.0 if a.startswith("fleet") else 0.0)
+    run(stage, events)
+    keyed = {h.id for h in stage.to_state().graph.holders if any(k[0] == "f" for k in h.keys)}
+    assert len(keyed) >= 10 and all(a.startswith("fleet") for a in keyed)

@@ -45,6 +45,7 @@ cadence over the candidates' lists. State is bounded: per account at most
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -145,10 +146,17 @@ class CoActivityFleets(OnsetBins):
 
     # -- cadence -----------------------------------------------------------------------
 
-    def groups(self, now: float) -> list[list[str]]:
+    def groups(self, now: float, eligible: Callable[[str], bool] | None = None) -> list[list[str]]:
         """Dense co-activity groups of at least ``min_size`` accounts, as sorted lists.
 
         Bins older than ``window_s`` are dropped first, and accounts left without any.
+        ``eligible`` narrows the candidates the peeling sees (the stage passes its
+        extraction gate): the groups come out densest first and at most ``max_groups``
+        of them, and a lecture hour or an evaluation vendor's nightly run is denser than
+        a fleet that spreads its accounts over the controller's windows. Judged after
+        the fact, those honest groups used up every slot and absorbed the fleet's members
+        (``adaptive`` 103: the fleet never came out). Chance is still charged from every
+        account's onsets, so narrowing the candidates makes no group look denser.
         """
         if not math.isfinite(now):
             return []
@@ -165,6 +173,8 @@ class CoActivityFleets(OnsetBins):
                 del self.recent[aid]
             elif self.min_onsets <= len(bins) <= self.max_onsets:
                 nodes.append(aid)  # a full list means more onsets than a candidate has
+        if eligible is not None:
+            nodes = [aid for aid in nodes if eligible(aid)]
         if len(nodes) < self.min_size or not counts:
             return []
         nodes.sort()

@@ -407,17 +407,19 @@ class LinkageStage:
         self._next_fleet_group = now + cfg.fleet_interval_s
         g = self._graph
         holders = g.holders
-        for group in self._fleet.groups(now):
+        extraction, least = self.member_extraction, cfg.member_extraction_min
+        eligible = None if extraction is None else (lambda a: extraction(a) >= least)
+        for group in self._fleet.groups(now, eligible):
             members = [h for a in group if (h := holders.get(a)) is not None]
             if len(members) < cfg.fleet_min_size:
                 continue
             if self.member_extraction is not None:
-                # The extraction gate, asked of the whole group before any key exists: a
-                # lecture hour or a company's office hours make dense groups too. Timing
-                # is all that ties the group, and a group found early can hold bystanders
-                # awake in the fleet's hours, hence a stricter share than a cluster's
-                # (``fleet_extraction_share_min``). Only members that extract themselves
-                # are keyed, so such a bystander does not join the fleet's cluster.
+                # Only extracting accounts were peeled (a lecture hour or an eval
+                # vendor's nightly run is denser than a fleet and would take the slots);
+                # the group is still judged whole by the cluster gate's full test, which
+                # also counts a setting nearly all members share. Timing is all that
+                # ties the group, hence a stricter share than a cluster's
+                # (``fleet_extraction_share_min``), and only extracting members are keyed.
                 share = self._extracting_share(sorted(group)[:_MEMBER_RISK_SAMPLE])
                 if share < max(cfg.extraction_share_min, cfg.fleet_extraction_share_min):
                     continue
