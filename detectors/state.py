@@ -415,6 +415,13 @@ class FleetState(_State):
     recent: dict[str, list[int]] = {}
 
 
+class PhaseState(_State):
+    """:class:`~distillguard.detectors.linkage.phase.PhaseClocks`: recent onset times."""
+
+    #: account -> its last onset times in whole seconds, oldest first
+    recent: dict[str, list[int]] = {}
+
+
 class LinkageState(_State):
     """:class:`~distillguard.detectors.linkage.stage.LinkageStage`, its clock aside."""
 
@@ -442,6 +449,9 @@ class LinkageState(_State):
     #: co-activity fleets (``fleet.py``); empty in checkpoints written before them
     fleet: FleetState = msgspec.field(default_factory=FleetState)
     next_fleet_group: float = _NEG_INF
+    #: controllers' clocks (``phase.py``); empty in checkpoints written before them
+    phase: PhaseState = msgspec.field(default_factory=PhaseState)
+    next_phase_group: float = _NEG_INF
 
 
 class LabelCaseState(_State):

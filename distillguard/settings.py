@@ -265,6 +265,11 @@ DEFAULT_KINDS: dict[str, LinkageKind] = {
     # hold a few bystanders awake in the fleet's hours, so alone it stays below the link
     # threshold: a link needs one more independent group (a template, /24s, onsets).
     "fleet": _kind(0.7, 0.7, 43_200, 1.0, "fleet"),
+    # Accounts locked to one controller's clock (``detectors/linkage/phase.py``): each
+    # was judged against chance on its own onsets, with a bar that leaves a fraction of
+    # an account locked by chance in the whole population, and the clock itself against
+    # every period of minutes: it links like a card, and is never common.
+    "phase": _kind(1.4, 1.4, 43_200, 1.0, "phase"),
 }
 
 #: Bound on each group of kinds in one link. Kinds in one group are not independent:
@@ -280,6 +285,7 @@ DEFAULT_GROUP_CAPS: dict[str, float] = {
     "cohort": 1.4,
     "synchrony": 1.4,
     "fleet": 0.7,
+    "phase": 1.4,
 }
 
 
@@ -444,6 +450,27 @@ class LinkageConfig(_Section):
     #: A group is keyed only when at least this share of its (sampled) members extract
     #: (and ``extraction_share_min``); then only its extracting members are keyed.
     fleet_extraction_share_min: float = Field(0.8, ge=0, le=1)
+    #: Controllers' clocks (``phase.py``, docs/linkage.md "A controller's clock"):
+    #: onsets remembered (event time), the span searched for a period, the bin of that
+    #: search, and the periods looked at.
+    phase_window_s: float = 4 * 86_400.0
+    phase_search_s: float = Field(12 * 3600.0, gt=0)
+    phase_resolution_s: float = Field(2.0, gt=0)
+    phase_min_period_s: float = Field(60.0, gt=0)
+    phase_max_period_s: float = Field(3600.0, gt=0)
+    #: Pooled Rayleigh power a clock needs (chance: Exp(1) per period, ~8 at most over
+    #: the ~3,000 periods of a 12 h search).
+    phase_min_power: float = 30.0
+    #: Candidates: accounts with this many onsets in the window (light accounts).
+    phase_min_onsets: int = 5
+    phase_max_onsets: int = 60
+    #: Accounts expected locked by chance among all the candidates scored: sets the bar
+    #: on each account's phase score (Bonferroni).
+    phase_false_locks: float = Field(0.2, gt=0, lt=1)
+    #: Smallest locked group keyed; clocks looked for per search; event-time cadence.
+    phase_min_size: int = 6
+    phase_max_clocks: int = 2
+    phase_interval_s: float = 6 * 3600.0
     #: Template band keys remembered per account before it is known to repeat them.
     max_template_candidates: int = 64
     #: Minimum seconds between two behaviour-vector observations of one account.
@@ -495,6 +522,7 @@ class LinkageConfig(_Section):
             "cohort",
             "synchrony",
             "fleet",
+            "phase",
         ]
     )
     #: ... "both extract" meaning each scores at least this (higher than

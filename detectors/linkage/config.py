@@ -39,4 +39,5 @@ KIND_OF_PREFIX: dict[str, str] = {
     "k": "cohort",
     "z": "synchrony",
     "f": "fleet",
+    "q": "phase",
 }

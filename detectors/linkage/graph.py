@@ -423,7 +423,7 @@ class EvidenceGraph:
                 continue
             age = now - (ta if ta < tb else tb)
             n = len(value.members)
-            if p == "k" or p == "z":  # judged against chance as a group (cohort, synchrony)
+            if p == "k" or p == "z" or p == "q":  # judged against chance as a group
                 w = self.weight[p]
             else:
                 w = self.weight[p] * (rarity[n] if n < 1024 else self._compute_rarity(n))

@@ -42,6 +42,7 @@ from distillguard.detectors.linkage.evidence import (
 )
 from distillguard.detectors.linkage.fleet import CoActivityFleets
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
+from distillguard.detectors.linkage.phase import PhaseClocks
 from distillguard.detectors.linkage.provenance import ItemKeyer, ProvenanceSketch
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
 from distillguard.detectors.linkage.synchrony import CampaignWindows
@@ -153,6 +154,8 @@ class LinkageStage:
         self._next_sync_group = -math.inf
         self._fleet = CoActivityFleets.from_config(self.config)
         self._next_fleet_group = -math.inf
+        self._phase = PhaseClocks.from_config(self.config)
+        self._next_phase_group = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
         self._sample_first = self.config.sample_first
@@ -186,6 +189,7 @@ class LinkageStage:
                 # one account's event stamped days ahead would close everyone's bins
                 self._sync.onset(aid, ts)
                 self._fleet.onset(aid, ts)
+                self._phase.onset(aid, ts)
         if ts > h.last_ts:
             h.last_ts = ts
         h.events += 1
@@ -332,6 +336,8 @@ class LinkageStage:
             self._group_synchronised(now)
         if now >= self._next_fleet_group:
             self._group_fleets(now)
+        if now >= self._next_phase_group:
+            self._group_phase_locked(now)
         self._link_pending(now)
         retired, self._book.retired = self._book.retired, []
         for cid in retired:
@@ -431,6 +437,31 @@ class LinkageStage:
                 if g.observe(h, key, now):
                     self._pending.append((h.id, key))
 
+    def _group_phase_locked(self, now: float) -> None:
+        """Give the accounts locked to each controller's clock (``phase.py``) a ``q:`` key.
+
+        Only accounts that pass the extraction gate are locked (a customer's scheduler
+        keeps a phase too); as for the other group keys, a group keeps the key most of
+        its members already hold, and members are re-sighted at every search.
+        """
+        cfg = self.config
+        self._next_phase_group = now + cfg.phase_interval_s
+        g = self._graph
+        holders = g.holders
+        extraction, least = self.member_extraction, cfg.member_extraction_min
+        eligible = None if extraction is None else (lambda a: extraction(a) >= least)
+        for clock in self._phase.clocks(now, eligible):
+            members = [h for a in clock.members if (h := holders.get(a)) is not None]
+            if len(members) < cfg.phase_min_size:
+                continue
+            held = Counter(k for h in members for k in h.keys if k[0] == "q")
+            # named for what an analyst can check: the period, and who first kept it
+            new = f"q:{clock.period_s:.1f}s:{members[0].id}"
+            key = held.most_common(1)[0][0] if held else new
+            for h in members:
+                if g.observe(h, key, now):
+                    self._pending.append((h.id, key))
+
     def _retire(self, cid: str) -> None:
         """A cluster id that no longer exists (dissolved, or merged into an older one)."""
         self._clusters.pop(cid, None)
@@ -498,6 +529,7 @@ class LinkageStage:
             self._provenance.forget(aid)
             self._sync.forget(aid)
             self._fleet.forget(aid)
+            self._phase.forget(aid)
         g.set_population(len(g.holders))
         g.expire(now)
         holders = g.holders
@@ -839,6 +871,8 @@ class LinkageStage:
             next_sync_group=self._next_sync_group,
             fleet=self._fleet.to_state(),
             next_fleet_group=self._next_fleet_group,
+            phase=self._phase.to_state(),
+            next_phase_group=self._next_phase_group,
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -866,6 +900,9 @@ class LinkageStage:
         fleet = CoActivityFleets.from_config(self.config)
         fleet.load(state.fleet)
         self._fleet, self._next_fleet_group = fleet, state.next_fleet_group
+        phase = PhaseClocks.from_config(self.config)
+        phase.load(state.phase)
+        self._phase, self._next_phase_group = phase, state.next_phase_group
         threshold = self.config.link_threshold
         self._strong = {}
         for (a, b), w in links.items():
