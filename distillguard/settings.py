@@ -467,6 +467,10 @@ class LinkageConfig(_Section):
     #: Accounts expected locked by chance among all the candidates scored: sets the bar
     #: on each account's phase score (Bonferroni).
     phase_false_locks: float = Field(0.2, gt=0, lt=1)
+    #: Multiples of the phase an account's score projects on (a tick is a narrow peak),
+    #: and decoy periods the same accounts are scored at to read the bar off chance.
+    phase_harmonics: int = Field(2, ge=1, le=8)
+    phase_decoys: int = Field(32, ge=0, le=256)
     #: Smallest locked group keyed; clocks looked for per search; event-time cadence.
     phase_min_size: int = 6
     phase_max_clocks: int = 2

@@ -102,6 +102,8 @@ class PhaseClocks:
         false_locks: float,
         min_size: int,
         max_clocks: int,
+        harmonics: int = 1,
+        decoys: int = 0,
     ) -> None:
         self.window_s = window_s
         self.search_s = min(search_s, window_s)
@@ -114,6 +116,8 @@ class PhaseClocks:
         self.false_locks = false_locks
         self.min_size = max(2, min_size)
         self.max_clocks = max_clocks
+        self.harmonics = max(1, harmonics)
+        self.decoys = max(0, decoys)
         #: account -> its last ``max_onsets + 1`` onset times (whole seconds), oldest
         #: first; machine ints (8 bytes each, not a Python int object per onset)
         self.recent: dict[str, array[int]] = {}
@@ -133,6 +137,8 @@ class PhaseClocks:
             false_locks=cfg.phase_false_locks,
             min_size=cfg.phase_min_size,
             max_clocks=cfg.phase_max_clocks,
+            harmonics=cfg.phase_harmonics,
+            decoys=cfg.phase_decoys,
         )
 
     # -- hot path ------------------------------------------------------------------------
@@ -217,18 +223,51 @@ class PhaseClocks:
         power = _rayleigh(recent, fine)
         k = int(np.argmax(power))
         period = float(fine[k])
-        phase = 2.0 * np.pi * recent / period
-        phi = math.atan2(float(np.sin(phase).sum()), float(np.cos(phase).sum()))
-        scores: list[tuple[str, float]] = []
-        for i in left:
-            t = series[i]
-            theta = 2.0 * np.pi * t / period - phi
-            scores.append((accounts[i], float(np.cos(theta).sum()) / math.sqrt(len(t) / 2.0)))
-        bar = NormalDist().inv_cdf(1.0 - min(0.5, self.false_locks / len(scores)))
-        members = [a for a, s in scores if s >= bar and (eligible is None or eligible(a))]
+        # every candidate's onsets flat, with its index: one pass per period scored
+        times = np.concatenate([series[i] for i in left])
+        owner = np.repeat(np.arange(len(left)), [len(series[i]) for i in left])
+        n = np.asarray([len(series[i]) for i in left], dtype=np.float64)
+        scores = self._scores(times, owner, n, period)
+        # The bar: the score that as many accounts reach by chance as ``false_locks``,
+        # read off the same accounts scored at decoy periods no clock ticks at (their
+        # own onsets, so their own volume and hours). The normal quantile is a floor:
+        # the few onsets of a light account make the tail heavier than the normal's.
+        share = min(0.5, self.false_locks / len(left))
+        bar = NormalDist().inv_cdf(1.0 - share)
+        if self.decoys:
+            null = np.concatenate(
+                [
+                    self._scores(times, owner, n, period * (1.0 + _DECOY_STEP * (j + 1)))
+                    for j in range(self.decoys)
+                ]
+            )
+            bar = max(bar, float(np.quantile(null, 1.0 - share)))
+        members = [
+            accounts[i]
+            for i, s in zip(left, scores.tolist(), strict=True)
+            if s >= bar and (eligible is None or eligible(accounts[i]))
+        ]
         if len(members) < self.min_size:
             return None
         return Clock(period, float(power[k]), sorted(members))
+
+    def _scores(
+        self, times: np.ndarray, owner: np.ndarray, n: np.ndarray, period: float
+    ) -> np.ndarray:
+        """Each account's phase score at ``period``: its onsets' projection on the pooled
+        phase of each of the first ``harmonics`` multiples, ~N(0, 1) by chance.
+
+        A scheduler's ticks are narrow peaks in phase, which the harmonics see (the
+        first alone reads a narrow peak as a broad one); each harmonic's phase is the
+        pooled one, so no account picks its own.
+        """
+        theta = 2.0 * np.pi * times / period
+        total = np.zeros(len(n))
+        for h in range(1, self.harmonics + 1):
+            a = h * theta
+            phi = math.atan2(float(np.sin(a).sum()), float(np.cos(a).sum()))
+            total += np.bincount(owner, weights=np.cos(a - phi), minlength=len(n))
+        return total / np.sqrt(n * self.harmonics / 2.0)
 
     def _search(self, pooled: np.ndarray, start: float) -> float | None:
         """The strongest period allowed, from one FFT of the binned pooled onsets."""
@@ -278,6 +317,11 @@ class PhaseClocks:
 
 #: whole-second periods that divide an hour: what wall-clock schedules tick at
 _HOUR_DIVISORS = tuple(3600.0 / k for k in range(1, 3601) if 3600 % k == 0 and 3600 // k >= 10)
+
+
+#: decoy periods are the clock's times 1 + 1.3%, 2.6%, ...: far off its peak (a 4-day
+#: window resolves 0.1%), close enough to share the time scale of people's habits
+_DECOY_STEP = 0.013
 
 
 def _related(p: float, q: float, search_s: float) -> bool:
