@@ -471,6 +471,8 @@ class LinkageConfig(_Section):
     #: and decoy periods the same accounts are scored at to read the bar off chance.
     phase_harmonics: int = Field(2, ge=1, le=8)
     phase_decoys: int = Field(32, ge=0, le=256)
+    #: The bar never goes below this score (a small population's quantiles are low).
+    phase_min_score: float = 3.5
     #: Smallest locked group keyed; clocks looked for per search; event-time cadence.
     phase_min_size: int = 6
     phase_max_clocks: int = 2

@@ -104,6 +104,7 @@ class PhaseClocks:
         max_clocks: int,
         harmonics: int = 1,
         decoys: int = 0,
+        min_score: float = 0.0,
     ) -> None:
         self.window_s = window_s
         self.search_s = min(search_s, window_s)
@@ -118,6 +119,7 @@ class PhaseClocks:
         self.max_clocks = max_clocks
         self.harmonics = max(1, harmonics)
         self.decoys = max(0, decoys)
+        self.min_score = min_score
         #: account -> its last ``max_onsets + 1`` onset times (whole seconds), oldest
         #: first; machine ints (8 bytes each, not a Python int object per onset)
         self.recent: dict[str, array[int]] = {}
@@ -139,6 +141,7 @@ class PhaseClocks:
             max_clocks=cfg.phase_max_clocks,
             harmonics=cfg.phase_harmonics,
             decoys=cfg.phase_decoys,
+            min_score=cfg.phase_min_score,
         )
 
     # -- hot path ------------------------------------------------------------------------
@@ -215,10 +218,10 @@ class PhaseClocks:
         if period is None:
             return None
         # refine over the whole window: the span sets how sharp a period can be told
-        # (a quarter cycle of drift over it), the search's width how far to look
+        # (an eighth of a cycle of drift over it per step), the search's width how far
         span = max(float(recent[-1] - recent[0]), self.search_s)
         width = period * period / self.search_s
-        points = min(257, 2 * int(4.0 * span / self.search_s) + 3)
+        points = min(513, math.ceil(16.0 * span / self.search_s) + 1)
         fine = np.linspace(period - width, period + width, points)
         power = _rayleigh(recent, fine)
         k = int(np.argmax(power))
@@ -231,9 +234,10 @@ class PhaseClocks:
         # The bar: the score that as many accounts reach by chance as ``false_locks``,
         # read off the same accounts scored at decoy periods no clock ticks at (their
         # own onsets, so their own volume and hours). The normal quantile is a floor:
-        # the few onsets of a light account make the tail heavier than the normal's.
+        # the few onsets of a light account make the tail heavier than the normal's;
+        # ``min_score`` another, for a small population whose quantiles are low.
         share = min(0.5, self.false_locks / len(left))
-        bar = NormalDist().inv_cdf(1.0 - share)
+        bar = max(self.min_score, NormalDist().inv_cdf(1.0 - share))
         if self.decoys:
             null = np.concatenate(
                 [
