@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from distillguard.detectors.linkage.phase import rayleigh_power
+
 #: a burst onset: a request after this much of the account's silence (the stage's onset_gap_s)
 ONSET_GAP_S = 600.0
 SEARCH_S = 12 * 3600.0
@@ -54,15 +56,6 @@ def period_grid(window_s: float, lo: float = 60.0, hi: float = 3600.0) -> np.nda
     return np.asarray(ps)
 
 
-def pooled_power(t: np.ndarray, periods: np.ndarray) -> np.ndarray:
-    out = np.empty(len(periods))
-    for i in range(0, len(periods), 256):
-        phase = 2 * np.pi * t[None, :] / periods[i : i + 256, None]
-        c, s = np.cos(phase).sum(1), np.sin(phase).sum(1)
-        out[i : i + 256] = (c * c + s * s) / len(t)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=Path, required=True)
@@ -83,12 +76,12 @@ def main() -> None:
     for hours in range(24, int(end // 3600) + 24, 24):
         upto = min(hours * 3600.0, end)
         pool = np.concatenate([o[(o >= upto - SEARCH_S) & (o < upto)] for o in light.values()])
-        power = pooled_power(pool, grid)
+        power = rayleigh_power(pool, grid)
         best = float(grid[int(np.argmax(power))])
         seen = np.concatenate([o[o < upto] for o in light.values()])
         step = best**2 / (4 * SEARCH_S)
         fine = np.linspace(best - step, best + step, 201)
-        period = float(fine[int(np.argmax(pooled_power(seen, fine)))])
+        period = float(fine[int(np.argmax(rayleigh_power(seen, fine)))])
         phase = 2 * np.pi * seen / period
         harmonics = range(1, args.harmonics + 1)
         phis = [

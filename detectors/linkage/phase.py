@@ -223,7 +223,7 @@ class PhaseClocks:
         width = period * period / self.search_s
         points = min(513, math.ceil(16.0 * span / self.search_s) + 1)
         fine = np.linspace(period - width, period + width, points)
-        power = _rayleigh(recent, fine)
+        power = rayleigh_power(recent, fine)
         k = int(np.argmax(power))
         period = float(fine[k])
         # every candidate's onsets flat, with its index: one pass per period scored
@@ -337,7 +337,7 @@ def _related(p: float, q: float, search_s: float) -> bool:
     return False
 
 
-def _rayleigh(t: np.ndarray, periods: np.ndarray) -> np.ndarray:
+def rayleigh_power(t: np.ndarray, periods: np.ndarray) -> np.ndarray:
     """Pooled Rayleigh power of times ``t`` at each period (chance: Exp(1))."""
     out = np.empty(len(periods))
     for i in range(0, len(periods), 32):

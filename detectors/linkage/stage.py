@@ -391,17 +391,12 @@ class LinkageStage:
         """
         cfg = self.config
         self._next_sync_group = now + cfg.campaign_group_interval_s
-        g = self._graph
-        holders = g.holders
+        holders = self._graph.holders
         for group in self._sync.groups(now, cfg.campaign_min_size):
             members = [h for a in group if (h := holders.get(a)) is not None]
             if len(members) < cfg.campaign_min_size:
                 continue
-            held = Counter(k for h in members for k in h.keys if k[0] == "z")
-            key = held.most_common(1)[0][0] if held else "z:" + members[0].id
-            for h in members:
-                if g.observe(h, key, now):
-                    self._pending.append((h.id, key))
+            self._key_group(members, "z", "z:" + members[0].id, now)
 
     def _group_fleets(self, now: float) -> None:
         """Give each dense co-activity group (``fleet.py``) a shared ``f:`` key.
@@ -411,8 +406,7 @@ class LinkageStage:
         """
         cfg = self.config
         self._next_fleet_group = now + cfg.fleet_interval_s
-        g = self._graph
-        holders = g.holders
+        holders = self._graph.holders
         extraction, least = self.member_extraction, cfg.member_extraction_min
         eligible = None if extraction is None else (lambda a: extraction(a) >= least)
         for group in self._fleet.groups(now, eligible):
@@ -429,13 +423,8 @@ class LinkageStage:
                 share = self._extracting_share(sorted(group)[:_MEMBER_RISK_SAMPLE])
                 if share < max(cfg.extraction_share_min, cfg.fleet_extraction_share_min):
                     continue
-                least = cfg.member_extraction_min
                 members = [h for h in members if self.member_extraction(h.id) >= least]
-            held = Counter(k for h in members for k in h.keys if k[0] == "f")
-            key = held.most_common(1)[0][0] if held else "f:" + members[0].id
-            for h in members:
-                if g.observe(h, key, now):
-                    self._pending.append((h.id, key))
+            self._key_group(members, "f", "f:" + members[0].id, now)
 
     def _group_phase_locked(self, now: float) -> None:
         """Give the accounts locked to each controller's clock (``phase.py``) a ``q:`` key.
@@ -446,21 +435,29 @@ class LinkageStage:
         """
         cfg = self.config
         self._next_phase_group = now + cfg.phase_interval_s
-        g = self._graph
-        holders = g.holders
+        holders = self._graph.holders
         extraction, least = self.member_extraction, cfg.member_extraction_min
         eligible = None if extraction is None else (lambda a: extraction(a) >= least)
         for clock in self._phase.clocks(now, eligible):
             members = [h for a in clock.members if (h := holders.get(a)) is not None]
             if len(members) < cfg.phase_min_size:
                 continue
-            held = Counter(k for h in members for k in h.keys if k[0] == "q")
             # named for what an analyst can check: the period, and who first kept it
-            new = f"q:{clock.period_s:.1f}s:{members[0].id}"
-            key = held.most_common(1)[0][0] if held else new
-            for h in members:
-                if g.observe(h, key, now):
-                    self._pending.append((h.id, key))
+            self._key_group(members, "q", f"q:{clock.period_s:.1f}s:{members[0].id}", now)
+
+    def _key_group(self, members: list[Holder], prefix: str, fresh: str, now: float) -> None:
+        """Give a group judged as one (campaign windows, fleets, clocks) one key.
+
+        A group keeps the key most of its members already hold, so it keeps one name
+        (and one cluster) as it grows and is re-found; ``fresh`` names a new one.
+        Members are re-sighted, so the key decays only once an account leaves.
+        """
+        held = Counter(k for h in members for k in h.keys if k[0] == prefix)
+        key = held.most_common(1)[0][0] if held else fresh
+        g = self._graph
+        for h in members:
+            if g.observe(h, key, now):
+                self._pending.append((h.id, key))
 
     def _retire(self, cid: str) -> None:
         """A cluster id that no longer exists (dissolved, or merged into an older one)."""
