@@ -407,9 +407,7 @@ class LinkageStage:
         cfg = self.config
         self._next_fleet_group = now + cfg.fleet_interval_s
         holders = self._graph.holders
-        extraction, least = self.member_extraction, cfg.member_extraction_min
-        eligible = None if extraction is None else (lambda a: extraction(a) >= least)
-        for group in self._fleet.groups(now, eligible):
+        for group in self._fleet.groups(now, self._member_gate()):
             members = [h for a in group if (h := holders.get(a)) is not None]
             if len(members) < cfg.fleet_min_size:
                 continue
@@ -423,7 +421,7 @@ class LinkageStage:
                 share = self._extracting_share(sorted(group)[:_MEMBER_RISK_SAMPLE])
                 if share < max(cfg.extraction_share_min, cfg.fleet_extraction_share_min):
                     continue
-                members = [h for h in members if self.member_extraction(h.id) >= least]
+                members = [h for h in members if self._extracts(h.id)]
             self._key_group(members, "f", "f:" + members[0].id, now)
 
     def _group_phase_locked(self, now: float) -> None:
@@ -436,14 +434,21 @@ class LinkageStage:
         cfg = self.config
         self._next_phase_group = now + cfg.phase_interval_s
         holders = self._graph.holders
-        extraction, least = self.member_extraction, cfg.member_extraction_min
-        eligible = None if extraction is None else (lambda a: extraction(a) >= least)
-        for clock in self._phase.clocks(now, eligible):
+        for clock in self._phase.clocks(now, self._member_gate()):
             members = [h for a in clock.members if (h := holders.get(a)) is not None]
             if len(members) < cfg.phase_min_size:
                 continue
             # named for what an analyst can check: the period, and who first kept it
             self._key_group(members, "q", f"q:{clock.period_s:.1f}s:{members[0].id}", now)
+
+    def _extracts(self, account_id: str) -> bool:
+        """The member test of the extraction gate (``member_extraction_min``)."""
+        assert self.member_extraction is not None
+        return self.member_extraction(account_id) >= self.config.member_extraction_min
+
+    def _member_gate(self) -> Callable[[str], bool] | None:
+        """The member test for the group finders; None (everyone) in a stage alone."""
+        return None if self.member_extraction is None else self._extracts
 
     def _key_group(self, members: list[Holder], prefix: str, fresh: str, now: float) -> None:
         """Give a group judged as one (campaign windows, fleets, clocks) one key.
