@@ -70,15 +70,30 @@ def _learnt(client: redis.Redis, settings: Settings) -> tuple[int, int]:
     return pipeline.account.events_seen, holders  # type: ignore[attr-defined]
 
 
+def _histories(client: redis.Redis) -> dict[str, list[tuple[str, str | None, str]]]:
+    out = {}
+    for key in client.scan_iter(match=schema.alert("*"), count=1000):
+        alert = loads(value(client, key), Alert)
+        out[alert.alert_id] = [(h.action, h.note, h.at) for h in alert.history]
+    return out
+
+
 def _no_repeated_writes(client: redis.Redis) -> None:
+    """No chart point and no alert history entry was written twice.
+
+    A history note says ``risk a -> b`` only when the risk rose visibly (3 decimals), so
+    the same note twice means the same rise applied twice, unless the risk fell back
+    between the two updates. How many updates an account gets does depend on how the
+    partitions interleaved (risks may differ by 0.05 between two runs), which is why the
+    histories are not compared with the reference's entry by entry.
+    """
     for key in client.scan_iter(match=schema.features("*"), count=1000):
         points = client.lrange(key, 0, -1)
         repeated = [p for p, n in Counter(points).items() if n > 1]
         assert not repeated, f"{key!r}: chart point written twice: {repeated[0][:120]!r}"
-    for key in client.scan_iter(match=schema.alert("*"), count=1000):
-        alert = loads(value(client, key), Alert)
-        notes = [(h.action, h.note) for h in alert.history]
-        assert len(notes) == len(set(notes)), f"{alert.alert_id}: history entry repeated"
+    for alert_id, history in _histories(client).items():
+        notes = [(action, note) for action, note, _ in history]
+        assert len(notes) == len(set(notes)), f"{alert_id}: history entry repeated: {history}"
 
 
 @pytest.mark.slow
@@ -189,4 +204,7 @@ def test_twenty_sigkills_change_no_result(
     assert _learnt(client, chaos_settings) == _learnt(ref_client, reference_settings)
     processed = int(client.hget(STATS_KEY, "processed") or 0)
     assert _learnt(client, chaos_settings)[0] == processed
+    mine, theirs = _histories(client), _histories(ref_client)
+    differ = sum([n for _, n, _ in mine[a]] != [n for _, n, _ in theirs.get(a, [])] for a in mine)
+    print(f"alerts whose history notes differ from the reference's: {differ} of {len(mine)}")
     _no_repeated_writes(client)

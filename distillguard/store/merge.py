@@ -56,7 +56,12 @@ def merge_update(existing: Alert, incoming: Alert, at: str) -> Alert:
     """The open alert ``existing`` updated with a newer detection of the same subject.
 
     Keeps identity, status, assignee and history; takes the detector's current view
-    of risk, reasons and evidence; notes in the history when the risk rose.
+    of risk, reasons and evidence; notes in the history when the risk rose by as much
+    as the note shows (3 decimals). A rise of 0.9996 -> 0.9999 is not evidence an
+    analyst can see, and ``risk 1.000 -> 1.000`` entries only bury the ones that
+    matter; they were also the part of the history that depended on batch timing
+    (two runs whose batches split an account's updates differently noted different
+    numbers of them).
 
     >>> old = Alert(alert_id="a1", subject_type="account", subject_id="x", risk=0.7,
     ...             level="high", status="acknowledged", created_at="t0", updated_at="t0")
@@ -65,10 +70,17 @@ def merge_update(existing: Alert, incoming: Alert, at: str) -> Alert:
     >>> m = merge_update(old, new, "t1")
     >>> m.alert_id, m.status, m.risk, m.level, [h.action for h in m.history]
     ('a1', 'acknowledged', 0.95, 'critical', ['evidence grew'])
+    >>> m.history[-1].note
+    'risk 0.700 -> 0.950'
+    >>> near = merge_update(m, msgspec.structs.replace(new, risk=0.9996), "t2")
+    >>> creep = merge_update(near, msgspec.structs.replace(new, risk=0.9999), "t3")
+    >>> creep.risk, [h.note for h in creep.history]
+    (0.9999, ['risk 0.700 -> 0.950', 'risk 0.950 -> 1.000'])
     """
     history = existing.history
-    if incoming.risk > existing.risk:
-        note = f"risk {existing.risk:.3f} -> {incoming.risk:.3f}"
+    before, after = f"{existing.risk:.3f}", f"{incoming.risk:.3f}"
+    if incoming.risk > existing.risk and after != before:
+        note = f"risk {before} -> {after}"
         history = [
             *history,
             HistoryEntry(at=at, actor=DETECTOR_ACTOR, action="evidence grew", note=note),
