@@ -365,6 +365,12 @@ class ClusterState(_State):
     provenance_detail: str = ""
     #: event time of that judgement (re-judged at most every ``provenance_interval_s``)
     provenance_ts: float = _NEG_INF
+    #: the sampled members share their client settings (``shared_setting_share``), so
+    #: each member's settings count in its own member test too
+    settings_shared: bool = False
+    #: the members it implicates as of its last scoring (``LinkageStage._implicated``):
+    #: named by its alert, and inheriting its risk while it is alerted
+    named: list[str] = msgspec.field(default_factory=list)
 
 
 class ProvenanceState(_State):

@@ -286,8 +286,9 @@ def evaluate(
         "methods": [method_metrics(m, truth, first_ts, groups, families) for m in methods],
     }
     if report.clusters:
+        # what an alerted cluster implicates: the members its alert named
         alerted = [
-            c.members
+            c.named or c.members
             for c in report.clusters.values()
             if c.first_alert_ts is not None or c.risk >= threshold
         ]

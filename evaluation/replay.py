@@ -59,6 +59,9 @@ class ClusterOutcome:
     members: list[str]
     risk: float
     first_alert_ts: float | str | None = None
+    #: the members its latest alert named (an alert names only the members whose own
+    #: behaviour looks like extraction; the rest stay members, unalerted)
+    named: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         ts = self.first_alert_ts
@@ -67,6 +70,7 @@ class ClusterOutcome:
             "members": sorted(self.members),
             "risk": round(self.risk, 6),
             "first_alert_ts": iso(ts) if isinstance(ts, float) else ts,
+            "named": sorted(self.named),
         }
 
 
@@ -105,6 +109,7 @@ class _Tracker:
     def __init__(self, report: ReplayReport) -> None:
         self.report = report
         self.cluster_alert_ts: dict[str, float] = {}
+        self.named: dict[str, list[str]] = {}
 
     def alerts(self, alerts: Iterable[Alert], ts: float, current: str | None) -> None:
         accounts = self.report.accounts
@@ -114,6 +119,10 @@ class _Tracker:
             else:
                 named = list(alert.members)
                 self.cluster_alert_ts.setdefault(alert.subject_id, ts)
+                self.named[alert.subject_id] = named
+                outcome = self.report.clusters.get(alert.subject_id)
+                if outcome is not None:
+                    outcome.named = named
             for acct in named:
                 out = accounts.get(acct)
                 if out is None:
@@ -129,6 +138,7 @@ class _Tracker:
                 members=list(c.members),
                 risk=float(c.risk),
                 first_alert_ts=c.first_alert_ts,
+                named=self.named.get(c.cluster_id, []),
             )
 
 

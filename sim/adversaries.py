@@ -29,6 +29,7 @@ from distillguard.sim.tactics import (
     ContentQueue,
     Plan,
     Wording,
+    borrow_from_honest,
     complete,
     controller_windows,
     fill_cover,
@@ -163,6 +164,7 @@ def residential_fleet(ctx: Context, group: Group, _rng: np.random.Generator) -> 
         ev.put("max_tokens", p["max_tokens"])
         ev.put("stream", False)
         plans.append(Plan(acct, ev, rng, role, asks))
+    borrow_from_honest(ctx, group, plans, p["borrowed_home_share"], p["borrowed_card_share"])
     hand_out(queue, plans)
     rotate_wraps(plans, _rotation(ctx, wraps), np.zeros(len(plans), dtype=np.int64))
     return complete(ctx, plans, p)
@@ -504,6 +506,7 @@ def swarm(ctx: Context, group: Group, _rng: np.random.Generator) -> Generated:
         ev.put("ua", ctx.uas.add(vendor_user_agent(rng)))
         sdk_defaults(rng, ev, p["stream_share"])
         plans.append(Plan(acct, ev, rng, role, asks))
+    borrow_from_honest(ctx, group, plans, p["borrowed_home_share"], p["borrowed_card_share"])
     hand_out(queue, plans)
     reword_bare(ctx, plans)
     return complete(ctx, plans, p)
@@ -609,6 +612,8 @@ ADVERSARIES: dict[str, Archetype] = {
                 "asn": 7922,
                 "templates": 1,
                 "mundane_share": 0.25,
+                "borrowed_home_share": 0.0,
+                "borrowed_card_share": 0.0,
                 "temperature": 0.0,
                 "max_tokens": 8192,
             },
@@ -714,6 +719,8 @@ ADVERSARIES: dict[str, Archetype] = {
                 "tick_s": 431.0,
                 "tick_jitter_s": 30.0,
                 "off_tick_share": 0.25,
+                "borrowed_home_share": 0.0,
+                "borrowed_card_share": 0.0,
                 "operator_tz": -6.0,
                 "mundane_share": 0.3,
                 "reasoning": "mixed",

@@ -223,6 +223,9 @@ def generate(scenario: Scenario, corpora: dict[str, Corpus] | None = None) -> Tr
     accounts: list[Account] = []
     parts: list[Events] = []
     for group in groups_of(scenario):
+        if group.campaign is not None and not ctx.honest_addresses:
+            ctx.honest_addresses = len(ctx.book.ips)
+            ctx.honest_payments = list(dict.fromkeys(a.payment for a in accounts))
         arch = archetype(group.archetype)
         rng = np.random.default_rng([scenario.seed, group.index, 7])
         for account, events in arch.generate(ctx, group, rng):

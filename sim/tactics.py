@@ -34,6 +34,7 @@ from distillguard.sim.traffic import (
     Account,
     Context,
     Events,
+    Group,
     choose,
     finish,
     hour_weights,
@@ -471,6 +472,37 @@ def sticky_home(
     else:
         home = asys(asn)
     return ctx.book.random(rng, home), TZ_BY_COUNTRY.get(home.country, 0.0)
+
+
+def borrow_from_honest(
+    ctx: Context, group: Group, plans: Sequence[Plan], homes: float, cards: float
+) -> None:
+    """Camouflage by links (FRAUDAR): tie accounts to honest customers' evidence.
+
+    ``homes``: the share of accounts routed through an exit that an honest customer also
+    uses (a residential proxy's exits are real subscribers' lines). ``cards``: the share
+    paying with a card an honest account pays with (carded cards belong to someone). A
+    detector that links by address or card then finds honest members in the campaign's
+    cluster, and a cluster judged by its share of extracting members can be diluted.
+    Draws from its own stream, so shares of 0 leave every other draw as it was.
+    """
+    if (homes <= 0.0 and cards <= 0.0) or not plans:
+        return
+    rng = np.random.default_rng([ctx.scenario.seed, group.index, 0xCA40])
+    residential = {a.asn for a in as_by_kind("residential")}
+    asn = group.params.get("asn")
+    book = ctx.book
+    exits = [
+        i
+        for i in range(ctx.honest_addresses)
+        if book.asns[i] in residential and (asn is None or book.asns[i] == asn)
+    ]
+    honest_cards = ctx.honest_payments
+    for plan in plans:
+        if exits and rng.random() < homes:
+            plan.events.put("ip", exits[int(rng.integers(len(exits)))])
+        if honest_cards and rng.random() < cards:
+            plan.account.payment = honest_cards[int(rng.integers(len(honest_cards)))]
 
 
 def vendor_user_agent(rng: np.random.Generator) -> str:

@@ -118,6 +118,11 @@ class Context:
         self.text_len = np.concatenate(lengths)
         self.text_resp = np.concatenate(responses)
         self.book = AddressBook()
+        #: the book's first entries are honest users' addresses (the engine generates
+        #: benign groups first and sets this before the first campaign)
+        self.honest_addresses = 0
+        #: honest accounts' cards, in the order they were issued (set with the above)
+        self.honest_payments: list[str] = []
         self.uas = Interner()
         self.systems = Interner()
         self.wraps = Interner(("", ""))  # index 0: the prompt as is

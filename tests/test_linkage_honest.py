@@ -223,10 +223,10 @@ def test_a_client_setting_counts_only_when_the_whole_cluster_shares_it() -> None
     every = LinkageStage(
         LinkageConfig(), member_extraction=lambda a: 0.2, member_setting=lambda a: 0.3
     )
-    assert every._extracting_share(sample) == 1.0
+    assert every._extracting_share(sample) == (1.0, True)
     third = LinkageStage(
         LinkageConfig(),
         member_extraction=lambda a: 0.2,
         member_setting=lambda a: 0.3 if int(a[1:]) % 3 == 0 else 0.0,
     )
-    assert third._extracting_share(sample) == 0.0
+    assert third._extracting_share(sample) == (0.0, False)

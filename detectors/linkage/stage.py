@@ -59,6 +59,12 @@ _ONSET_LEAD_S = 3600.0
 _SNIPPET_CHARS = 240
 _MEMBER_RISK_SAMPLE = 64
 _RISK_CHANGE = 0.02
+#: key prefixes of the groups judged as one: campaign windows, fleets, clocks
+_GROUP_KEYS = frozenset("zfq")
+#: those only extracting accounts are given (fleets, clocks)
+_GATED_GROUPS = frozenset("fq")
+#: links to extracting members that name a member which passes the member test
+_NAMED_MIN_LINKS = 2
 
 
 class LinkageStage:
@@ -140,6 +146,8 @@ class LinkageStage:
         self._strong: dict[str, dict[str, float]] = {}
         self._pending: list[tuple[str, str]] = []
         self._clusters: dict[str, _ClusterState] = {}
+        #: cluster id -> its ``named`` members as a set (a cache of the state's list)
+        self._named: dict[str, set[str]] = {}
         self._dirty: set[str] = set()  # membership changed: score and report
         #: links may have moved: score, report if the risk moved
         self._rescore: set[str] = set()
@@ -418,7 +426,7 @@ class LinkageStage:
                 # also counts a setting nearly all members share. Timing is all that
                 # ties the group, hence a stricter share than a cluster's
                 # (``fleet_extraction_share_min``), and only extracting members are keyed.
-                share = self._extracting_share(sorted(group)[:_MEMBER_RISK_SAMPLE])
+                share, _ = self._extracting_share(sorted(group)[:_MEMBER_RISK_SAMPLE])
                 if share < max(cfg.extraction_share_min, cfg.fleet_extraction_share_min):
                     continue
                 members = [h for h in members if self._extracts(h.id)]
@@ -467,6 +475,7 @@ class LinkageStage:
     def _retire(self, cid: str) -> None:
         """A cluster id that no longer exists (dissolved, or merged into an older one)."""
         self._clusters.pop(cid, None)
+        self._named.pop(cid, None)
         self._dirty.discard(cid)
         self._rescore.discard(cid)
         self._realert.discard(cid)
@@ -578,7 +587,7 @@ class LinkageStage:
             # Bounded: a cluster of hundreds is judged from a fixed sample of its members.
             sample = sorted(members)[:_MEMBER_RISK_SAMPLE]
             st.member_risk = self._member_risk(sample)
-            st.extracting_share = self._extracting_share(sample)
+            st.extracting_share, st.settings_shared = self._extracting_share(sample)
             self._judge_provenance(st, sample, now)
             events = sum(h.events for a in members if (h := self._graph.holders.get(a)))
             st.risk = cluster_risk(
@@ -590,29 +599,39 @@ class LinkageStage:
                 st.risk = min(st.risk, cfg.coordination_risk_cap)
             if cid in dirty or abs(st.risk - old_risk) >= _RISK_CHANGE:
                 self._changed.add(cid)
-            if extracting and len(members) >= cfg.min_alert_size and st.risk >= cfg.alert_risk:
-                self._maybe_alert(cid, members, st, now, alerts)
+            named = self._implicated(members, st) if extracting else set()
+            st.named = sorted(named)
+            self._named[cid] = named
+            if extracting and st.risk >= cfg.alert_risk and len(named) >= cfg.min_alert_size:
+                self._maybe_alert(cid, members, named, st, now, alerts)
         for cid in sorted(self._realert - dirty - rescore, key=self._book.order):
             members = self._book.members.get(cid)
             st = self._clusters.get(cid)
             if members and st is not None and self._inherits(st):
-                self._maybe_alert(cid, members, st, now, alerts)
+                self._maybe_alert(cid, members, self._named_set(cid, st), st, now, alerts)
             else:
                 self._realert.discard(cid)
         self._alerts.extend(alerts)
         return tuple(alerts)
 
     def _maybe_alert(
-        self, cid: str, members: set[str], st: _ClusterState, now: float, out: list[Alert]
+        self,
+        cid: str,
+        members: set[str],
+        named: set[str],
+        st: _ClusterState,
+        now: float,
+        out: list[Alert],
     ) -> None:
-        """Raise the cluster's alert, or update it when members joined or its level rose.
+        """Raise the cluster's alert, or update it when its named members changed or its
+        level rose (``named``: the members it implicates, :meth:`_implicated`).
 
         Updates are spaced by ``realert_interval_s`` so a cluster growing by a member a
         minute does not re-send its member list every minute; a member that joined
         meanwhile waits in ``_realert`` for the next allowed update.
         """
         level = level_for(st.risk)
-        new_members = len(members) != len(st.alerted_members) or not members.issuperset(
+        new_members = len(named) != len(st.alerted_members) or not named.issuperset(
             st.alerted_members
         )
         if st.alerted and not new_members and _LEVEL_ORDER[level] <= _LEVEL_ORDER[st.alert_level]:
@@ -625,10 +644,10 @@ class LinkageStage:
             st.alerted = True
             st.first_alert_ts = now
         st.last_alert_ts = now
-        st.alerted_members = sorted(members)
+        st.alerted_members = sorted(named)
         st.alert_level = level
         self._realert.discard(cid)
-        out.append(self._alert(cid, members, st, now))
+        out.append(self._alert(cid, members, named, st, now))
 
     def _mean_link(self, members: set[str]) -> float:
         # fsum: exact whatever order the sets iterate in, so a restored stage (or another
@@ -644,21 +663,93 @@ class LinkageStage:
         top = sorted((self.member_risk(a) for a in sample), reverse=True)[:3]
         return sum(top) / len(top) if top else 0.0
 
-    def _extracting_share(self, sample: list[str]) -> float:
-        """Share of the sampled members whose own behaviour looks like extraction.
+    def _extracting_share(self, sample: list[str]) -> tuple[float, bool]:
+        """Share of the sampled members whose own behaviour looks like extraction, and
+        whether their client settings counted in it.
 
         A client setting counts only when nearly every member has it: a course's
         students each chose their own app, a campaign's accounts run one configuration.
         """
         if self.member_extraction is None or not sample:
-            return 1.0
+            return 1.0, False
         least = self.config.member_extraction_min
         scores = [self.member_extraction(a) for a in sample]
+        shared = False
         if self.member_setting is not None:
             settings = [self.member_setting(a) for a in sample]
             if sum(1 for s in settings if s > 0) >= self.config.shared_setting_share * len(sample):
                 scores = [x + s for x, s in zip(scores, settings, strict=True)]
-        return sum(1 for x in scores if x >= least) / len(sample)
+                shared = True
+        return sum(1 for x in scores if x >= least) / len(sample), shared
+
+    def _implicated(self, members: set[str], st: _ClusterState) -> set[str]:
+        """The members an extracting cluster implicates: its alert names them and they
+        inherit its risk. Not every member: a link says two accounts share something,
+        and an operator can make its accounts share things with honest customers -- a
+        carded card's owner, a proxy exit's subscriber (FRAUDAR's camouflage, turned
+        around). With the whole component named, every honest account one borrowed card
+        away, and its classmates through it, was alerted (``camouflage_links``: 131 of
+        1,026 benign accounts on adaptive 101).
+
+        Named, in the order each is decided:
+
+        - members keyed by a group only extracting accounts join (a fleet's ``f:``, a
+          clock's ``q:``; judged against chance and gated when keyed);
+        - with them and the members passing the member test as the cluster's core, the
+          holders of a campaign-window group (``z:``, judged against chance but not
+          gated) in which ``extraction_share_min`` of the holders are core: a group is
+          judged whole, as a cluster is, so the campaign's group is named and a course
+          one borrowed card away is not;
+        - members passing the member test that are linked to at least two core members:
+          a borrowed card is one link, and a light customer's score crosses the member
+          bar now and then.
+
+        The others stay members, shown in the clusters view and counted in the alert's
+        reasons. A cluster convicted by its content sweep names every member: the sweep
+        is the group's, however each member looks.
+        """
+        if self.member_extraction is None or st.provenance >= self.config.provenance_score_min:
+            return set(members)
+        cfg = self.config
+        least = cfg.member_extraction_min
+        extraction, setting = self.member_extraction, self.member_setting
+        if st.settings_shared and setting is not None:
+            passes = {a for a in members if extraction(a) + setting(a) >= least}
+        else:
+            passes = {a for a in members if extraction(a) >= least}
+        holders = self._graph.holders
+        groups: dict[str, list[str]] = {}
+        for a in members:
+            h = holders.get(a)
+            if h is not None:
+                for k in h.keys:
+                    if k[0] in _GROUP_KEYS:
+                        groups.setdefault(k, []).append(a)
+        named: set[str] = set()
+        for k, held in groups.items():
+            if k[0] in _GATED_GROUPS:
+                named.update(held)
+        core = passes | named
+        share = cfg.extraction_share_min
+        for k, held in groups.items():
+            if k[0] not in _GATED_GROUPS and sum(a in core for a in held) >= share * len(held):
+                named.update(held)
+        strong = self._strong
+        for a in passes - named:
+            links = 0
+            for b in strong.get(a, ()):
+                if b in core:
+                    links += 1
+                    if links >= _NAMED_MIN_LINKS:
+                        named.add(a)
+                        break
+        return named
+
+    def _named_set(self, cid: str, st: _ClusterState) -> set[str]:
+        named = self._named.get(cid)
+        if named is None:  # restored: rebuilt from the state once
+            named = self._named[cid] = set(st.named)
+        return named
 
     def _judge_provenance(self, st: _ClusterState, sample: list[str], now: float) -> None:
         """Content provenance of a cluster the members' own behaviour does not convict:
@@ -711,7 +802,9 @@ class LinkageStage:
                     item.value = f"{item.value}, e.g. {snippet[:160]!r}"
         return items
 
-    def _alert(self, cid: str, members: set[str], st: _ClusterState, now: float) -> Alert:
+    def _alert(
+        self, cid: str, members: set[str], named: set[str], st: _ClusterState, now: float
+    ) -> Alert:
         st.evidence = self._evidence(members)
         if st.provenance >= self.config.provenance_score_min:
             # what convicted the cluster, in words an analyst can check
@@ -730,6 +823,17 @@ class LinkageStage:
         why = reasons(len(members), st.mean_link, st.evidence, st.member_risk)
         if self.member_extraction is not None:
             why.append(Reason(signal="members_extracting", value=round(st.extracting_share, 4)))
+        if len(named) < len(members):
+            spared = sorted(members - named)
+            shown = ", ".join(spared[: self.config.evidence_accounts])
+            why.append(
+                Reason(
+                    signal="members_not_named",
+                    value=float(len(spared)),
+                    detail=f"linked, but their own behaviour does not look like extraction: "
+                    f"{shown}{', ...' if len(spared) > self.config.evidence_accounts else ''}",
+                )
+            )
         if st.provenance >= self.config.provenance_score_min:
             why.append(
                 Reason(
@@ -750,7 +854,7 @@ class LinkageStage:
             first_event_ts=iso(first),
             last_event_ts=iso(last),
             cluster_id=cid,
-            members=sorted(members),
+            members=sorted(named),
             evidence=st.evidence,
             sample_prompts=samples,
         )
@@ -762,18 +866,23 @@ class LinkageStage:
         return self._book.cluster_of.get(account_id)
 
     def cluster_risk(self, account_id: str) -> float:
-        """The risk the account inherits from an *alerted*, extracting cluster (else 0)."""
-        cid = self._book.cluster_of.get(account_id)
-        if cid is None:
-            return 0.0
-        st = self._clusters.get(cid)
-        return st.risk if st is not None and self._inherits(st) else 0.0
+        """The risk the account inherits from an *alerted*, extracting cluster that
+        implicates it (else 0)."""
+        st = self._implicating(account_id)
+        return st.risk if st is not None else 0.0
 
-    def cluster_reason(self, account_id: str) -> Reason | None:
-        """The ``cluster_membership`` reason for an account in an alerted cluster."""
+    def _implicating(self, account_id: str) -> _ClusterState | None:
         cid = self._book.cluster_of.get(account_id)
         st = self._clusters.get(cid) if cid is not None else None
         if cid is None or st is None or not self._inherits(st):
+            return None
+        return st if account_id in self._named_set(cid, st) else None
+
+    def cluster_reason(self, account_id: str) -> Reason | None:
+        """The ``cluster_membership`` reason for an account an alerted cluster implicates."""
+        cid = self._book.cluster_of.get(account_id)
+        st = self._implicating(account_id)
+        if cid is None or st is None:
             return None
         kinds = sorted({e.kind for e in st.evidence})
         size = len(self._book.members.get(cid, ()))
@@ -890,6 +999,7 @@ class LinkageStage:
         self._keyer, self._provenance = keyer, sketch
         self._graph, self._book, self._links = graph, book, links
         self._clusters = {cid: copy.copy(st) for cid, st in state.clusters.items()}
+        self._named = {}
         self._pending = list(state.pending)
         self._dirty, self._rescore = set(state.dirty), set(state.rescore)
         self._realert, self._changed = set(state.realert), set(state.changed)
