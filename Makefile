@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chaos bench report robustness lint fmt clean infra-up infra-down chromium
+.PHONY: demo test chaos bench report robustness camouflage lint fmt clean infra-up infra-down chromium
 .PHONY: redis-server docker-compose kafka
 
 $(STAMP): pyproject.toml setup.py
@@ -58,6 +58,10 @@ report: $(STAMP)
 # into README.md.
 robustness: $(STAMP)
 	$(BIN)/python scripts/refresh_report.py --robustness
+
+# What camouflage (padding, borrowed cards and addresses) buys: paired runs, held-out seed.
+camouflage: $(STAMP)
+	$(BIN)/python scripts/measure_camouflage.py
 
 # ruff, then mypy (scripts/typecheck.py: mypy over the package-dir mapping, see [tool.mypy]).
 lint: $(STAMP)

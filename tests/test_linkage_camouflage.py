@@ -17,7 +17,8 @@ from tests.test_linkage_honest import QUESTIONS, _group, _stage_replay
 
 
 def _cardholders(people: int) -> list[RequestEvent]:
-    """People who pay with the card the hydra carded: their own address, no template."""
+    """People who pay with the card the hydra carded: their own address, ISP and
+    browser, no template or system prompt."""
     out = []
     for e in _group(people, extracting=False):
         person = e.account_id.replace("acct", "person")
@@ -28,6 +29,8 @@ def _cardholders(people: int) -> list[RequestEvent]:
                 event_id=f"{person}-{n}",
                 account_id=person,
                 ip=f"203.0.{113 + int(person[6:])}.9",
+                asn=64_600 + int(person[6:]),
+                user_agent="Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5)",
                 system_prompt=None,
                 prompt=QUESTIONS[(n * 5 + int(person[6:])) % len(QUESTIONS)],
             )
@@ -101,3 +104,20 @@ def test_without_the_account_detectors_every_member_is_named() -> None:
     assert cid is not None
     alerts = [a for a in stage.drain_alerts() if a.subject_id == cid]
     assert alerts and "person2" in alerts[-1].members
+
+
+def test_a_card_carded_twice_is_two_links_through_one_value_and_names_no_one() -> None:
+    hydra = [
+        msgspec.structs.replace(e, payment_fingerprint="card-0") if e.account_id == "acct1" else e
+        for e in _hydra_on_own_cards(12)
+    ]
+    events = sorted(hydra + _borrowed(1), key=lambda e: e.ts)
+    stage = _stage_replay(events, lambda a: 2.0)  # person0's own score crosses the bar
+    cid = stage.cluster_of("acct0")
+    assert cid is not None and "person0" in stage.members(cid)
+    links = [b for b in stage._strong.get("person0", {}) if b.startswith("acct")]
+    assert sorted(links) == ["acct0", "acct1"], "the card links it to both accounts"
+    alerts = [a for a in stage.drain_alerts() if a.subject_id == cid]
+    assert alerts and "acct1" in alerts[-1].members
+    assert "person0" not in alerts[-1].members
+    assert stage.cluster_risk("person0") == 0.0

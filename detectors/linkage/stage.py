@@ -63,8 +63,11 @@ _RISK_CHANGE = 0.02
 _GROUP_KEYS = frozenset("zfq")
 #: those only extracting accounts are given (fleets, clocks)
 _GATED_GROUPS = frozenset("fq")
-#: links to extracting members that name a member which passes the member test
+#: links to core members, and values shared with them, that name a member which
+#: passes the member test
 _NAMED_MIN_LINKS = 2
+#: key kinds that are not a value two accounts share (onset buckets, centroid bands)
+_NOT_SHARED_VALUES = frozenset("yc")
 
 
 class LinkageStage:
@@ -700,9 +703,10 @@ class LinkageStage:
           gated) in which ``extraction_share_min`` of the holders are core: a group is
           judged whole, as a cluster is, so the campaign's group is named and a course
           one borrowed card away is not;
-        - members passing the member test that are linked to at least two core members:
-          a borrowed card is one link, and a light customer's score crosses the member
-          bar now and then.
+        - members passing the member test that are linked to at least two core members
+          through at least two shared values: a borrowed card is one link, a card
+          carded twice is two links through one value, and a light customer's score
+          crosses the member bar now and then.
 
         The others stay members, shown in the clusters view and counted in the alert's
         reasons. A cluster convicted by its content sweep names every member: the sweep
@@ -736,13 +740,20 @@ class LinkageStage:
                 named.update(held)
         strong = self._strong
         for a in passes - named:
-            links = 0
+            h = holders.get(a)
+            if h is None:
+                continue
+            partners = 0
+            shared: set[str] = set()
             for b in strong.get(a, ()):
-                if b in core:
-                    links += 1
-                    if links >= _NAMED_MIN_LINKS:
-                        named.add(a)
-                        break
+                hb = holders.get(b) if b in core else None
+                if hb is None:
+                    continue
+                partners += 1
+                shared.update(k for k in h.keys if k[0] not in _NOT_SHARED_VALUES and k in hb.keys)
+                if partners >= _NAMED_MIN_LINKS and len(shared) >= _NAMED_MIN_LINKS:
+                    named.add(a)
+                    break
         return named
 
     def _named_set(self, cid: str, st: _ClusterState) -> set[str]:
