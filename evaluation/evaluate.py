@@ -286,11 +286,14 @@ def evaluate(
         "methods": [method_metrics(m, truth, first_ts, groups, families) for m in methods],
     }
     if report.clusters:
-        # what an alerted cluster implicates: the members its alert named
+        # What an alerted cluster implicates: the members its alert named. When alerts
+        # name members, a cluster whose risk passed the threshold without an alert
+        # (fewer than min_alert_size named) implicates no one.
+        naming = any(c.named for c in report.clusters.values())
         alerted = [
             c.named or c.members
             for c in report.clusters.values()
-            if c.first_alert_ts is not None or c.risk >= threshold
+            if c.first_alert_ts is not None or (c.risk >= threshold and not naming)
         ]
         labels01 = {a: t.label for a, t in truth.items()}
         hydra = [a for a, t in truth.items() if t.archetype == "hydra"]

@@ -64,7 +64,7 @@ _GROUP_KEYS = frozenset("zfq")
 #: those only extracting accounts are given (fleets, clocks)
 _GATED_GROUPS = frozenset("fq")
 #: links to core members, and values shared with them, that name a member which
-#: passes the member test
+#: passes the member test (or one link more through a single value)
 _NAMED_MIN_LINKS = 2
 #: key kinds that are not a value two accounts share (onset buckets, centroid bands)
 _NOT_SHARED_VALUES = frozenset("yc")
@@ -704,9 +704,10 @@ class LinkageStage:
           judged whole, as a cluster is, so the campaign's group is named and a course
           one borrowed card away is not;
         - members passing the member test that are linked to at least two core members
-          through at least two shared values: a borrowed card is one link, a card
-          carded twice is two links through one value, and a light customer's score
-          crosses the member bar now and then.
+          through at least two shared values, or to three: a borrowed card is one
+          link, a card carded twice is two links through one value, and a light
+          customer's score crosses the member bar now and then; a hydra on a few cards
+          links each member to many others through its one card.
 
         The others stay members, shown in the clusters view and counted in the alert's
         reasons. A cluster convicted by its content sweep names every member: the sweep
@@ -751,7 +752,9 @@ class LinkageStage:
                     continue
                 partners += 1
                 shared.update(k for k in h.keys if k[0] not in _NOT_SHARED_VALUES and k in hb.keys)
-                if partners >= _NAMED_MIN_LINKS and len(shared) >= _NAMED_MIN_LINKS:
+                if partners >= _NAMED_MIN_LINKS and (
+                    len(shared) >= _NAMED_MIN_LINKS or partners > _NAMED_MIN_LINKS
+                ):
                     named.add(a)
                     break
         return named
