@@ -39,12 +39,11 @@ CAMOUFLAGED = ("residential_fleet", "free_form_hydra", "swarm")
 
 
 def _cli(*args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "distillguard", *args],
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
+    done = subprocess.run(
+        [sys.executable, "-m", "distillguard", *args], cwd=ROOT, capture_output=True, text=True
     )
+    if done.returncode != 0:
+        sys.exit(f"distillguard {args[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
 
 def measure(scenario: str, seed: int, split: str, work: Path) -> dict[str, Any]:
