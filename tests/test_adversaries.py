@@ -360,3 +360,51 @@ def test_careful_single_keeps_a_daily_quota(lab: View) -> None:
     careful = [traces.daily_cv(lab.col("ts", i), start, 3) for i in lab.by_arch["careful_single"]]
     coding = [traces.daily_cv(lab.col("ts", i), start, 3) for i in lab.by_arch["coding_assistant"]]
     assert max(careful) < 0.1 < 0.2 < float(np.nanmedian(coding))
+
+
+# -- camouflage (configs/scenarios/camouflage*.yaml) ---------------------------------------
+
+
+def _camouflaged(lab_path: Path, tmp_path: Path, **shares: float) -> Traffic:
+    text = lab_path.read_text()
+    extra = ", ".join(f"{k}: {v}" for k, v in shares.items())
+    for line in ("{id: resi, archetype: residential_fleet, accounts: 30",
+                 "{id: swarm, archetype: swarm, accounts: 300"):  # fmt: skip
+        assert line in text
+        text = text.replace(line, f"{line}, {extra}")
+    path = tmp_path / "camouflaged.yaml"
+    path.write_text(text)
+    return generate(load_scenario(str(path)))
+
+
+def test_borrowed_cards_and_exits_are_honest_customers_and_change_nothing_else(
+    lab: View, lab_path: Path, tmp_path: Path
+) -> None:
+    cam = View(_camouflaged(lab_path, tmp_path, borrowed_home_share=0.5, borrowed_card_share=0.5))
+    honest = [a for a in cam.t.accounts if a.label == "benign"]
+    honest_cards = {a.payment for a in honest}
+    honest_ips = {int(ip) for i, a in enumerate(cam.t.accounts) if a.label == "benign"
+                  for ip in np.unique(cam.col("ip", i))}  # fmt: skip
+    for arch in ("residential_fleet", "swarm"):
+        ids = cam.by_arch[arch]
+        carded = np.mean([cam.t.accounts[i].payment in honest_cards for i in ids])
+        borrowed = np.mean([int(cam.col("ip", i)[0]) in honest_ips for i in ids])
+        assert 0.35 < carded < 0.65 and 0.35 < borrowed < 0.65, (arch, carded, borrowed)
+        # timing and content are the campaign's own: the same requests as without camouflage
+        assert [len(cam.col("ts", i)) for i in ids] == [
+            len(lab.col("ts", i)) for i in lab.by_arch[arch]
+        ]
+    # everyone else is generated exactly as before
+    for arch in ("hobbyist", "free_form_hydra", "stealth_fleet"):
+        for i, j in zip(cam.by_arch[arch], lab.by_arch[arch], strict=True):
+            assert np.array_equal(cam.col("ts", i), lab.col("ts", j))
+            assert cam.t.accounts[i].payment == lab.t.accounts[j].payment
+
+
+def test_zero_camouflage_shares_generate_the_documented_scenario(
+    lab: View, lab_path: Path, tmp_path: Path
+) -> None:
+    same = _camouflaged(lab_path, tmp_path, borrowed_home_share=0.0, borrowed_card_share=0.0)
+    assert np.array_equal(same.columns["ts"], lab.t.columns["ts"])
+    assert np.array_equal(same.columns["ip"], lab.t.columns["ip"])
+    assert [a.payment for a in same.accounts] == [a.payment for a in lab.t.accounts]

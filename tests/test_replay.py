@@ -117,6 +117,8 @@ def test_first_alerts_count_events_before_them_for_account_and_cluster_alerts() 
             "members": ["b", "c"],
             "risk": 0.95,
             "first_alert_ts": "2026-11-16T00:00:04Z",
+            # beyond the contract's fields: the members its alert named
+            "named": ["b", "c"],
         }
     ]
     assert sum(report.rejected_reasons.values()) == 2
