@@ -369,8 +369,10 @@ class ClusterState(_State):
     #: each member's settings count in its own member test too
     settings_shared: bool = False
     #: the members it implicates as of its last scoring (``LinkageStage._implicated``):
-    #: named by its alert, and inheriting its risk while it is alerted
-    named: list[str] = msgspec.field(default_factory=list)
+    #: named by its alert, and inheriting its risk while it is alerted; None in a
+    #: checkpoint from before alerts named members (then every member, as they did,
+    #: until the cluster is scored again)
+    named: list[str] | None = None
 
 
 class ProvenanceState(_State):

@@ -762,6 +762,9 @@ class LinkageStage:
     def _named_set(self, cid: str, st: _ClusterState) -> set[str]:
         named = self._named.get(cid)
         if named is None:  # restored: rebuilt from the state once
+            if st.named is None:  # an older checkpoint, whose alerts named every member:
+                # so they stay until the cluster's next scoring applies today's rule
+                st.named = sorted(self._book.members.get(cid, ()))
             named = self._named[cid] = set(st.named)
         return named
 
