@@ -71,19 +71,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     def row(name: str, cells: list[str]) -> None:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
+    def counts(table: str, name: str) -> None:
+        cells = []
+        for meth in methods.values():
+            c = meth["robustness"][table][name]
+            cells.append(f"{c['alerted']}/{c['accounts']}")
+        row(f"{name}: accounts alerted", cells)
+
     for variant in CAMOUFLAGED:
-        cells = []
-        for meth in methods.values():
-            v = meth["robustness"]["variants"][variant]
-            cells.append(f"{v['alerted']}/{v['accounts']}")
-        row(f"{variant}: accounts alerted", cells)
-    groups = next(iter(methods.values()))["robustness"]["honest_groups"]
-    for group in groups:
-        cells = []
-        for meth in methods.values():
-            g = meth["robustness"]["honest_groups"][group]
-            cells.append(f"{g['alerted']}/{g['accounts']}")
-        row(f"{group}: accounts alerted", cells)
+        counts("variants", variant)
+    for group in next(iter(methods.values()))["robustness"]["honest_groups"]:
+        counts("honest_groups", group)
     row(
         "benign accounts alerted, all",
         [f"{m['alerted']['fp']}/{r['benign_accounts']}" for m, r in zip(
