@@ -222,8 +222,11 @@ def generate(scenario: Scenario, corpora: dict[str, Corpus] | None = None) -> Tr
     ctx = Context(scenario, corpora)
     accounts: list[Account] = []
     parts: list[Events] = []
+    honest_seen = False
     for group in groups_of(scenario):
-        if group.campaign is not None and not ctx.honest_addresses:
+        if group.campaign is not None and not honest_seen:
+            # benign groups come first: what the book and the accounts hold now is theirs
+            honest_seen = True
             ctx.honest_addresses = len(ctx.book.ips)
             ctx.honest_payments = list(dict.fromkeys(a.payment for a in accounts))
         arch = archetype(group.archetype)

@@ -408,3 +408,18 @@ def test_zero_camouflage_shares_generate_the_documented_scenario(
     assert np.array_equal(same.columns["ts"], lab.t.columns["ts"])
     assert np.array_equal(same.columns["ip"], lab.t.columns["ip"])
     assert [a.payment for a in same.accounts] == [a.payment for a in lab.t.accounts]
+
+
+def test_without_honest_customers_there_is_nothing_to_borrow(tmp_path: Path) -> None:
+    # a campaign generated after another must not take the first one's cards for honest
+    path = tmp_path / "no_benign.yaml"
+    path.write_text(
+        'name: nb\nseed: 5\nstart: "2026-11-16T00:00:00Z"\ndays: 2\n'
+        "models: [{name: m, role: flagship}]\n"
+        "campaigns:\n"
+        "  - {id: a, archetype: swarm, accounts: 20}\n"
+        "  - {id: b, archetype: swarm, accounts: 20, borrowed_card_share: 1.0}\n"
+    )
+    traffic = generate(load_scenario(str(path)))
+    cards = [a.payment for a in traffic.accounts]
+    assert len(set(cards)) == len(cards)
