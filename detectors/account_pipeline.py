@@ -124,6 +124,9 @@ class AccountPipeline:
         #: the latest scoring of each account at medium risk or above, since the last drain
         self._chart: dict[str, ChartPoint] = {}
         self._forgotten: list[str] = []
+        #: accounts whose score changed (rescored, evicted) since :meth:`take_changed`,
+        #: kept only once asked for (the account stage of a split topology forwards them)
+        self._changed: list[str] | None = None
 
     # -- hot path ---------------------------------------------------------------------
 
@@ -213,6 +216,8 @@ class AccountPipeline:
             risk, reasons, x = self._score(t, ts, learn=True)
         t.risk = risk
         t.reasons = reasons
+        if self._changed is not None:
+            self._changed.append(account_id)
         if abs(risk - t.drained_risk) >= self.config.risk_change or (
             level_for(risk) != level_for(t.drained_risk)
         ):
@@ -421,6 +426,13 @@ class AccountPipeline:
         t = self._tracked.get(account_id)
         return [] if t is None else times_ring.in_order(t.request_times, t.request_times_next)
 
+    def take_changed(self) -> list[str]:
+        """Accounts rescored or evicted since the last call (their risk and signals may
+        have moved), in that order; starts keeping them at the first call."""
+        changed = self._changed
+        self._changed = []
+        return changed or []
+
     def first_alert_ts(self, account_id: str) -> float | None:
         t = self._tracked.get(account_id)
         return None if t is None else t.first_alert_ts
@@ -445,6 +457,9 @@ class AccountPipeline:
                 del self._tracked[account_id]
         self._forgotten.extend(idle)
         self._forgotten.extend(oldest)
+        if self._changed is not None:
+            self._changed.extend(idle)
+            self._changed.extend(oldest)
         return before - len(self._tracked)
 
     # -- state ------------------------------------------------------------------------

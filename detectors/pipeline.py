@@ -18,7 +18,7 @@ import msgspec
 
 from distillguard.clock import EventClock
 from distillguard.events import RequestEvent
-from distillguard.records import AccountRisk, Alert, Cluster, ClusterTimeline, Label
+from distillguard.records import AccountRisk, Alert, Cluster, ClusterRisk, ClusterTimeline, Label
 from distillguard.settings import Settings
 
 
@@ -49,9 +49,23 @@ class BatchOutput:
     #: accounts whose state the pipeline dropped (idle, over the cap): the edge deletes
     #: their checkpointed state, or a restore would bring them back
     forgotten: list[str] = field(default_factory=list)
+    #: split topology, account stage: one hand-off record per processed event, in
+    #: processing order, for the worker to send to ``topics.linkage`` before it commits
+    handoff: list[bytes] = field(default_factory=list)
+    #: split topology, cluster stage: what lifts each touched account above its own
+    #: risk (an empty list: nothing any more), stored beside the account stage's risk
+    raised: list[ClusterRisk] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.risks or self.alerts or self.chart_points or self.clusters)
+        return bool(
+            self.counts
+            or self.risks
+            or self.alerts
+            or self.chart_points
+            or self.clusters
+            or self.handoff
+            or self.raised
+        )
 
 
 class Pipeline(Protocol):
@@ -185,7 +199,18 @@ def build_pipeline(settings: Settings) -> Pipeline:
     """
     kind = settings.detectors.pipeline
     pipeline: Pipeline
-    if kind == "counting":
+    stage = settings.worker.stage
+    if stage != "all":
+        if kind != "linked":
+            raise ValueError(
+                f"worker.stage {stage!r} splits the linked pipeline: it needs"
+                f" detectors.pipeline: linked (not {kind!r})"
+            )
+        # imported here: these modules import this one's BatchOutput
+        from distillguard.detectors.linkage.stages import build_stage
+
+        pipeline = build_stage(settings)
+    elif kind == "counting":
         pipeline = CountingPipeline()
     elif kind == "account":
         # imported here: account_pipeline imports this module's BatchOutput

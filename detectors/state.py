@@ -483,6 +483,16 @@ class LabelLinksState(_State):
     cases: dict[str, LabelCaseState] = {}
 
 
+class MembersState(_State):
+    """The cluster stage's member table (split topology): what the account stage said of
+    each account (risk, extraction, setting), and its requests for the timeline."""
+
+    scores: dict[str, list[float]] = {}
+    requests: dict[str, int] = {}
+    #: little-endian uint32 request times, oldest first (``request_times.to_bytes``)
+    times: dict[str, bytes] = {}
+
+
 # -- envelopes --------------------------------------------------------------------------
 
 
@@ -508,6 +518,8 @@ class SharedCheckpoint(_State):
     accounts: dict[str, TrackedState] | None = None
     #: the linked pipeline's analysts' verdicts acting through links (absent before)
     labels: LabelLinksState | None = None
+    #: the cluster stage's member table (``--stage cluster``)
+    members: MembersState | None = None
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -530,6 +542,7 @@ def encode_shared(
     published: dict[str, list[str]] | None = None,
     accounts: dict[str, TrackedState] | None = None,
     labels: LabelLinksState | None = None,
+    members: MembersState | None = None,
 ) -> bytes:
     """The shared checkpoint blob: one msgpack map, whatever parts the pipeline has."""
     return _ENCODER.encode(
@@ -542,6 +555,7 @@ def encode_shared(
             published=published or {},
             accounts=accounts,
             labels=labels,
+            members=members,
         )
     )
 

@@ -149,6 +149,62 @@ class ClusterTimeline(msgspec.Struct, kw_only=True):
     updated_at: str | None = None
 
 
+class Raised(msgspec.Struct, kw_only=True):
+    """One thing that lifts an account above its own risk: its cluster, or a case an
+    analyst confirmed around it."""
+
+    risk: float
+    reason: Reason
+    cluster_id: str | None = None
+
+
+class ClusterRisk(msgspec.Struct, kw_only=True):
+    """What the cluster stage knows of one account: the risks that lift it.
+
+    Written by ``distillguard worker --stage cluster`` next to the account stage's own
+    :class:`AccountRisk` (two writers, two keys); the risk lookup joins them with
+    :func:`combine_risk`, the function the single-process pipeline uses itself.
+    """
+
+    account_id: str
+    raised: list[Raised] = msgspec.field(default_factory=list)
+    updated_at: str | None = None
+
+
+def combine_risk(base: AccountRisk, raised: list[Raised], updated_at: str | None) -> AccountRisk:
+    """The account's reported risk: its own, or the highest of what lifts it, with every
+    reason (the deciding ones first) and the cluster that speaks for it.
+
+    >>> own = AccountRisk(account_id="a", risk=0.2, reasons=[Reason(signal="s", value=1.0)])
+    >>> hydra = Raised(risk=0.8, reason=Reason(signal="cluster_membership", value=0.8),
+    ...                cluster_id="clu_1")
+    >>> r = combine_risk(own, [hydra], None)
+    >>> r.risk, r.level, r.cluster_id, [x.signal for x in r.reasons]
+    (0.8, 'high', 'clu_1', ['cluster_membership', 's'])
+    >>> combine_risk(own, [], None) is own
+    True
+    """
+    if not raised:
+        return base
+    ranked = sorted(raised, key=lambda r: -r.risk)
+    top = ranked[0].risk
+    cluster_id = next((r.cluster_id for r in ranked if r.cluster_id is not None), None)
+    if top <= base.risk:
+        reasons = [*base.reasons, *(r.reason for r in ranked)]
+        risk = base.risk
+    else:
+        reasons = [*(r.reason for r in ranked), *base.reasons]
+        risk = top
+    return AccountRisk(
+        account_id=base.account_id,
+        risk=risk,
+        level=level_for(risk),
+        reasons=reasons,
+        cluster_id=cluster_id,
+        updated_at=base.updated_at or updated_at,
+    )
+
+
 class Label(msgspec.Struct, kw_only=True):
     """An analyst's verdict on an account, as the detectors learn it.
 

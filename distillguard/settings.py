@@ -61,6 +61,9 @@ class Topics(_Section):
     requests: str = "api-requests"
     dead_letter: str = "api-requests.dlq"
     alerts: str = "abuse-alerts"
+    #: the account stage's hand-off to the cluster stage (``worker.stage``); "" names it
+    #: after the request topic (``<requests>.linkage``), with as many partitions
+    linkage: str = ""
     partitions: int = Field(6, ge=1)
     #: checked (and used at creation) for all three topics; ``distillguard worker``
     #: refuses to start on a mismatch (``stream.admin.check_topics``)
@@ -69,6 +72,11 @@ class Topics(_Section):
     #: largest record a distillguard producer sends (kafka-python ``max_request_size``);
     #: keep it at or below the brokers' ``message.max.bytes``
     max_message_bytes: int = Field(1_048_576, ge=1024)
+
+    @property
+    def linkage_topic(self) -> str:
+        """The hand-off topic's name (``linkage``, or ``<requests>.linkage``)."""
+        return self.linkage or f"{self.requests}.linkage"
 
 
 class Worker(_Section):
@@ -85,6 +93,11 @@ class Worker(_Section):
     checkpoint_interval_s: float = Field(2.0, gt=0)
     #: ...or after this many processed events, whichever comes first
     checkpoint_max_events: int = Field(50_000, ge=1)
+    #: What this process runs: ``all`` (one process: account detectors and linkage),
+    #: ``account`` (N processes keyed by account, forwarding linkage evidence to
+    #: ``topics.linkage``) or ``cluster`` (one process: linkage, clusters, cluster
+    #: alerts, reading ``topics.linkage``). docs/scale-out.md.
+    stage: Literal["all", "account", "cluster"] = "all"
     #: Names this worker's shared state and cluster ids when several workers share one
     #: group ("" for a single worker): ids of two workers can never collide in the store.
     instance: str = Field("", pattern=r"^[a-z0-9-]{0,32}$")

@@ -58,19 +58,24 @@ class TopicSpec:
     min_insync_replicas: int
 
 
-def topic_specs(topics: Topics) -> list[TopicSpec]:
-    """The request, dead-letter and alert topics as settings describe them.
+def topic_specs(topics: Topics, *, linkage: bool = True) -> list[TopicSpec]:
+    """The request, dead-letter, alert and (``linkage``) hand-off topics as settings
+    describe them.
 
     Only the request topic's partition count is required exactly (checkpoints and key
     routing depend on it); the dead-letter and alert topics are created with one
     partition, but more do no harm (nothing reads them by partition), so any count passes.
     """
     rf, isr = topics.replication_factor, topics.min_insync_replicas
-    return [
+    specs = [
         TopicSpec(topics.requests, topics.partitions, topics.partitions, rf, isr),
         TopicSpec(topics.dead_letter, 1, None, rf, isr),
         TopicSpec(topics.alerts, 1, None, rf, isr),
     ]
+    if linkage:
+        # partition p carries what the account stage read from request partition p
+        specs.append(TopicSpec(topics.linkage_topic, topics.partitions, topics.partitions, rf, isr))
+    return specs
 
 
 def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 15.0) -> list[str]:
@@ -105,9 +110,11 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 15.0) -> li
     return _with_admin(bootstrap, timeout_s, create)
 
 
-def verify_topics(bootstrap: str, topics: Topics, timeout_s: float = 15.0) -> None:
+def verify_topics(
+    bootstrap: str, topics: Topics, timeout_s: float = 15.0, *, linkage: bool = True
+) -> None:
     """Raise :class:`TopicMismatch` unless the cluster's topics are as ``topics`` says."""
-    specs = topic_specs(topics)
+    specs = topic_specs(topics, linkage=linkage)
     _with_admin(bootstrap, timeout_s, lambda a: _raise_on_problems(bootstrap, a, specs, topics))
 
 
@@ -117,7 +124,10 @@ def check_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     Creates nothing (creating is ``distillguard topics``' job): a missing topic is a
     mismatch too.
     """
-    verify_topics(settings.kafka_bootstrap, settings.topics, timeout_s)
+    # the hand-off topic is needed by a split topology only: a single process runs
+    # without it (deployments from before it existed keep starting)
+    split = settings.worker.stage != "all"
+    verify_topics(settings.kafka_bootstrap, settings.topics, timeout_s, linkage=split)
 
 
 def topic_ids(bootstrap: str, names: list[str], timeout_s: float = 15.0) -> dict[str, str]:

@@ -56,6 +56,10 @@ class SharedCheckpoint(msgspec.Struct, kw_only=True):
     #: id of the request topic the offsets belong to ("" if the broker reports none): a
     #: topic deleted and created again under the same name has a new id
     topic_id: str = ""
+    #: the cluster stage's de-duplication by source: per hand-off partition, the request
+    #: offset of the last record it took (an account stage that rolled back sends
+    #: records again; those at or below are repeats)
+    sources: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 _SHARED_DECODER = msgspec.msgpack.Decoder(SharedCheckpoint)

@@ -16,6 +16,13 @@ def worker(
         typer.Option(help="Exit after this many seconds without records (default: run forever)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            help="all (one process), account (N processes, forward linkage evidence) or"
+            " cluster (one process: clusters and cluster alerts); default worker.stage."
+        ),
+    ] = None,
 ) -> None:
     """Consume api-requests, run the detectors, keep state in Redis; stop with Ctrl-C/SIGTERM."""
     from distillguard.detectors.pipeline import build_pipeline
@@ -25,6 +32,12 @@ def worker(
 
     setup_logging(log_level)
     settings = get_settings()
+    if stage is not None:
+        if stage not in ("all", "account", "cluster"):
+            typer.echo(f"distillguard worker: --stage {stage!r}: all, account or cluster", err=True)
+            raise typer.Exit(2)
+        worker_settings = settings.worker.model_copy(update={"stage": stage})
+        settings = settings.model_copy(update={"worker": worker_settings})
     w = Worker(settings, build_pipeline(settings), sink=default_sink(settings))
     w.install_signal_handlers()
     try:

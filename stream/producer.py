@@ -129,6 +129,7 @@ class EventPublisher:
         value: bytes,
         headers: Iterable[Header] | None = None,
         topic: str | None = None,
+        partition: int | None = None,
     ) -> FutureRecordMetadata:
         """Queue one record; its outcome is checked by the next :meth:`flush`."""
         if isinstance(key, str):
@@ -138,7 +139,9 @@ class EventPublisher:
         size = record_size(key, value, header_list or ())
         if size > self.max_request_size:
             raise RecordTooLarge(size, self.max_request_size, topic)
-        future = self._producer.send(topic, key=key, value=value, headers=header_list)
+        future = self._producer.send(
+            topic, key=key, value=value, headers=header_list, partition=partition
+        )
         self._pending.append(future)
         self._attempted += 1
         if len(self._pending) >= self._compact_at:

@@ -40,6 +40,7 @@ class AlertStoreSink:
             out.clusters,
             chart_points=out.chart_points,
             timelines=out.timelines,
+            raised=out.raised,
             queue_also=queue_also,
             before_commit=before_commit,
         )

@@ -34,6 +34,7 @@ import redis
 from kafka import KafkaConsumer, OffsetAndMetadata
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
+from distillguard.detectors.linkage.handoff import HandoffDecoder
 from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
@@ -80,6 +81,28 @@ class _Backoff:
         self.delay = min(self.delay * 2, 2.0)
 
 
+#: header of a hand-off record: the request offset it was made from (8 bytes, big-endian)
+SOURCE_HEADER = "dg-source"
+
+
+def source_offset(msg: Any) -> int | None:
+    """The request offset a hand-off record was made from (None if it carries none)."""
+    for key, value in msg.headers or ():
+        if key == SOURCE_HEADER and len(value) == 8:
+            return int.from_bytes(value, "big")
+    return None
+
+
+def stage_settings(settings: Settings) -> Settings:
+    """The settings one stage runs on: the cluster stage reads the hand-off topic as its
+    request topic, in a consumer group of its own (its checkpoint keys follow both)."""
+    if settings.worker.stage != "cluster":
+        return settings
+    topics = settings.topics.model_copy(update={"requests": settings.topics.linkage_topic})
+    worker = settings.worker.model_copy(update={"group_id": f"{settings.worker.group_id}-cluster"})
+    return settings.model_copy(update={"topics": topics, "worker": worker})
+
+
 class WorkerError(RuntimeError):
     """The worker cannot go on safely; the message says why and what to do."""
 
@@ -117,10 +140,21 @@ class Worker:
         sink: OutputSink | None = None,
         redis_client: redis.Redis | None = None,
     ) -> None:
+        #: the settings as given (topics checked at start); ``self.settings`` is what this
+        #: stage reads: the cluster stage consumes the hand-off topic as its input
+        self.given_settings = settings
+        self.stage = settings.worker.stage
+        settings = stage_settings(settings)
         self.settings = settings
         self.pipeline = pipeline
         self.sink = sink
-        self.decoder = EventDecoder(Limits.from_settings(settings.validation))
+        self.decoder: EventDecoder | HandoffDecoder = (
+            HandoffDecoder()
+            if self.stage == "cluster"
+            else EventDecoder(Limits.from_settings(settings.validation))
+        )
+        #: the account stage's hand-off topic (None in other stages)
+        self.handoff_topic = settings.topics.linkage_topic if self.stage == "account" else None
         # A hung connection must not hang the worker: every Redis call returns or raises.
         self.redis = redis_client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=4, socket_connect_timeout=2
@@ -143,6 +177,8 @@ class Worker:
         self._partition_of: dict[str, int] = {}
         self._topic_id = ""
         self._quiet_polls: dict[int, int] = {}
+        self._sources: dict[int, int] = {}  # cluster stage: see SharedCheckpoint.sources
+        self._sources_seen: dict[int, int] = {}
         self._reset_batch()
         self._last_feedback_poll = 0.0
         self._stop = False
@@ -160,7 +196,7 @@ class Worker:
         """Consume until stopped (or, for tools and tests, until idle for ``max_idle_s``)."""
         w = self.settings.worker
         try:
-            check_topics(self.settings)
+            check_topics(self.given_settings)
         except TopicMismatch as exc:
             raise WorkerError(f"{exc} (create or fix them with `distillguard topics`)") from None
         self._consumer = consumer = open_consumer(self.settings, _Rebalance(self))
@@ -290,6 +326,8 @@ class Worker:
             log.error("shared state not restorable; starting fresh", extra={"error": str(exc)})
             pipeline.restore(self._initial_shared)
         self.feedback_position = shared.feedback_position if shared is not None else "0-0"
+        self._sources = dict(shared.sources) if shared is not None else {}
+        self._sources_seen = dict(self._sources)
         self._topic_id = self._current_topic_id() or ""
         if shared is not None and shared.topic_id and self._topic_id != shared.topic_id:
             raise WorkerError(
@@ -375,9 +413,12 @@ class Worker:
     # -- buffering and the merge ---------------------------------------------------------
     def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
         decode = self.decoder.decode
+        seen = self._sources_seen if self.stage == "cluster" else None
         for tp, messages in records.items():
             entries = []
             for msg in messages:
+                if seen is not None and not self._new_source(seen, tp.partition, msg):
+                    continue
                 try:
                     event = decode(msg.value)
                 except InvalidEvent as exc:
@@ -385,6 +426,22 @@ class Worker:
                     continue
                 entries.append(Entry(msg.offset, event.ts, (msg, event)))
             self.merge.extend(tp.partition, entries)
+
+    def _new_source(self, seen: dict[int, int], partition: int, msg: Any) -> bool:
+        """The cluster stage: False for a hand-off record at or below the last source
+        offset buffered from its partition (an account stage's repeat after a rollback).
+
+        Dropped before the merge, by the partition's own contents, so repeats neither
+        count twice nor change the order the merge hands records out in.
+        """
+        source = source_offset(msg)
+        if source is None:
+            return True  # not from an account stage: decoded and dead-lettered as it is
+        if source <= seen.get(partition, -1):
+            self._batch.duplicates += 1
+            return False
+        seen[partition] = source
+        return True
 
     def _mark_caught_up(self, records: dict[TopicPartition, list[Any]]) -> None:
         """A partition is caught up when its fetch position reached the end it reports
@@ -424,6 +481,8 @@ class Worker:
         max_events = self.settings.worker.checkpoint_max_events
         while items := take(_RUN):
             batch, touched = self._batch, self._touched
+            handoff = self._handoff_partitions if self.handoff_topic is not None else None
+            sources = self._sources if self.stage == "cluster" else None
             next_offsets, new_ids = batch.next_offsets, batch.new_ids
             self._since_checkpoint += len(items)
             for p, entry in items:
@@ -448,6 +507,12 @@ class Worker:
                     reason = f"detector error: {type(exc).__name__}: {exc}"
                     self._dead_letter(msg, reason, topic, p)
                     continue
+                if handoff is not None:
+                    handoff.append((p, entry.offset))
+                elif sources is not None:
+                    source = source_offset(msg)
+                    if source is not None:
+                        sources[p] = source
                 account = event.account_id
                 ids = new_ids.get(p)
                 if ids is None:
@@ -467,6 +532,9 @@ class Worker:
     # -- the commit ---------------------------------------------------------------------
     def _reset_batch(self) -> None:
         self._batch = Batch()
+        #: (request partition, offset) of each event processed since the checkpoint, in
+        #: order: where each of the account stage's hand-off records goes, and its source
+        self._handoff_partitions: list[tuple[int, int]] = []
         self._touched: dict[int, set[str]] = {}
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
@@ -493,7 +561,9 @@ class Worker:
             feedback_position=self.feedback_position,
             offsets=dict(self._offsets),
             topic_id=self._topic_id,
+            sources=dict(self._sources),
         )
+        self._send_handoff(out.handoff)  # once: a retried commit confirms, never resends
         self._retry(lambda: self._commit(batch, out), "checkpoint")
         self._commit_kafka(batch)
         s = self.stats
@@ -505,13 +575,35 @@ class Worker:
         self._reset_batch()
 
     def _commit(self, batch: Batch, out: BatchOutput) -> None:
-        if self.sink is not None and (out.risks or out.alerts or out.clusters or out.chart_points):
+        if self.sink is not None and (
+            out.risks or out.alerts or out.clusters or out.chart_points or out.raised
+        ):
             self.sink.write(
                 out, lambda pipe: self.checkpointer.queue(pipe, batch), self._confirm_sends
             )
         else:
             self._confirm_sends([])
             self.checkpointer.commit(batch)
+
+    def _send_handoff(self, records: list[bytes]) -> None:
+        """Queue the account stage's hand-off records, each to its request partition's
+        twin; confirmed with the alerts and dead letters, before the checkpoint commits.
+
+        A crash before the commit sends them again from the re-read events: the cluster
+        stage drops the repeats (same account and event id) in its de-duplication window.
+        """
+        topic = self.handoff_topic
+        if topic is None or not records:
+            return
+        partitions = self._handoff_partitions
+        if len(partitions) != len(records):
+            raise WorkerError(
+                f"the pipeline handed off {len(records)} records for {len(partitions)}"
+                " processed events: is `worker.stage: account` running the account stage?"
+            )
+        send = self.publisher.send
+        for (p, offset), record in zip(partitions, records, strict=True):
+            send(None, record, [(SOURCE_HEADER, offset.to_bytes(8, "big"))], topic, p)
 
     def _confirm_sends(self, alerts: list[Alert]) -> None:
         """Publish the alerts and make sure Kafka has them and every dead letter."""

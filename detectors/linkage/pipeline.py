@@ -15,12 +15,23 @@ from collections.abc import Iterable
 
 from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.cluster_timeline import cluster_timeline
+from distillguard.detectors.linkage.handoff import member_judges
 from distillguard.detectors.linkage.labels import AnalystLinks
+from distillguard.detectors.linkage.members import MemberTable
 from distillguard.detectors.linkage.stage import LinkageStage
 from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.detectors.state import decode_shared, encode_shared
 from distillguard.events import RequestEvent
-from distillguard.records import AccountRisk, Alert, Cluster, Label, Reason, iso, level_for
+from distillguard.records import (
+    AccountRisk,
+    Alert,
+    Cluster,
+    ClusterRisk,
+    Label,
+    Raised,
+    combine_risk,
+    iso,
+)
 
 
 class LinkedPipeline:
@@ -41,6 +52,11 @@ class LinkedPipeline:
     timeline_members
         Members shown in a drained cluster's timeline (``BatchOutput.timelines``), if
         the account pipeline keeps request times (``request_times``); the most active.
+    publish_raised
+        Drain what lifts touched accounts (``BatchOutput.raised``) instead of their
+        combined risks: the cluster stage of a split topology, whose account side is a
+        :class:`~.members.MemberTable` and whose accounts' own risks the account stage
+        reports.
 
     Examples
     --------
@@ -70,6 +86,7 @@ class LinkedPipeline:
         *,
         behaviour: bool = False,
         timeline_members: int = 40,
+        publish_raised: bool = False,
     ) -> None:
         self.account = account
         self.clock = account.clock
@@ -78,18 +95,19 @@ class LinkedPipeline:
             raise ValueError("the linkage stage must read the account pipeline's clock")
         if self.linkage.member_risk is None:
             self.linkage.member_risk = self._account_risk
-        signals = getattr(account, "signal_logodds", None)
-        #: per-signal weights of a member's extraction score (``extraction_weights``)
-        self._extraction_weights = self.linkage.config.extraction_weights
-        self._signals = signals if callable(signals) else None
-        # Judged only when the account detectors have a rule that can see extraction: a
-        # pipeline configured without rules would otherwise call every cluster honest.
-        rules = getattr(getattr(account, "rules", None), "rules", ())
-        sees = any(self._extraction_weights.get(r.signal, 0.0) > 0 for r in rules)
-        if self.linkage.member_extraction is None and self._signals is not None and sees:
-            self.linkage.member_extraction = self._account_extraction
-            if self.linkage.member_setting is None and self.linkage.config.shared_setting_weights:
-                self.linkage.member_setting = self._account_setting
+        cfg = self.linkage.config
+        if isinstance(account, MemberTable):  # the cluster stage: scores as forwarded
+            extraction = account.extraction if account.judges else None
+            setting = account.setting if account.judges and account.judges_setting else None
+        else:
+            extraction, setting = member_judges(
+                account, cfg.extraction_weights, cfg.shared_setting_weights
+            )
+        if self.linkage.member_extraction is None and extraction is not None:
+            self.linkage.member_extraction = extraction
+            if self.linkage.member_setting is None and setting is not None:
+                self.linkage.member_setting = setting
+        self._publish_raised = publish_raised
         self._published: dict[str, list[str]] = {}
         self.labels = self._new_labels()
         self._label_alerts: list[Alert] = []
@@ -107,21 +125,6 @@ class LinkedPipeline:
 
     def _account_risk(self, account_id: str) -> float:
         return self.account.risk(account_id).risk
-
-    def _account_extraction(self, account_id: str) -> float:
-        """The member's extraction score: its rule signals' log-odds, as captured when
-        the account was last scored, weighted by ``extraction_weights`` (a dict lookup
-        per signal; called only for sampled members of changed clusters)."""
-        assert self._signals is not None
-        weights = self._extraction_weights
-        return sum(weights.get(s, 0.0) * v for s, v in self._signals(account_id).items())
-
-    def _account_setting(self, account_id: str) -> float:
-        """The member's client settings' log-odds (``shared_setting_weights``): counted
-        by the stage only when the cluster's members share them."""
-        assert self._signals is not None
-        weights = self.linkage.config.shared_setting_weights
-        return sum(weights.get(s, 0.0) * v for s, v in self._signals(account_id).items())
 
     def process(self, event: RequestEvent) -> bool:
         own = self.account.process(event)  # observes the clock first: linkage reads it
@@ -161,6 +164,14 @@ class LinkedPipeline:
             touched.update(self._published.pop(cluster.cluster_id, ()))
             if cluster.members:
                 self._published[cluster.cluster_id] = cluster.members
+        if self._publish_raised:
+            now = self.linkage.now
+            at = iso(now) if now is not None else None
+            out.raised = [
+                ClusterRisk(account_id=a, raised=self.raised(a), updated_at=at)
+                for a in sorted(touched)
+            ]
+            return out
         risks = []
         for r in out.risks:
             aid = r.account_id
@@ -177,37 +188,28 @@ class LinkedPipeline:
         return out
 
     def risk(self, account_id: str) -> AccountRisk:
-        base = self.account.risk(account_id)
+        now = self.linkage.now
+        return combine_risk(
+            self.account.risk(account_id),
+            self.raised(account_id),
+            iso(now) if now is not None else None,
+        )
+
+    def raised(self, account_id: str) -> list[Raised]:
+        """What lifts the account above its own risk: its cluster, an analysts' case
+        (none for an account an analyst dismissed: no cluster speaks for it)."""
         if self.labels.is_dismissed(account_id):
-            return base  # an analyst said benign: no cluster speaks for it
-        raised: list[tuple[float, Reason, str | None]] = []
+            return []
+        raised: list[Raised] = []
         boost = self.linkage.cluster_risk(account_id)
         reason = self.linkage.cluster_reason(account_id) if boost > 0 else None
         if reason is not None:
-            raised.append((boost, reason, self.linkage.cluster_of(account_id)))
+            raised.append(Raised(risk=boost, reason=reason, cluster_id=self.linkage.cluster_of(account_id)))
         labelled = self.labels.risk(account_id)
         if labelled is not None:
-            raised.append(labelled)
-        if not raised:
-            return base
-        raised.sort(key=lambda r: -r[0])
-        top, _, _ = raised[0]
-        cluster_id = next((c for _, _, c in raised if c is not None), None)
-        if top <= base.risk:
-            reasons = [*base.reasons, *(r for _, r, _ in raised)]
-            risk = base.risk
-        else:
-            reasons = [*(r for _, r, _ in raised), *base.reasons]
-            risk = top
-        now = self.linkage.now
-        return AccountRisk(
-            account_id=account_id,
-            risk=risk,
-            level=level_for(risk),
-            reasons=reasons,
-            cluster_id=cluster_id,
-            updated_at=base.updated_at or (iso(now) if now is not None else None),
-        )
+            risk, why, cluster_id = labelled
+            raised.append(Raised(risk=risk, reason=why, cluster_id=cluster_id))
+        return raised
 
     def learn_label(self, label: Label) -> None:
         """Teach the account detectors and the links; the links act at the next event."""
@@ -239,6 +241,7 @@ class LinkedPipeline:
             linkage=self.linkage.to_state(),
             published=self._published,
             labels=self.labels.to_state(),
+            members=self.account.to_state() if isinstance(self.account, MemberTable) else None,
         )
 
     def restore(self, shared: bytes) -> None:
@@ -268,6 +271,8 @@ class LinkedPipeline:
             labels = AnalystLinks.from_state(
                 checkpoint.labels, cfg.labels, linkage.cluster_prefix, cfg.eval_interval_s
             )
+        if isinstance(self.account, MemberTable):
+            self.account.restore_state(checkpoint.members)  # last step that may raise
         if checkpoint.account is not None and isinstance(self.account, AccountPipeline):
             self.account.restore_checkpoint(checkpoint)  # last step that may raise
         self.linkage = linkage

@@ -10,6 +10,10 @@ key                                    type    TTL          written by       rea
 ``dg:risk:{account}``                  string  risk_ttl_s   worker (writer)  API risk lookup
   JSON ``records.AccountRisk`` (CONTRACT §4 shape), refreshed every batch the
   account changes in; an account silent for ``risk_ttl_s`` reads as unknown (0.0).
+``dg:cluster-risk:{account}``          string  risk_ttl_s   cluster stage    API risk lookup
+  JSON ``records.ClusterRisk``: what lifts the account above ``dg:risk`` (its
+  cluster, an analysts' case) when the pipeline is split (``worker.stage``); the
+  lookup reports ``records.combine_risk`` of the two. Absent in one process.
 ``dg:alert:{alert_id}``                string  none         worker, API      API
   JSON ``records.Alert``: current state, reasons, evidence, history.
 ``dg:alerts:all``                      zset    none         worker           API list
@@ -116,6 +120,10 @@ def checkpoint_shared(group: str, topic: str, instance: str = "") -> str:
 
 def risk(account_id: str) -> str:
     return f"dg:risk:{account_id}"
+
+
+def cluster_risk(account_id: str) -> str:
+    return f"dg:cluster-risk:{account_id}"
 
 
 def alert(alert_id: str) -> str:

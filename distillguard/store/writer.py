@@ -22,7 +22,16 @@ import msgspec
 import orjson
 import redis
 
-from distillguard.records import AccountRisk, Alert, Cluster, ClusterTimeline, dumps, iso, loads
+from distillguard.records import (
+    AccountRisk,
+    Alert,
+    Cluster,
+    ClusterRisk,
+    ClusterTimeline,
+    dumps,
+    iso,
+    loads,
+)
 from distillguard.settings import Settings
 from distillguard.store import schema
 from distillguard.store.connection import text
@@ -95,6 +104,7 @@ class AlertWriter:
         prompts: Mapping[str, Sequence[str]] | None = None,
         chart_points: Sequence[ChartPoint] = (),
         timelines: Sequence[ClusterTimeline] = (),
+        raised: Sequence[ClusterRisk] = (),
         queue_also: QueueAlso | None = None,
         before_commit: BeforeCommit | None = None,
     ) -> list[Alert]:
@@ -118,6 +128,7 @@ class AlertWriter:
                 self._queue_scores(
                     pipe, risks, clusters, features, prompts, now, chart_points, timelines
                 )
+                self._queue_raised(pipe, raised)
                 if queue_also is not None:
                     queue_also(pipe)
                 if before_commit is not None:
@@ -134,6 +145,7 @@ class AlertWriter:
                     self._queue_scores(
                         pipe, risks, clusters, features, prompts, now, chart_points, timelines
                     )
+                    self._queue_raised(pipe, raised)
                     self._queue_alerts(pipe, planned, now)
                     if queue_also is not None:
                         queue_also(pipe)
@@ -241,6 +253,17 @@ class AlertWriter:
                 key = schema.prompts(account_id)
                 pipe.lpush(key, *(t[: schema.PROMPT_MAX_CHARS] for t in texts))
                 pipe.ltrim(key, 0, self.sample_prompts_len - 1)
+
+    def _queue_raised(self, pipe: redis.client.Pipeline, raised: Sequence[ClusterRisk]) -> None:
+        """The cluster stage's lifts, beside the account stage's risks (the risk lookup
+        joins the two); an account nothing lifts any more loses its record."""
+        ttl = self.risk_ttl_s
+        for r in raised:
+            key = schema.cluster_risk(r.account_id)
+            if r.raised:
+                pipe.execute_command("SET", key, dumps(r), "EX", ttl)
+            else:
+                pipe.delete(key)
 
     def _push_features(
         self,

