@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -38,7 +39,7 @@ def admin(stack: EmbeddedStack) -> Iterator[KafkaAdminClient]:
     client.close()
 
 
-def private_topics(**extra: int) -> Topics:
+def private_topics(**extra: Any) -> Topics:
     tag = uuid.uuid4().hex[:8]
     return Topics(requests=f"t-{tag}", dead_letter=f"t-{tag}.dlq", alerts=f"t-{tag}.al", **extra)
 

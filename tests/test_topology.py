@@ -29,7 +29,7 @@ from distillguard.stream.producer import EventPublisher
 from distillguard.stream.publish_file import account_key
 from distillguard.stream.sinks import default_sink
 from distillguard.stream.worker import Worker, WorkerStats
-from tests.helpers.outcomes import Outcome, from_store
+from tests.helpers.outcomes import from_store
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,9 @@ def small_lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     return out.read_bytes().splitlines()
 
 
-def _settings(stack: EmbeddedStack, topics: Topics, db: int, group: str, **worker: object) -> Settings:
+def _settings(
+    stack: EmbeddedStack, topics: Topics, db: int, group: str, **worker: object
+) -> Settings:
     url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
     return Settings(
         kafka_bootstrap=stack.bootstrap,
@@ -104,7 +106,7 @@ def test_account_workers_and_a_cluster_worker_agree_with_one_process(
     split = redis.Redis.from_url(accounts[0].redis_url)
     split.flushdb()
     stats = _concurrently(accounts, split)
-    assert sum(s.processed for s in stats) >= reference_events(small_lines) * 0.99
+    assert sum(s.processed for s in stats) >= len(small_lines) * 0.99
     assert all(s.processed > 0 for s in stats)  # three workers shared the partitions
     cluster = _settings(stack, topics, 6, group, stage="cluster")
     cstats = _run(cluster, split)
@@ -118,11 +120,3 @@ def test_account_workers_and_a_cluster_worker_agree_with_one_process(
     assert topology.memberships() == reference.memberships()
     assert set(topology.cluster_alerts.values()) == set(reference.cluster_alerts.values())
     assert topology.differences(reference, tolerance=0.05) == []
-
-
-def reference_events(lines: list[bytes]) -> int:
-    return len(lines)
-
-
-def _clusters_of(outcome: Outcome) -> set[frozenset[str]]:
-    return outcome.memberships()

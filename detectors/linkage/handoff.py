@@ -44,7 +44,7 @@ class MemberScore(msgspec.Struct, array_like=True, frozen=True, gc=False):
 class HandoffEvent(RequestEvent, kw_only=True, frozen=True, gc=False):
     """One event as the cluster stage needs it, with the scores that changed with it."""
 
-    scores: list[MemberScore] = []
+    scores: list[MemberScore] = msgspec.field(default_factory=list)
 
 
 def weighted(signals: Mapping[str, float], weights: Mapping[str, float]) -> float:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from distillguard.detectors.account_pipeline import AccountPipeline
 from distillguard.detectors.cluster_timeline import cluster_timeline
-from distillguard.detectors.linkage.handoff import member_judges
+from distillguard.detectors.linkage.handoff import Judge, member_judges
 from distillguard.detectors.linkage.labels import AnalystLinks
 from distillguard.detectors.linkage.members import MemberTable
 from distillguard.detectors.linkage.stage import LinkageStage
@@ -96,6 +96,8 @@ class LinkedPipeline:
         if self.linkage.member_risk is None:
             self.linkage.member_risk = self._account_risk
         cfg = self.linkage.config
+        extraction: Judge | None
+        setting: Judge | None
         if isinstance(account, MemberTable):  # the cluster stage: scores as forwarded
             extraction = account.extraction if account.judges else None
             setting = account.setting if account.judges and account.judges_setting else None
@@ -204,7 +206,8 @@ class LinkedPipeline:
         boost = self.linkage.cluster_risk(account_id)
         reason = self.linkage.cluster_reason(account_id) if boost > 0 else None
         if reason is not None:
-            raised.append(Raised(risk=boost, reason=reason, cluster_id=self.linkage.cluster_of(account_id)))
+            cluster_id = self.linkage.cluster_of(account_id)
+            raised.append(Raised(risk=boost, reason=reason, cluster_id=cluster_id))
         labelled = self.labels.risk(account_id)
         if labelled is not None:
             risk, why, cluster_id = labelled

@@ -27,9 +27,7 @@ def build_stage(settings: Settings) -> Pipeline:
     if settings.worker.stage != "cluster":
         raise ValueError(f"no split stage {settings.worker.stage!r}")
     # What the account stage will judge, decided from the same settings it runs on.
-    extraction, setting = member_judges(
-        account, cfg.extraction_weights, cfg.shared_setting_weights
-    )
+    extraction, setting = member_judges(account, cfg.extraction_weights, cfg.shared_setting_weights)
     table = MemberTable(
         judges=extraction is not None,
         judges_setting=setting is not None,
@@ -39,6 +37,4 @@ def build_stage(settings: Settings) -> Pipeline:
     linkage = LinkageStage(
         cfg, clock=table.clock, cluster_prefix=f"clu_{instance}-" if instance else "clu_"
     )
-    return LinkedPipeline(
-        table, linkage, timeline_members=d.timeline_members, publish_raised=True
-    )
+    return LinkedPipeline(table, linkage, timeline_members=d.timeline_members, publish_raised=True)
