@@ -98,6 +98,7 @@ class Checkpointer:
         self.topic = topic
         self.dedup_window = dedup_window
         self._offsets_key = schema.checkpoint_offsets(group, topic)
+        self.instance = instance
         self._shared_key = schema.checkpoint_shared(group, topic, instance)
 
     # -- reading (on start and after every change of assignment) -----------------------
@@ -109,6 +110,17 @@ class Checkpointer:
             return {}
         values = self.client.hmget(self._offsets_key, [str(p) for p in partitions])
         return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
+
+    def _sibling_shared(self) -> bytes | None:
+        pattern = schema.checkpoint_shared(self.group, self.topic) + "*"
+        keys = sorted(
+            k for k in cast("list[bytes]", list(self.client.scan_iter(match=pattern, count=100)))
+        )
+        own = self._shared_key.encode()
+        for key in keys:
+            if key != own:
+                return cast("bytes | None", self.client.get(key))
+        return None
 
     def load_seen(self, partition: int) -> list[str]:
         """The de-duplication window of a partition, oldest first."""
@@ -122,9 +134,17 @@ class Checkpointer:
         return {k.decode(): v for k, v in states.items()}
 
     def load_shared(self) -> SharedCheckpoint | None:
-        """The last shared checkpoint; ValueError if one is stored but unreadable."""
+        """The last shared checkpoint; ValueError if one is stored but unreadable.
+
+        A named worker that has none of its own yet (a process added to the group)
+        starts from a sibling's (the first by name): its shared models then know the
+        stream from its start, as every other member's do, instead of meeting a
+        partition mid-stream with an empty population and no idea which models are new.
+        """
         # msgpack: only a bytes client (ours: no decode_responses) can read it
         raw = cast("bytes | None", self.client.get(self._shared_key))
+        if raw is None and self.instance:
+            raw = self._sibling_shared()
         if raw is None:
             return None
         try:

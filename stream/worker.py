@@ -231,6 +231,7 @@ class Worker:
                     and self._assigned
                     and not len(self.merge)
                     and now - idle_since > max_idle_s
+                    and not (self.stage == "cluster" and self._source_behind(self._owned()))
                 ):
                     break
             clean = True
@@ -428,8 +429,10 @@ class Worker:
             self.merge.extend(tp.partition, entries)
 
     def _new_source(self, seen: dict[int, int], partition: int, msg: Any) -> bool:
-        """The cluster stage: False for a hand-off record at or below the last source
-        offset buffered from its partition (an account stage's repeat after a rollback).
+        """The cluster stage: False for a record not to merge: a hand-off record at or
+        below the last source offset buffered from its partition (an account stage's
+        repeat after a rollback), or a position marker (no value: the account stage
+        consumed the source up to there without forwarding, e.g. a dead letter).
 
         Dropped before the merge, by the partition's own contents, so repeats neither
         count twice nor change the order the merge hands records out in.
@@ -438,27 +441,54 @@ class Worker:
         if source is None:
             return True  # not from an account stage: decoded and dead-lettered as it is
         if source <= seen.get(partition, -1):
-            self._batch.duplicates += 1
+            if msg.value:
+                self._batch.duplicates += 1
             return False
         seen[partition] = source
-        return True
+        return bool(msg.value)
 
     def _mark_caught_up(self, records: dict[TopicPartition, list[Any]]) -> None:
         """A partition is caught up when its fetch position reached the end it reports
         and the last two polls brought nothing for it. (Tansu reports the last *batch's*
         base offset as its end, so the position alone could declare a partition done
-        that still holds most of a batch.)"""
+        that still holds most of a batch.) The cluster stage's input is another stage's
+        output: one of its partitions is caught up only once the account stage has
+        forwarded everything its request partition holds (:meth:`_source_behind`), or a
+        lagging account worker would let the merge run ahead of its records."""
         consumer = self._consumer
         assert consumer is not None
         quiet = self._quiet_polls
+        caught_up: dict[int, bool] = {}
         for tp in self._assigned:
             p = tp.partition
             quiet[p] = 0 if records.get(tp) else quiet.get(p, 0) + 1
             high = consumer.highwater(tp)
             fetched = consumer.position(tp, timeout_ms=0) if high is not None else None
-            self.merge.set_caught_up(
-                p, fetched is not None and fetched >= high and quiet[p] >= _QUIET_POLLS
-            )
+            caught_up[p] = fetched is not None and fetched >= high and quiet[p] >= _QUIET_POLLS
+        if self.stage == "cluster" and any(caught_up.values()):
+            behind = self._source_behind([p for p, done in caught_up.items() if done])
+            for p in behind:
+                caught_up[p] = False
+        for p, done in caught_up.items():
+            self.merge.set_caught_up(p, done)
+
+    def _owned(self) -> list[int]:
+        return sorted(tp.partition for tp in self._assigned)
+
+    def _source_behind(self, partitions: list[int]) -> set[int]:
+        """Of these hand-off partitions, those whose request partition holds events the
+        account stage has not forwarded yet (all of them if the broker cannot say)."""
+        consumer = self._consumer
+        assert consumer is not None
+        topic = self.given_settings.topics.requests
+        tps = [TopicPartition(topic, p) for p in partitions]
+        try:
+            ends = consumer.end_offsets(tps)
+        except KafkaError as exc:
+            log.debug("request topic ends unavailable", extra={"error": str(exc)})
+            return set(partitions)
+        seen = self._sources_seen
+        return {tp.partition for tp in tps if seen.get(tp.partition, -1) + 1 < ends.get(tp, 0)}
 
     def _apply_backpressure(self, consumer: KafkaConsumer) -> None:
         """Bound the buffer: pause the partitions furthest ahead until the others catch up."""
@@ -593,7 +623,10 @@ class Worker:
         stage drops the repeats (same account and event id) in its de-duplication window.
         """
         topic = self.handoff_topic
-        if topic is None or not records:
+        if topic is None:
+            return
+        if not records:
+            self._send_positions({})
             return
         partitions = self._handoff_partitions
         if len(partitions) != len(records):
@@ -602,8 +635,24 @@ class Worker:
                 " processed events: is `worker.stage: account` running the account stage?"
             )
         send = self.publisher.send
+        last: dict[int, int] = {}
         for (p, offset), record in zip(partitions, records, strict=True):
             send(None, record, [(SOURCE_HEADER, offset.to_bytes(8, "big"))], topic, p)
+            last[p] = offset
+        self._send_positions(last)
+
+    def _send_positions(self, forwarded: dict[int, int]) -> None:
+        """Tell the cluster stage how far each partition's source was read: a marker (no
+        value) where the last events read were not forwarded (dead letters, repeats).
+        Its merge waits for a partition until the source offsets it was told reach the
+        request partition's end (``_source_behind``)."""
+        topic = self.handoff_topic
+        assert topic is not None
+        for p, next_offset in self._batch.next_offsets.items():
+            consumed = next_offset - 1
+            if forwarded.get(p, -1) < consumed:
+                header = [(SOURCE_HEADER, consumed.to_bytes(8, "big"))]
+                self.publisher.send(None, b"", header, topic, p)
 
     def _confirm_sends(self, alerts: list[Alert]) -> None:
         """Publish the alerts and make sure Kafka has them and every dead letter."""

@@ -12,6 +12,7 @@ is not vacuous).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -29,7 +30,7 @@ from distillguard.stream.producer import EventPublisher
 from distillguard.stream.publish_file import account_key
 from distillguard.stream.sinks import default_sink
 from distillguard.stream.worker import Worker, WorkerStats
-from tests.helpers.outcomes import from_store
+from tests.helpers.outcomes import Outcome, from_store
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +59,16 @@ def _run(settings: Settings, client: redis.Redis, max_idle_s: float = 4.0) -> Wo
     return worker.run(max_idle_s=max_idle_s)
 
 
-def _concurrently(settings: list[Settings], client: redis.Redis) -> list[WorkerStats]:
-    """Run workers side by side (one consumer group: they share the partitions)."""
+def _concurrently(
+    settings: list[Settings], client: redis.Redis, delays: list[float] | None = None
+) -> list[WorkerStats]:
+    """Run workers side by side, each started ``delays[i]`` seconds after the first
+    (account workers of one consumer group share the partitions)."""
     stats: list[WorkerStats | BaseException] = [RuntimeError("not run")] * len(settings)
+    delays = delays or [0.0] * len(settings)
 
     def run(i: int) -> None:
+        time.sleep(delays[i])
         try:
             stats[i] = _run(settings[i], redis.Redis.from_url(settings[i].redis_url), 8.0)
         except BaseException as exc:  # reported by the test below
@@ -79,44 +85,82 @@ def _concurrently(settings: list[Settings], client: redis.Redis) -> list[WorkerS
     return [s for s in stats if isinstance(s, WorkerStats)]
 
 
-def test_account_workers_and_a_cluster_worker_agree_with_one_process(
-    stack: EmbeddedStack, small_lines: list[bytes]
-) -> None:
+def _published(stack: EmbeddedStack, lines: list[bytes], prefix: str) -> Topics:
     tag = uuid.uuid4().hex[:8]
     topics = Topics(
-        requests=f"tp-{tag}", dead_letter=f"tp-{tag}.dlq", alerts=f"tp-{tag}.al", partitions=6
+        requests=f"{prefix}-{tag}",
+        dead_letter=f"{prefix}-{tag}.dlq",
+        alerts=f"{prefix}-{tag}.al",
+        partitions=6,
     )
     created = ensure_topics(stack.bootstrap, topics)
     assert topics.linkage_topic in created
     with EventPublisher(stack.bootstrap, topics.requests) as pub:
-        for line in small_lines:
+        for line in lines:
             pub.send(account_key(line), line)
+    return topics
 
-    one = _settings(stack, topics, 5, f"one-{tag}")
+
+def _one_process(stack: EmbeddedStack, topics: Topics, db: int) -> Outcome:
+    one = _settings(stack, topics, db, f"one-{uuid.uuid4().hex[:8]}")
     client = redis.Redis.from_url(one.redis_url)
     client.flushdb()
     _run(one, client)
-    reference = from_store(client)
+    outcome = from_store(client)
     client.flushdb()
+    return outcome
 
-    group = f"split-{tag}"
-    accounts = [
+
+def _assert_agree(split: Outcome, reference: Outcome) -> None:
+    assert reference.clusters and reference.cluster_alerts  # not vacuous
+    assert split.memberships() == reference.memberships()
+    assert set(split.cluster_alerts.values()) == set(reference.cluster_alerts.values())
+    assert split.differences(reference, tolerance=0.05) == []
+
+
+def test_account_workers_and_a_cluster_worker_agree_with_one_process(
+    stack: EmbeddedStack, small_lines: list[bytes]
+) -> None:
+    topics = _published(stack, small_lines, "tp")
+    reference = _one_process(stack, topics, 5)
+
+    group = f"split-{uuid.uuid4().hex[:8]}"
+    workers = [
         _settings(stack, topics, 6, group, stage="account", instance=f"a{i}") for i in range(3)
     ]
-    split = redis.Redis.from_url(accounts[0].redis_url)
+    workers.append(_settings(stack, topics, 6, group, stage="cluster"))
+    split = redis.Redis.from_url(workers[0].redis_url)
     split.flushdb()
-    stats = _concurrently(accounts, split)
-    assert sum(s.processed for s in stats) >= len(small_lines) * 0.99
-    assert all(s.processed > 0 for s in stats)  # three workers shared the partitions
-    cluster = _settings(stack, topics, 6, group, stage="cluster")
-    cstats = _run(cluster, split)
-    assert cstats.processed == sum(s.processed for s in stats)
+    *accounts, cluster = _concurrently(workers, split)  # live: all four side by side
+    assert sum(s.processed for s in accounts) == len(small_lines)
+    assert all(s.processed > 0 for s in accounts)  # three workers shared the partitions
+    assert cluster.processed == len(small_lines)
     topology = from_store(split)
     lifted = sum(1 for _ in split.scan_iter(match=schema.cluster_risk("*"), count=1000))
     split.flushdb()
 
-    assert reference.clusters and reference.cluster_alerts  # not vacuous
     assert lifted > 0  # members' risks came from the cluster stage's records
-    assert topology.memberships() == reference.memberships()
-    assert set(topology.cluster_alerts.values()) == set(reference.cluster_alerts.values())
-    assert topology.differences(reference, tolerance=0.05) == []
+    _assert_agree(topology, reference)
+
+
+def test_an_account_worker_added_mid_stream_changes_no_result(
+    stack: EmbeddedStack, small_lines: list[bytes]
+) -> None:
+    topics = _published(stack, small_lines, "tr")
+    reference = _one_process(stack, topics, 7)
+
+    group = f"grow-{uuid.uuid4().hex[:8]}"
+    workers = [
+        _settings(stack, topics, 8, group, stage="account", instance="a0"),
+        _settings(stack, topics, 8, group, stage="cluster"),
+        _settings(stack, topics, 8, group, stage="account", instance="a1"),
+    ]
+    split = redis.Redis.from_url(workers[0].redis_url)
+    split.flushdb()
+    first, cluster, added = _concurrently(workers, split, delays=[0.0, 0.0, 3.0])
+    assert first.processed > 0 and added.processed > 0  # the second one took partitions
+    assert first.rollbacks >= 2  # ... in a rebalance of the first one's
+    assert cluster.processed == len(small_lines)
+    grown = from_store(split)
+    split.flushdb()
+    _assert_agree(grown, reference)
