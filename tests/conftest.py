@@ -47,10 +47,19 @@ EMBEDDED_ONLY = {
         "CI time: the crash-recovery run takes ~3 min; the apache stack's failure tests "
         "are tests/test_kafka_failover.py"
     ),
+    "test_an_account_worker_added_mid_stream_changes_no_result": (
+        "CI time (~1 min a stack): the topology's equivalence runs on Apache Kafka"
+    ),
+    "test_killed_stages_change_no_result": (
+        "CI time: a crash run of ~2 min; the topology's equivalence runs on Apache Kafka"
+    ),
 }
 
 #: Tests of what only a broker that keeps its log can do (Tansu's is in memory).
 APACHE_ONLY = {
+    "test_account_workers_and_a_cluster_worker_agree_with_one_process": (
+        "CI time (~1 min a stack): the rebalance and crash runs of the topology are on Tansu"
+    ),
     "test_a_broker_restart_mid_stream_loses_and_doubles_nothing": (
         "a Tansu restart loses its topics: that case is "
         "test_a_broker_that_lost_its_topics_stops_the_worker_with_a_clear_error"

@@ -36,12 +36,14 @@ from kafka import KafkaAdminClient
 from distillguard.infra import free_port, stop_process, wait_ping, wait_port
 from distillguard.kafka_broker import KAFKA_VERSION, KafkaCluster
 from distillguard.redis_server import redis_server_binary
+from distillguard.detectors.state import decode_shared
 from distillguard.store import schema
+from distillguard.stream.checkpoint import Checkpointer
 from tests.conftest import ROOT, wait_for
 from tests.helpers.synthetic import stream
 
 COMPOSE = ROOT / "docker-compose.yml"
-BUILT = ("topics", "worker-1", "worker-2", "api", "produce")
+BUILT = ("topics", "worker-1", "worker-2", "cluster-worker", "api", "produce")
 #: Set by KafkaCluster from the machine's ports and directories, not by the file.
 KAFKA_ADDRESSING = {
     "node.id",
@@ -121,7 +123,10 @@ def test_compose_keeps_data_on_volumes_and_runs_two_workers_without_deploy() -> 
     assert len(workers) == 2
     same = ("build", "command", "restart", "stop_grace_period", "depends_on")
     assert all({k: w.get(k) for k in same} == {k: workers[0].get(k) for k in same} for w in workers)
-    assert workers[0]["command"] == ["worker"]
+    assert workers[0]["command"] == ["worker", "--stage", "account"]
+    cluster = [s for s in services.values() if "cluster" in (s.get("command") or [])]
+    assert [s["command"] for s in cluster] == [["worker", "--stage", "cluster"]]  # one owner
+    assert "DISTILLGUARD_WORKER__INSTANCE" not in cluster[0]["environment"]
     client_ids = {w["environment"]["DISTILLGUARD_WORKER__CLIENT_ID"] for w in workers}
     assert len(client_ids) == 2
     groups = {w["environment"].get("DISTILLGUARD_WORKER__GROUP_ID") for w in workers}
@@ -235,7 +240,7 @@ def test_every_compose_service_command_runs_against_native_kafka_and_redis(
     assert topics.returncode == 0, topics.stderr.decode()[-3000:]
     children: list[subprocess.Popen[bytes]] = []
     try:
-        for name in ("worker-1", "worker-2", "api"):
+        for name in ("worker-1", "worker-2", "cluster-worker", "api"):
             with (tmp_path / f"{name}.log").open("wb") as log:
                 children.append(
                     subprocess.Popen(
@@ -285,6 +290,13 @@ def test_every_compose_service_command_runs_against_native_kafka_and_redis(
         described = admin.describe_groups([group])[group]
         admin.close()
         assert len(described["members"]) == 2, described  # both workers share the partitions
+        # the cluster worker read everything they forwarded (its own group, all partitions)
+        requests = env("worker-1").get("DISTILLGUARD_TOPICS__REQUESTS", "api-requests")
+        wait_for(
+            lambda: _cluster_stage_requests(client, group, requests) == expected.total(),
+            120,
+            "the cluster worker to take every forwarded event",
+        )
 
         account = messages[0].key
         resp = httpx.get(
@@ -295,6 +307,15 @@ def test_every_compose_service_command_runs_against_native_kafka_and_redis(
     finally:
         for child in reversed(children):
             stop_process(child, timeout_s=30)
+
+
+def _cluster_stage_requests(client: redis.Redis, group: str, requests: str) -> int:
+    """Events the cluster worker's last checkpoint covers (its member table's counts)."""
+    shared = Checkpointer(client, f"{group}-cluster", f"{requests}.linkage", 0).load_shared()
+    if shared is None:
+        return 0
+    members = decode_shared(shared.state).members
+    return sum(members.requests.values()) if members is not None else 0
 
 
 def _healthy(base: str) -> bool:
