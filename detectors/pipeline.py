@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -20,6 +20,9 @@ from distillguard.clock import EventClock
 from distillguard.events import RequestEvent
 from distillguard.records import AccountRisk, Alert, Cluster, ClusterRisk, ClusterTimeline, Label
 from distillguard.settings import Settings
+
+if TYPE_CHECKING:
+    from distillguard.detectors.linkage.handoff import HandoffEvent
 
 
 class ChartPoint(msgspec.Struct, frozen=True):
@@ -51,7 +54,7 @@ class BatchOutput:
     forgotten: list[str] = field(default_factory=list)
     #: split topology, account stage: one hand-off record per processed event, in
     #: processing order, for the worker to send to ``topics.linkage`` before it commits
-    handoff: list[bytes] = field(default_factory=list)
+    handoff: list[HandoffEvent] = field(default_factory=list)
     #: split topology, cluster stage: what lifts each touched account above its own
     #: risk (an empty list: nothing any more), stored beside the account stage's risk
     raised: list[ClusterRisk] = field(default_factory=list)

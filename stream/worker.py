@@ -34,7 +34,7 @@ import redis
 from kafka import KafkaConsumer, OffsetAndMetadata
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from distillguard.detectors.linkage.handoff import HandoffDecoder
+from distillguard.detectors.linkage.handoff import HandoffEvent
 from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
@@ -50,6 +50,7 @@ from distillguard.stream.consumer import (
 )
 from distillguard.stream.dead_letter import DeadLetters
 from distillguard.stream.dedup import DedupWindow, dedup_key
+from distillguard.stream.handoff import HandoffReader, send_batches
 from distillguard.stream.merge import Entry, PartitionMerge
 from distillguard.stream.producer import EventPublisher, PublishFailed
 from distillguard.stream.sinks import OutputSink
@@ -79,18 +80,6 @@ class _Backoff:
     def sleep(self) -> None:
         time.sleep(self.delay)
         self.delay = min(self.delay * 2, 2.0)
-
-
-#: header of a hand-off record: the request offset it was made from (8 bytes, big-endian)
-SOURCE_HEADER = "dg-source"
-
-
-def source_offset(msg: Any) -> int | None:
-    """The request offset a hand-off record was made from (None if it carries none)."""
-    for key, value in msg.headers or ():
-        if key == SOURCE_HEADER and len(value) == 8:
-            return int.from_bytes(value, "big")
-    return None
 
 
 def stage_settings(settings: Settings) -> Settings:
@@ -148,11 +137,9 @@ class Worker:
         self.settings = settings
         self.pipeline = pipeline
         self.sink = sink
-        self.decoder: EventDecoder | HandoffDecoder = (
-            HandoffDecoder()
-            if self.stage == "cluster"
-            else EventDecoder(Limits.from_settings(settings.validation))
-        )
+        self.decoder = EventDecoder(Limits.from_settings(settings.validation))
+        #: the cluster stage's end of the hand-off topic (None in other stages)
+        self.handoff = HandoffReader() if self.stage == "cluster" else None
         #: the account stage's hand-off topic (None in other stages)
         self.handoff_topic = settings.topics.linkage_topic if self.stage == "account" else None
         # A hung connection must not hang the worker: every Redis call returns or raises.
@@ -177,8 +164,6 @@ class Worker:
         self._partition_of: dict[str, int] = {}
         self._topic_id = ""
         self._quiet_polls: dict[int, int] = {}
-        self._sources: dict[int, int] = {}  # cluster stage: see SharedCheckpoint.sources
-        self._sources_seen: dict[int, int] = {}
         self._reset_batch()
         self._last_feedback_poll = 0.0
         self._stop = False
@@ -327,8 +312,8 @@ class Worker:
             log.error("shared state not restorable; starting fresh", extra={"error": str(exc)})
             pipeline.restore(self._initial_shared)
         self.feedback_position = shared.feedback_position if shared is not None else "0-0"
-        self._sources = dict(shared.sources) if shared is not None else {}
-        self._sources_seen = dict(self._sources)
+        if self.handoff is not None:
+            self.handoff.restore(shared.sources if shared is not None else {})
         self._topic_id = self._current_topic_id() or ""
         if shared is not None and shared.topic_id and self._topic_id != shared.topic_id:
             raise WorkerError(
@@ -413,13 +398,14 @@ class Worker:
 
     # -- buffering and the merge ---------------------------------------------------------
     def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
+        if self.handoff is not None:
+            for tp, messages in records.items():
+                self.merge.extend(tp.partition, self.handoff.entries(tp.partition, messages))
+            return
         decode = self.decoder.decode
-        seen = self._sources_seen if self.stage == "cluster" else None
         for tp, messages in records.items():
             entries = []
             for msg in messages:
-                if seen is not None and not self._new_source(seen, tp.partition, msg):
-                    continue
                 try:
                     event = decode(msg.value)
                 except InvalidEvent as exc:
@@ -427,25 +413,6 @@ class Worker:
                     continue
                 entries.append(Entry(msg.offset, event.ts, (msg, event)))
             self.merge.extend(tp.partition, entries)
-
-    def _new_source(self, seen: dict[int, int], partition: int, msg: Any) -> bool:
-        """The cluster stage: False for a record not to merge: a hand-off record at or
-        below the last source offset buffered from its partition (an account stage's
-        repeat after a rollback), or a position marker (no value: the account stage
-        consumed the source up to there without forwarding, e.g. a dead letter).
-
-        Dropped before the merge, by the partition's own contents, so repeats neither
-        count twice nor change the order the merge hands records out in.
-        """
-        source = source_offset(msg)
-        if source is None:
-            return True  # not from an account stage: decoded and dead-lettered as it is
-        if source <= seen.get(partition, -1):
-            if msg.value:
-                self._batch.duplicates += 1
-            return False
-        seen[partition] = source
-        return bool(msg.value)
 
     def _mark_caught_up(self, records: dict[TopicPartition, list[Any]]) -> None:
         """A partition is caught up when its fetch position reached the end it reports
@@ -478,8 +445,8 @@ class Worker:
     def _source_behind(self, partitions: list[int]) -> set[int]:
         """Of these hand-off partitions, those whose request partition holds events the
         account stage has not forwarded yet (all of them if the broker cannot say)."""
-        consumer = self._consumer
-        assert consumer is not None
+        consumer, reader = self._consumer, self.handoff
+        assert consumer is not None and reader is not None
         topic = self.given_settings.topics.requests
         tps = [TopicPartition(topic, p) for p in partitions]
         try:
@@ -487,8 +454,7 @@ class Worker:
         except KafkaError as exc:
             log.debug("request topic ends unavailable", extra={"error": str(exc)})
             return set(partitions)
-        seen = self._sources_seen
-        return {tp.partition for tp in tps if seen.get(tp.partition, -1) + 1 < ends.get(tp, 0)}
+        return reader.behind({tp.partition: ends.get(tp, 0) for tp in tps})
 
     def _apply_backpressure(self, consumer: KafkaConsumer) -> None:
         """Bound the buffer: pause the partitions furthest ahead until the others catch up."""
@@ -512,7 +478,7 @@ class Worker:
         while items := take(_RUN):
             batch, touched = self._batch, self._touched
             handoff = self._handoff_partitions if self.handoff_topic is not None else None
-            sources = self._sources if self.stage == "cluster" else None
+            done = self.handoff.done if self.handoff is not None else None
             next_offsets, new_ids = batch.next_offsets, batch.new_ids
             self._since_checkpoint += len(items)
             for p, entry in items:
@@ -539,10 +505,8 @@ class Worker:
                     continue
                 if handoff is not None:
                     handoff.append((p, entry.offset))
-                elif sources is not None:
-                    source = source_offset(msg)
-                    if source is not None:
-                        sources[p] = source
+                elif done is not None:
+                    done[p] = msg.source
                 account = event.account_id
                 ids = new_ids.get(p)
                 if ids is None:
@@ -591,7 +555,7 @@ class Worker:
             feedback_position=self.feedback_position,
             offsets=dict(self._offsets),
             topic_id=self._topic_id,
-            sources=dict(self._sources),
+            sources=dict(self.handoff.done) if self.handoff is not None else {},
         )
         self._send_handoff(out.handoff)  # once: a retried commit confirms, never resends
         self._retry(lambda: self._commit(batch, out), "checkpoint")
@@ -615,44 +579,23 @@ class Worker:
             self._confirm_sends([])
             self.checkpointer.commit(batch)
 
-    def _send_handoff(self, records: list[bytes]) -> None:
-        """Queue the account stage's hand-off records, each to its request partition's
-        twin; confirmed with the alerts and dead letters, before the checkpoint commits.
-
-        A crash before the commit sends them again from the re-read events: the cluster
-        stage drops the repeats (same account and event id) in its de-duplication window.
-        """
-        topic = self.handoff_topic
-        if topic is None:
+    def _send_handoff(self, events: list[HandoffEvent]) -> None:
+        """Queue the account stage's hand-off (:mod:`distillguard.stream.handoff`), each
+        partition's to its twin; confirmed with the alerts and dead letters, before the
+        checkpoint commits. A crash before the commit sends it again from the re-read
+        events: the cluster stage drops the repeats by their request offsets."""
+        if self.handoff_topic is None:
             return
-        if not records:
-            self._send_positions({})
-            return
-        partitions = self._handoff_partitions
-        if len(partitions) != len(records):
-            raise WorkerError(
-                f"the pipeline handed off {len(records)} records for {len(partitions)}"
-                " processed events: is `worker.stage: account` running the account stage?"
+        try:
+            send_batches(
+                self.publisher,
+                self.handoff_topic,
+                events,
+                self._handoff_partitions,
+                self._batch.next_offsets,
             )
-        send = self.publisher.send
-        last: dict[int, int] = {}
-        for (p, offset), record in zip(partitions, records, strict=True):
-            send(None, record, [(SOURCE_HEADER, offset.to_bytes(8, "big"))], topic, p)
-            last[p] = offset
-        self._send_positions(last)
-
-    def _send_positions(self, forwarded: dict[int, int]) -> None:
-        """Tell the cluster stage how far each partition's source was read: a marker (no
-        value) where the last events read were not forwarded (dead letters, repeats).
-        Its merge waits for a partition until the source offsets it was told reach the
-        request partition's end (``_source_behind``)."""
-        topic = self.handoff_topic
-        assert topic is not None
-        for p, next_offset in self._batch.next_offsets.items():
-            consumed = next_offset - 1
-            if forwarded.get(p, -1) < consumed:
-                header = [(SOURCE_HEADER, consumed.to_bytes(8, "big"))]
-                self.publisher.send(None, b"", header, topic, p)
+        except ValueError as exc:
+            raise WorkerError(str(exc)) from None
 
     def _confirm_sends(self, alerts: list[Alert]) -> None:
         """Publish the alerts and make sure Kafka has them and every dead letter."""

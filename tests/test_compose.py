@@ -33,10 +33,10 @@ import redis
 import yaml
 from kafka import KafkaAdminClient
 
+from distillguard.detectors.state import decode_shared
 from distillguard.infra import free_port, stop_process, wait_ping, wait_port
 from distillguard.kafka_broker import KAFKA_VERSION, KafkaCluster
 from distillguard.redis_server import redis_server_binary
-from distillguard.detectors.state import decode_shared
 from distillguard.store import schema
 from distillguard.stream.checkpoint import Checkpointer
 from tests.conftest import ROOT, wait_for

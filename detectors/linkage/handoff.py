@@ -27,7 +27,7 @@ import msgspec
 
 from distillguard.clock import EventClock
 from distillguard.detectors.pipeline import BatchOutput
-from distillguard.events import InvalidEvent, RequestEvent
+from distillguard.events import RequestEvent
 from distillguard.records import AccountRisk, Label
 
 
@@ -83,29 +83,6 @@ def member_judges(
     return extraction, (setting if setting_weights else None)
 
 
-class HandoffDecoder:
-    """Hand-off bytes in, a :class:`HandoffEvent` out, or :class:`InvalidEvent`.
-
-    The account stage validated the event; the topic is internal, but a broken or
-    foreign record still gets a reason (dead-lettered), never an exception.
-    """
-
-    def __init__(self) -> None:
-        self._decoder = msgspec.msgpack.Decoder(HandoffEvent)
-
-    def decode(self, raw: bytes) -> HandoffEvent:
-        try:
-            event = self._decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise InvalidEvent(f"not a linkage hand-off record: {exc}") from None
-        if not isinstance(event.ts, float):
-            raise InvalidEvent("hand-off record without epoch-seconds `ts`")
-        return event
-
-
-_ENCODER = msgspec.msgpack.Encoder()
-
-
 class AccountStage:
     """The account pipeline of a split topology: detects per account, forwards linkage.
 
@@ -124,7 +101,7 @@ class AccountStage:
         self.account = account
         self.clock: EventClock = account.clock
         self._judges = member_judges(account, extraction_weights, setting_weights)
-        self._handoff: list[bytes] = []
+        self._handoff: list[HandoffEvent] = []
         account.take_changed()  # start keeping them
 
     def process(self, event: RequestEvent) -> bool:
@@ -132,7 +109,7 @@ class AccountStage:
         raised: bool = account.process(event)
         changed = account.take_changed()
         scores = [self._score(a) for a in changed] if changed else []
-        self._handoff.append(_ENCODER.encode(_handoff(event, scores)))
+        self._handoff.append(_handoff(event, scores))
         return raised
 
     def _score(self, account_id: str) -> MemberScore:
@@ -204,7 +181,6 @@ def _handoff(event: RequestEvent, scores: list[MemberScore]) -> HandoffEvent:
 
 __all__ = [
     "AccountStage",
-    "HandoffDecoder",
     "HandoffEvent",
     "MemberScore",
     "member_judges",
