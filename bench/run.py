@@ -251,7 +251,13 @@ def main() -> None:
     # BENCH_ONLY=plumbing skips the areas' own benchmarks.
     if os.environ.get("BENCH_ONLY") == "plumbing":
         return
-    for script in ("detectors.py", "linkage.py", "topology_volume.py", "api_latency.py"):
+    for script in (
+        "detectors.py",
+        "linkage.py",
+        "topology_volume.py",
+        "topology.py",
+        "api_latency.py",
+    ):
         path = ROOT / "bench" / script
         if path.exists():
             console.rule(script)
