@@ -176,7 +176,7 @@ def main() -> None:
     share, per_event = handoff_share(lines)
     console.print(
         f"hand-off topic: {per_event:.4f} Kafka records per input event, {share:.1%} of the"
-        " input's JSON bytes (batches of typed msgpack arrays; prompts included)"
+        " input's JSON bytes (zlib-compressed batches of typed msgpack arrays, prompts included)"
     )
     console.print(f"[dim]{os.cpu_count()} cores; CPU per event from /proc of each process[/dim]")
     # Sizing from the last layout's CPU per event (2 account processes + the cluster one).

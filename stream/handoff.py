@@ -6,7 +6,8 @@ hand-off events of consecutive processed events with their request offsets, and
 ``through``, the last request offset the batch accounts for (events read but not
 forwarded, such as dead letters, are covered by it: a batch with no events is a
 position marker). One record per few hundred events, because kafka-python's cost
-is per record: one record per event cost more CPU than the detectors (``make bench``).
+is per record: one record per event cost more CPU than the detectors (``make bench``);
+compressed, because prompts are most of a record and compress well in batches.
 
 Exactly-once in effect, by request offsets: an account worker that rolled back
 sends batches again; the cluster stage keeps, per partition, the last request offset
@@ -21,6 +22,7 @@ happen to have written lately.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,10 +48,31 @@ class HandoffBatch(msgspec.Struct, array_like=True, gc=False):
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(HandoffBatch)
+#: first byte of a compressed record (a msgpack array never starts with it)
+_ZLIB = b"z"
+#: zlib level 1: 53% -> 13% of the input's bytes on `small` for ~2.3 µs per event
+#: (level 6: 11% for ~6 µs); decompressing costs ~1 µs per event
+_LEVEL = 1
+#: a record inflating past this is refused (a compressed record is a few hundred kB)
+MAX_INFLATED = 64 * 1024 * 1024
+
+
+def encode_batch(batch: HandoffBatch) -> bytes:
+    """One hand-off record: the batch as msgpack, zlib-compressed (prompts compress
+    about fourfold in batches)."""
+    return _ZLIB + zlib.compress(_ENCODER.encode(batch), _LEVEL)
 
 
 def decode_batch(raw: bytes) -> HandoffBatch:
     """A hand-off record, or :class:`InvalidEvent` saying why it is not one."""
+    if raw[:1] == _ZLIB:
+        inflate = zlib.decompressobj()
+        try:
+            raw = inflate.decompress(raw[1:], MAX_INFLATED)
+        except zlib.error as exc:
+            raise InvalidEvent(f"not a linkage hand-off record: {exc}") from None
+        if inflate.unconsumed_tail:
+            raise InvalidEvent(f"hand-off record inflates past {MAX_INFLATED} bytes")
     try:
         batch = _DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -98,9 +121,9 @@ def encode_batches(
         offsets, batch = by_partition.get(p, ([], []))
         for chunk_offsets, chunk in _chunks(offsets, batch):
             through = next_offset - 1 if chunk_offsets[-1] == offsets[-1] else chunk_offsets[-1]
-            out.append((p, _ENCODER.encode(HandoffBatch(through, chunk_offsets, chunk))))
+            out.append((p, encode_batch(HandoffBatch(through, chunk_offsets, chunk))))
         if not offsets:
-            out.append((p, _ENCODER.encode(HandoffBatch(next_offset - 1))))
+            out.append((p, encode_batch(HandoffBatch(next_offset - 1))))
     return out
 
 
