@@ -42,6 +42,7 @@ from distillguard.detectors.linkage.evidence import (
 )
 from distillguard.detectors.linkage.fleet import CoActivityFleets
 from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
+from distillguard.detectors.linkage.implicated import implicated
 from distillguard.detectors.linkage.phase import PhaseClocks
 from distillguard.detectors.linkage.provenance import ItemKeyer, ProvenanceSketch
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
@@ -59,15 +60,6 @@ _ONSET_LEAD_S = 3600.0
 _SNIPPET_CHARS = 240
 _MEMBER_RISK_SAMPLE = 64
 _RISK_CHANGE = 0.02
-#: key prefixes of the groups judged as one: campaign windows, fleets, clocks
-_GROUP_KEYS = frozenset("zfq")
-#: those only extracting accounts are given (fleets, clocks)
-_GATED_GROUPS = frozenset("fq")
-#: links to core members, and values shared with them, that name a member which
-#: passes the member test (or one link more through a single value)
-_NAMED_MIN_LINKS = 2
-#: key kinds that are not a value two accounts share (onset buckets, centroid bands)
-_NOT_SHARED_VALUES = frozenset("yc")
 
 
 class LinkageStage:
@@ -686,78 +678,19 @@ class LinkageStage:
         return sum(1 for x in scores if x >= least) / len(sample), shared
 
     def _implicated(self, members: set[str], st: _ClusterState) -> set[str]:
-        """The members an extracting cluster implicates: its alert names them and they
-        inherit its risk. Not every member: a link says two accounts share something,
-        and an operator can make its accounts share things with honest customers -- a
-        carded card's owner, a proxy exit's subscriber (FRAUDAR's camouflage, turned
-        around). With the whole component named, every honest account one borrowed card
-        away, and its classmates through it, was alerted (``camouflage_links``: 131 of
-        1,026 benign accounts on adaptive 101).
-
-        Named, in the order each is decided:
-
-        - members keyed by a group only extracting accounts join (a fleet's ``f:``, a
-          clock's ``q:``; judged against chance and gated when keyed);
-        - with them and the members passing the member test as the cluster's core, the
-          holders of a campaign-window group (``z:``, judged against chance but not
-          gated) in which ``extraction_share_min`` of the holders are core: a group is
-          judged whole, as a cluster is, so the campaign's group is named and a course
-          one borrowed card away is not;
-        - members passing the member test that are linked to at least two core members
-          through at least two shared values, or to three: a borrowed card is one
-          link, a card carded twice is two links through one value, and a light
-          customer's score crosses the member bar now and then; a hydra on a few cards
-          links each member to many others through its one card.
-
-        The others stay members, shown in the clusters view and counted in the alert's
-        reasons. A cluster convicted by its content sweep names every member: the sweep
-        is the group's, however each member looks.
-        """
+        """The members an extracting cluster names (:func:`.implicated.implicated`); every
+        member of a cluster its content sweep convicted, or in a stage alone."""
         if self.member_extraction is None or st.provenance >= self.config.provenance_score_min:
             return set(members)
-        cfg = self.config
-        least = cfg.member_extraction_min
+        least = self.config.member_extraction_min
         extraction, setting = self.member_extraction, self.member_setting
         if st.settings_shared and setting is not None:
             passes = {a for a in members if extraction(a) + setting(a) >= least}
         else:
             passes = {a for a in members if extraction(a) >= least}
-        holders = self._graph.holders
-        groups: dict[str, list[str]] = {}
-        for a in members:
-            h = holders.get(a)
-            if h is not None:
-                for k in h.keys:
-                    if k[0] in _GROUP_KEYS:
-                        groups.setdefault(k, []).append(a)
-        named: set[str] = set()
-        for k, held in groups.items():
-            if k[0] in _GATED_GROUPS:
-                named.update(held)
-        core = passes | named
-        share = cfg.extraction_share_min
-        for k, held in groups.items():
-            if k[0] not in _GATED_GROUPS and sum(a in core for a in held) >= share * len(held):
-                named.update(held)
-        strong = self._strong
-        for a in passes - named:
-            h = holders.get(a)
-            if h is None:
-                continue
-            partners = 0
-            shared: set[str] = set()
-            for b in strong.get(a, ()):
-                hb = holders.get(b) if b in core else None
-                if hb is None:
-                    continue
-                partners += 1
-                shared.update(k for k in h.keys if k[0] not in _NOT_SHARED_VALUES and k in hb.keys)
-                if partners >= _NAMED_MIN_LINKS and (
-                    len(shared) >= _NAMED_MIN_LINKS or partners > _NAMED_MIN_LINKS
-                ):
-                    named.add(a)
-                    break
-        return named
+        return implicated(
+            members, passes, self._graph.holders, self._strong, self.config.extraction_share_min
+        )
 
     def _named_set(self, cid: str, st: _ClusterState) -> set[str]:
         named = self._named.get(cid)
