@@ -25,6 +25,7 @@ import msgspec
 import orjson
 import redis
 from kafka import KafkaConsumer
+from processes import cpu_seconds, handled, worker_env
 from rich.console import Console
 from rich.table import Table
 from scenario_data import scenario_files
@@ -34,7 +35,6 @@ from distillguard.infra import EmbeddedStack
 from distillguard.kafka_broker import JVM_OPTIONS_ENV, KAFKA_VERSION
 from distillguard.settings import Topics
 from distillguard.stream.admin import ensure_topics
-from distillguard.stream.checkpoint import STATS_KEY
 from distillguard.stream.producer import EventPublisher
 from distillguard.stream.publish_file import account_key
 
@@ -99,12 +99,6 @@ def read_decode(bootstrap: str, topic: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def worker_end_to_end(
     stack: EmbeddedStack, topics: Topics, n: int, pipeline: str = "counting"
 ) -> tuple[float, float]:
@@ -116,17 +110,9 @@ def worker_end_to_end(
     """
     client = redis.Redis.from_url(stack.redis_url)
     client.flushdb()
-    env = (
-        dict(os.environ)
-        | stack.env()
-        | {
-            "DISTILLGUARD_TOPICS__REQUESTS": topics.requests,
-            "DISTILLGUARD_TOPICS__DEAD_LETTER": topics.dead_letter,
-            "DISTILLGUARD_TOPICS__ALERTS": topics.alerts,
-            "DISTILLGUARD_WORKER__GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
-            "DISTILLGUARD_DETECTORS__PIPELINE": pipeline,
-        }
-    )
+    env = worker_env(stack, topics, f"bench-{uuid.uuid4().hex[:6]}") | {
+        "DISTILLGUARD_DETECTORS__PIPELINE": pipeline
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "distillguard", "worker", "--log-level", "WARNING"],
         env=env,
@@ -137,10 +123,9 @@ def worker_end_to_end(
     cpu0 = 0.0
     try:
         while True:
-            stats = client.hmget(STATS_KEY, ["processed", "rejected", "duplicates"])
-            done = sum(int(v or 0) for v in stats)
+            done = handled(client)
             if start is None and done:
-                start, first, cpu0 = time.perf_counter(), done, _cpu_seconds(proc.pid)
+                start, first, cpu0 = time.perf_counter(), done, cpu_seconds(proc.pid)
             if done >= n:
                 break
             if proc.poll() is not None:
@@ -148,7 +133,7 @@ def worker_end_to_end(
             time.sleep(0.02)
         assert start is not None
         wall = time.perf_counter() - start
-        cpu = _cpu_seconds(proc.pid) - cpu0
+        cpu = cpu_seconds(proc.pid) - cpu0
         return (n - first) / wall, (n - first) / max(cpu, 1e-9)
     finally:
         proc.terminate()

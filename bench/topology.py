@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 import redis
+from processes import cpu_seconds, handled, worker_env
 from rich.console import Console
 from rich.table import Table
 from scenario_data import scenario_files
@@ -38,25 +39,13 @@ from distillguard.evaluation.replay import decoder_for
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Settings, Topics
 from distillguard.stream.admin import ensure_topics
-from distillguard.stream.checkpoint import STATS_KEY
 from distillguard.stream.handoff import encode_batches
-from distillguard.stream.producer import EventPublisher
-from distillguard.stream.publish_file import account_key
+from distillguard.stream.publish_file import publish_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console()
 WORKER = (sys.executable, "-m", "distillguard", "worker")
 STACKS = {"embedded": ("tansu", "valkey"), "apache": ("kafka", "redis")}
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _handled(client: redis.Redis) -> int:
-    raw = client.hmget(STATS_KEY, ["processed", "rejected", "duplicates"])
-    return sum(int(v or 0) for v in raw)
 
 
 def run_topology(
@@ -67,16 +56,7 @@ def run_topology(
     client = redis.Redis.from_url(stack.redis_url)
     client.flushdb()
     group = f"bench-topo-{uuid.uuid4().hex[:6]}"
-    env = (
-        dict(os.environ)
-        | stack.env()
-        | {
-            "DISTILLGUARD_TOPICS__REQUESTS": topics.requests,
-            "DISTILLGUARD_TOPICS__DEAD_LETTER": topics.dead_letter,
-            "DISTILLGUARD_TOPICS__ALERTS": topics.alerts,
-            "DISTILLGUARD_WORKER__GROUP_ID": group,
-        }
-    )
+    env = worker_env(stack, topics, group)
     procs = {
         f"{stage} {instance}".strip(): subprocess.Popen(
             [*WORKER, "--stage", stage, "--log-level", "WARNING"],
@@ -91,10 +71,10 @@ def run_topology(
     cpu0: dict[str, float] = {}
     try:
         while True:
-            done = _handled(client)
+            done = handled(client)
             if start is None and done:
                 start = time.perf_counter()
-                cpu0 = {name: _cpu_seconds(p.pid) for name, p in procs.items()}
+                cpu0 = {name: cpu_seconds(p.pid) for name, p in procs.items()}
             if done >= total:
                 break
             for name, p in procs.items():
@@ -103,7 +83,7 @@ def run_topology(
             time.sleep(0.02)
         assert start is not None
         wall = time.perf_counter() - start
-        cpu = {name: (_cpu_seconds(p.pid) - cpu0[name]) / n * 1e6 for name, p in procs.items()}
+        cpu = {name: (cpu_seconds(p.pid) - cpu0[name]) / n * 1e6 for name, p in procs.items()}
         return n / wall, cpu
     finally:
         for p in procs.values():
@@ -160,9 +140,7 @@ def main() -> None:
         )
         with EmbeddedStack(topics=topics, broker=broker, redis_kind=kind) as stack:
             ensure_topics(stack.bootstrap, topics)
-            with EventPublisher(stack.bootstrap, topics.requests) as pub:
-                for line in lines:
-                    pub.send(account_key(line), line)
+            publish_lines(stack.bootstrap, topics.requests, lines)
             table = Table(title=f"split topology, `{args.scenario}` ({n:,} events), {label}")
             table.add_column("layout")
             table.add_column("events/s end to end", justify="right")

@@ -35,8 +35,7 @@ from distillguard.infra import EmbeddedStack  # noqa: E402
 from distillguard.settings import Settings, Topics  # noqa: E402
 from distillguard.settings import Worker as WorkerSettings  # noqa: E402
 from distillguard.stream.admin import ensure_topics  # noqa: E402
-from distillguard.stream.producer import EventPublisher  # noqa: E402
-from distillguard.stream.publish_file import account_key  # noqa: E402
+from distillguard.stream.publish_file import publish_lines  # noqa: E402
 from distillguard.stream.sinks import default_sink  # noqa: E402
 from distillguard.stream.worker import Worker  # noqa: E402
 from tests.helpers.outcomes import Outcome, from_store  # noqa: E402
@@ -95,9 +94,7 @@ def main() -> None:
     )
     with EmbeddedStack(topics=topics, broker=broker, redis_kind=kind) as stack:
         ensure_topics(stack.bootstrap, topics)
-        with EventPublisher(stack.bootstrap, topics.requests) as pub:
-            for line in lines:
-                pub.send(account_key(line), line)
+        publish_lines(stack.bootstrap, topics.requests, lines)
         for db in (1, 2):
             redis.Redis.from_url(stack.redis_url.rsplit("/", 1)[0] + f"/{db}").flushdb()
         t = time.perf_counter()

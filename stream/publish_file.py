@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -23,6 +24,17 @@ def account_key(line: bytes) -> str | None:
         return _KEY_DECODER.decode(line).account_id
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
+
+
+def publish_lines(bootstrap: str, topic: str, lines: Iterable[bytes]) -> int:
+    """Publish event lines as they are, keyed by account (tests, benchmarks); returns
+    how many the broker acknowledged (:class:`PublishFailed` if any was refused)."""
+    n = 0
+    with EventPublisher(bootstrap, topic) as pub:
+        for line in lines:
+            pub.send(account_key(line), line)
+            n += 1
+    return n
 
 
 def publish_file(

@@ -26,8 +26,7 @@ from distillguard.sim.engine import simulate
 from distillguard.sim.scenario import load_scenario
 from distillguard.store import schema
 from distillguard.stream.admin import ensure_topics
-from distillguard.stream.producer import EventPublisher
-from distillguard.stream.publish_file import account_key
+from distillguard.stream.publish_file import publish_lines
 from distillguard.stream.sinks import default_sink
 from distillguard.stream.worker import Worker, WorkerStats
 from tests.helpers.outcomes import Outcome, from_store
@@ -95,9 +94,7 @@ def _published(stack: EmbeddedStack, lines: list[bytes], prefix: str) -> Topics:
     )
     created = ensure_topics(stack.bootstrap, topics)
     assert topics.linkage_topic in created
-    with EventPublisher(stack.bootstrap, topics.requests) as pub:
-        for line in lines:
-            pub.send(account_key(line), line)
+    assert publish_lines(stack.bootstrap, topics.requests, lines) == len(lines)
     return topics
 
 

@@ -22,13 +22,16 @@ import pytest
 import redis
 
 from distillguard.infra import EmbeddedStack
-from distillguard.settings import Topics
-from distillguard.stream.admin import ensure_topics
-from distillguard.stream.producer import EventPublisher
-from distillguard.stream.publish_file import account_key
 from tests.conftest import ROOT
 from tests.helpers.outcomes import from_store
-from tests.test_topology import _concurrently, _run, _settings, small_lines
+from tests.test_topology import (
+    _concurrently,
+    _one_process,
+    _published,
+    _run,
+    _settings,
+    small_lines,
+)
 
 pytestmark = pytest.mark.chaos
 __all__ = ["small_lines"]  # the fixture, shared with test_topology
@@ -37,23 +40,10 @@ KILLS = 8
 
 
 def test_killed_stages_change_no_result(stack: EmbeddedStack, small_lines: list[bytes]) -> None:
-    tag = uuid.uuid4().hex[:8]
-    topics = Topics(
-        requests=f"tk-{tag}", dead_letter=f"tk-{tag}.dlq", alerts=f"tk-{tag}.al", partitions=6
-    )
-    ensure_topics(stack.bootstrap, topics)
-    with EventPublisher(stack.bootstrap, topics.requests) as pub:
-        for line in small_lines:
-            pub.send(account_key(line), line)
+    topics = _published(stack, small_lines, "tk")
+    reference = _one_process(stack, topics, 7)
 
-    one = _settings(stack, topics, 7, f"one-{tag}")
-    ref = redis.Redis.from_url(one.redis_url)
-    ref.flushdb()
-    _run(one, ref)
-    reference = from_store(ref)
-    ref.flushdb()
-
-    group = f"kill-{tag}"
+    group = f"kill-{uuid.uuid4().hex[:8]}"
     db = 8
     client = redis.Redis.from_url(_settings(stack, topics, db, group).redis_url)
     client.flushdb()
