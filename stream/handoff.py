@@ -143,7 +143,8 @@ def _chunks(
 
 class Inner:
     """One event of a hand-off record, as the worker's merge handles a message: its
-    dead letter carries the event alone."""
+    dead letter carries the event alone. ``source``: the request offset up to which
+    handing it out accounts (its own; a record's last event: the record's ``through``)."""
 
     __slots__ = ("event", "offset", "source")
 
@@ -202,7 +203,10 @@ class HandoffReader:
             seen[partition] = batch.through
             final = len(keep) - 1
             for i, (source, event) in enumerate(keep):
-                offset = msg.offset if i == final else msg.offset - 1
+                if i == final:  # handing it out accounts for the record, markers included
+                    offset, source = msg.offset, batch.through
+                else:
+                    offset = msg.offset - 1
                 out.append(Entry(offset, event.ts, (Inner(event, msg.offset, source), event)))
         return out
 

@@ -50,7 +50,7 @@ from distillguard.stream.consumer import (
 )
 from distillguard.stream.dead_letter import DeadLetters
 from distillguard.stream.dedup import DedupWindow, dedup_key
-from distillguard.stream.handoff import HandoffReader, send_batches
+from distillguard.stream.handoff import HandoffReader, Inner, send_batches
 from distillguard.stream.merge import Entry, PartitionMerge
 from distillguard.stream.producer import EventPublisher, PublishFailed
 from distillguard.stream.sinks import OutputSink
@@ -484,6 +484,8 @@ class Worker:
             for p, entry in items:
                 msg, payload = entry.payload
                 offsets[p] = next_offsets[p] = entry.offset + 1
+                if done is not None and isinstance(msg, Inner):
+                    done[p] = msg.source  # handed out, processed or not: not again
                 if isinstance(payload, str):
                     self._dead_letter(msg, payload, topic, p)
                     continue
@@ -505,8 +507,6 @@ class Worker:
                     continue
                 if handoff is not None:
                     handoff.append((p, entry.offset))
-                elif done is not None:
-                    done[p] = msg.source
                 account = event.account_id
                 ids = new_ids.get(p)
                 if ids is None:

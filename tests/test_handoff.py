@@ -76,6 +76,9 @@ def test_repeats_are_dropped_and_a_restart_resumes_inside_a_record() -> None:
     again = restarted.entries(0, _messages(records, first_offset=40))
     assert [e.payload[1].event_id for e in again] == ["e3", "e4", "e5"]
     assert [e.payload[0].source for e in again] == [3, 4, 5]
+    # a record's last event accounts for what the record reaches (dead letters after it)
+    tail = encode_batches(events[:2], [(0, 0), (0, 1)], {0: 5})
+    assert [e.payload[0].source for e in HandoffReader().entries(0, _messages(tail))] == [0, 4]
 
 
 def test_the_cluster_stage_knows_how_far_each_account_partition_was_read() -> None:
