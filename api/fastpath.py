@@ -2,7 +2,7 @@
 
 ``GET /v1/accounts/{account_id}/risk`` is the one route called on other services'
 request paths, at thousands per second. Through FastAPI's routing and dependency
-resolution it costs about twice the CPU of the work itself (one Redis GET). This
+resolution it costs about twice the CPU of the work itself (one Redis MGET). This
 middleware answers exactly that request shape directly, through the same gate as
 every keyed route (:func:`gate.admit_request`: 401 / 403 / 429 / 413), the same store
 call and the same error bodies;
