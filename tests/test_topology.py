@@ -161,3 +161,48 @@ def test_an_account_worker_added_mid_stream_changes_no_result(
     grown = from_store(split)
     split.flushdb()
     _assert_agree(grown, reference)
+
+
+def test_a_dismissed_member_loses_its_clusters_lift_at_the_next_drain() -> None:
+    """In one process and in the cluster stage alike, an analyst's dismissal takes the
+    cluster's risk off the account at once, not at its next scoring."""
+    from distillguard.detectors.linkage import LinkageStage, LinkedPipeline
+    from distillguard.detectors.linkage.handoff import HandoffEvent
+    from distillguard.detectors.linkage.members import MemberTable
+    from distillguard.detectors.pipeline import CountingPipeline
+    from distillguard.records import Label
+
+    def events() -> list[HandoffEvent]:
+        return [
+            HandoffEvent(
+                event_id=str(i),
+                ts=1_790_000_000.0 + 100.0 * i,
+                account_id=f"a{i}",
+                model="m",
+                input_tokens=1,
+                output_tokens=1,
+                status=200,
+                payment_fingerprint="card-1",
+                ip=f"198.51.100.{i}",
+            )
+            for i in range(8)
+        ]
+
+    one = LinkedPipeline(CountingPipeline())
+    table = MemberTable(judges=False, judges_setting=False, times_kept=8)
+    split = LinkedPipeline(table, LinkageStage(clock=table.clock), publish_raised=True)
+    for p in (one, split):
+        for e in events():
+            p.process(e)
+    first_one, first_split = one.drain(), split.drain()
+    assert {r.account_id for r in first_one.risks if r.cluster_id} >= {"a3"}
+    lifted = {r.account_id: r.raised for r in first_split.raised}
+    assert lifted["a3"] and lifted["a3"][0].cluster_id == "clu_1"
+
+    for p in (one, split):
+        p.learn_label(Label(account_id="a3", label="benign"))
+    after_one, after_split = one.drain(), split.drain()
+    [a3] = [r for r in after_one.risks if r.account_id == "a3"]
+    assert a3.cluster_id is None and not any(x.signal == "cluster_membership" for x in a3.reasons)
+    assert [r.raised for r in after_split.raised if r.account_id == "a3"] == [[]]
+    assert not one.drain().risks and not split.drain().raised  # nothing more to report

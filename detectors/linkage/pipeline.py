@@ -110,6 +110,9 @@ class LinkedPipeline:
             if self.linkage.member_setting is None and setting is not None:
                 self.linkage.member_setting = setting
         self._publish_raised = publish_raised
+        #: accounts given a verdict since the last drain: reported again at once (a
+        #: dismissed member's cluster stops speaking for it)
+        self._relabelled: set[str] = set()
         self._published: dict[str, list[str]] = {}
         self.labels = self._new_labels()
         self._label_alerts: list[Alert] = []
@@ -160,7 +163,7 @@ class LinkedPipeline:
             out.timelines.extend(
                 cluster_timeline(c, made, times, cap) for c in clusters if c.members
             )
-        touched: set[str] = set()
+        touched, self._relabelled = self._relabelled, set()
         for cluster in clusters:
             touched.update(cluster.members)
             touched.update(self._published.pop(cluster.cluster_id, ()))
@@ -216,8 +219,11 @@ class LinkedPipeline:
 
     def learn_label(self, label: Label) -> None:
         """Teach the account detectors and the links; the links act at the next event."""
+        lifted = bool(self.raised(label.account_id))
         self.account.learn_label(label)
         self.labels.learn(label.account_id, label.label == "distiller", self.clock.now)
+        if lifted:
+            self._relabelled.add(label.account_id)
 
     def account_features(self, account_id: str) -> dict[str, float] | None:
         """The account stage's named signals (charts, investigations), if it keeps them."""
