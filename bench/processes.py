@@ -9,6 +9,7 @@ import redis
 
 from distillguard.infra import EmbeddedStack
 from distillguard.settings import Topics
+from distillguard.store.schema import CLUSTER_STAGE_STATS
 from distillguard.stream.checkpoint import STATS_KEY
 
 
@@ -33,6 +34,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def handled(client: redis.Redis) -> int:
-    """Events the workers on this store have checkpointed (processed, refused, repeats)."""
-    raw = client.hmget(STATS_KEY, ["processed", "rejected", "duplicates"])
+    """Events the workers on this store have checkpointed (processed, refused, repeats),
+    the cluster stage's included."""
+    fields = ["processed", "rejected", "duplicates"]
+    raw = [*client.hmget(STATS_KEY, fields), *client.hmget(CLUSTER_STAGE_STATS, fields)]
     return sum(int(v or 0) for v in raw)

@@ -91,9 +91,17 @@ class Checkpointer:
     """
 
     def __init__(
-        self, client: redis.Redis, group: str, topic: str, dedup_window: int, instance: str = ""
+        self,
+        client: redis.Redis,
+        group: str,
+        topic: str,
+        dedup_window: int,
+        instance: str = "",
+        stats_key: str = STATS_KEY,
     ) -> None:
         self.client = client
+        #: the counters' hash (the cluster stage of a split topology keeps its own)
+        self.stats_key = stats_key
         self.group = group
         self.topic = topic
         self.dedup_window = dedup_window
@@ -185,9 +193,10 @@ class Checkpointer:
             )
         if batch.shared is not None:
             pipe.set(self._shared_key, _ENCODER.encode(batch.shared))
-        pipe.hincrby(STATS_KEY, "processed", batch.processed)
-        pipe.hincrby(STATS_KEY, "rejected", batch.rejected)
-        pipe.hincrby(STATS_KEY, "duplicates", batch.duplicates)
+        stats = self.stats_key
+        pipe.hincrby(stats, "processed", batch.processed)
+        pipe.hincrby(stats, "rejected", batch.rejected)
+        pipe.hincrby(stats, "duplicates", batch.duplicates)
 
     def reset(self) -> int:
         """Delete this group's checkpoint for the topic (every partition, every instance).

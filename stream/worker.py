@@ -39,6 +39,7 @@ from distillguard.detectors.pipeline import BatchOutput, Pipeline
 from distillguard.events import EventDecoder, InvalidEvent, Limits
 from distillguard.records import Alert, dumps
 from distillguard.settings import Settings
+from distillguard.store import schema
 from distillguard.store.feedback import read_labels
 from distillguard.stream.admin import TopicMismatch, check_topics, topic_ids
 from distillguard.stream.checkpoint import STATS_KEY, Batch, Checkpointer, SharedCheckpoint
@@ -147,8 +148,15 @@ class Worker:
             settings.redis_url, socket_timeout=4, socket_connect_timeout=2
         )
         w = settings.worker
+        #: this stage's counters (processed, lag): the cluster stage's are its own
+        self.stats_key = schema.CLUSTER_STAGE_STATS if self.stage == "cluster" else STATS_KEY
         self.checkpointer = Checkpointer(
-            self.redis, w.group_id, settings.topics.requests, w.dedup_window, w.instance
+            self.redis,
+            w.group_id,
+            settings.topics.requests,
+            w.dedup_window,
+            w.instance,
+            self.stats_key,
         )
         self.publisher = EventPublisher.for_settings(settings, settings.topics.alerts)
         self.dead_letters = DeadLetters(self.publisher, settings.topics.dead_letter)
@@ -695,7 +703,7 @@ class Worker:
                     for tp in assignment
                 )
                 self.redis.hset(
-                    STATS_KEY, mapping={"lag": lag, "lag_updated_at": round(time.time(), 3)}
+                    self.stats_key, mapping={"lag": lag, "lag_updated_at": round(time.time(), 3)}
                 )
         except (KafkaError, redis.exceptions.RedisError) as exc:
             log.debug("lag unavailable", extra={"error": str(exc)})

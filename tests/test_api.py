@@ -367,10 +367,12 @@ def test_cli_keys_create_list_revoke(live: LiveApi, client: redis.Redis) -> None
 def test_metrics_export_requests_and_worker_stats(live: LiveApi, client: redis.Redis) -> None:
     _, key = make_key(client, "admin")
     client.hset(schema.WORKER_STATS, mapping={"processed": 1234, "lag": 17, "note": "x"})
+    client.hset(schema.CLUSTER_STAGE_STATS, mapping={"lag": 3})
     httpx.get(live.url + "/v1/accounts/a/risk", headers=bearer(key))
     text = httpx.get(live.url + "/metrics", headers=bearer(key)).text
     assert "distillguard_worker_processed 1234.0" in text
     assert "distillguard_worker_lag 17.0" in text
+    assert "distillguard_worker_cluster_lag 3.0" in text  # a split topology's cluster stage
     assert "distillguard_redis_up 1.0" in text
     assert 'route="/v1/accounts/{account_id}/risk",status="200"' in text
 

@@ -53,6 +53,8 @@ key                                    type    TTL          written by       rea
   newest first, each prompt truncated to 500 chars, capped at ``sample_prompts_len``.
 ``dg:worker:stats``                    hash    none         worker           API ``/metrics``
   numeric fields (processed, rejected, duplicates, lag ...) exported as gauges.
+``dg:worker:stats:cluster``            hash    none         cluster stage    API ``/metrics``
+  the same for a split topology's cluster stage, exported prefixed ``cluster_``.
 =====================================  ======  ===========  ===============  =================
 
 The worker's checkpoint keys (written together in one transaction per checkpoint by
@@ -90,6 +92,8 @@ FEEDBACK_STREAM = "dg:feedback:labels"
 AUDIT_STREAM = "dg:audit"
 API_KEYS = "dg:apikeys"
 WORKER_STATS = "dg:worker:stats"
+#: the cluster stage's own counters (split topology): its lag is on another topic
+CLUSTER_STAGE_STATS = "dg:worker:stats:cluster"
 
 #: Streams are trimmed approximately to this length (MAXLEN ~): the history detectors
 #: and auditors need, without unbounded growth.
