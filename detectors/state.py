@@ -423,6 +423,21 @@ class FleetState(_State):
     recent: dict[str, list[int]] = {}
 
 
+#: one account's :class:`SamplerState` entry
+SamplerEntry = tuple[
+    int, float, float, str | None, str | None, int | None, str | None, str | None, str | None
+]
+
+
+class SamplerState(_State):
+    """:class:`~distillguard.detectors.linkage.sampling.RequestSampler`: per account,
+    what decides which of its requests' prompts and attributes the linkage reads."""
+
+    #: account -> (count, latest request time, last refresh, then the last payment
+    #: fingerprint, ip, asn, user agent, system prompt and org read)
+    entries: dict[str, SamplerEntry] = {}
+
+
 class PhaseState(_State):
     """:class:`~distillguard.detectors.linkage.phase.PhaseClocks`: recent onset times."""
 
@@ -460,6 +475,8 @@ class LinkageState(_State):
     #: controllers' clocks (``phase.py``); empty in checkpoints written before them
     phase: PhaseState = msgspec.field(default_factory=PhaseState)
     next_phase_group: float = _NEG_INF
+    #: which prompts it reads (``sampling.py``); None in checkpoints written before it
+    sampler: SamplerState | None = None
 
 
 class LabelCaseState(_State):

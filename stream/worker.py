@@ -502,8 +502,10 @@ class Worker:
                 if late is not None:
                     self._dead_letter(msg, late, topic, p)
                     continue
-                key = dedup_key(event)
-                if not windows[p].add(key):
+                # the cluster stage reads what the account stage de-duplicated already
+                # (its records drop the event id); its repeats go by request offset
+                key = dedup_key(event) if done is None else ""
+                if done is None and not windows[p].add(key):
                     batch.duplicates += 1
                     continue
                 try:
@@ -520,7 +522,8 @@ class Worker:
                 if ids is None:
                     ids = new_ids[p] = []
                     touched[p] = set()
-                ids.append(key)
+                if key:
+                    ids.append(key)
                 touched[p].add(account)
                 partition_of[account] = p
                 batch.processed += 1

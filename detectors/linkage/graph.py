@@ -103,7 +103,7 @@ class Holder:
         self.id = account_id
         self.first_ts = ts
         self.last_ts = ts
-        self.refreshed = ts
+        self.refreshed = ts  # read only to migrate an old checkpoint (sampling.py now)
         self.behaviour_ts = -math.inf
         self.events = 0
         self.out_tokens = 0

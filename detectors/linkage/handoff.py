@@ -15,7 +15,15 @@ would have read at that moment.
 
 The record is a :class:`~distillguard.events.RequestEvent` (what the stage reads of
 it; typed msgpack, never pickle) with the scores appended, so the cluster stage runs
-the same worker, de-duplication and merge code as the account stage.
+the same worker and merge code as the account stage. It carries a prompt or an
+attribute (card, network, agent, system prompt, org) only when the linkage will read
+it: the account stage keeps the linkage's own
+:class:`~distillguard.detectors.linkage.sampling.RequestSampler`, which decides from
+the account's requests alone, so both stages pick the same ones. Prompts and
+attributes were most of a record's bytes; without them the hand-off is a few percent
+of the input.
+Fields the stage never reads (event id: the account stage de-duplicated already;
+model, input tokens, status) travel as constants.
 """
 
 from __future__ import annotations
@@ -26,7 +34,21 @@ from typing import Any
 import msgspec
 
 from distillguard.clock import EventClock
+from distillguard.detectors.linkage.config import LinkageConfig
+from distillguard.detectors.linkage.sampling import (
+    ASN,
+    IP,
+    ORG,
+    PAYMENT,
+    PROVENANCE,
+    SYSTEM_PROMPT,
+    TEMPLATE,
+    USER_AGENT,
+    RequestSampler,
+    request_sampler,
+)
 from distillguard.detectors.pipeline import BatchOutput
+from distillguard.detectors.state import SamplerEntry
 from distillguard.events import RequestEvent
 from distillguard.records import AccountRisk, Label
 
@@ -89,7 +111,9 @@ class AccountStage:
     A :class:`~distillguard.detectors.pipeline.Pipeline` around an account pipeline:
     every method delegates, and :meth:`process` also writes the event's hand-off
     record, which :meth:`drain` hands the worker (``BatchOutput.handoff``, one per
-    processed event, in processing order) to send before it commits.
+    processed event, in processing order) to send before it commits. The prompt
+    sampler's entry of an account travels with the account's state (a rebalance
+    moves it, as it moves the account).
     """
 
     def __init__(
@@ -97,11 +121,13 @@ class AccountStage:
         account: Any,
         extraction_weights: Mapping[str, float],
         setting_weights: Mapping[str, float],
+        linkage: LinkageConfig,
     ) -> None:
         self.account = account
         self.clock: EventClock = account.clock
         self._judges = member_judges(account, extraction_weights, setting_weights)
         self._handoff: list[HandoffEvent] = []
+        self._sampler: RequestSampler = request_sampler(linkage)
         account.take_changed()  # start keeping them
 
     def process(self, event: RequestEvent) -> bool:
@@ -109,7 +135,8 @@ class AccountStage:
         raised: bool = account.process(event)
         changed = account.take_changed()
         scores = [self._score(a) for a in changed] if changed else []
-        self._handoff.append(_handoff(event, scores))
+        sampled = self._sampler.sample(event)
+        self._handoff.append(_handoff(event, scores, sampled))
         return raised
 
     def _score(self, account_id: str) -> MemberScore:
@@ -124,6 +151,8 @@ class AccountStage:
     def drain(self) -> BatchOutput:
         out: BatchOutput = self.account.drain()
         out.handoff, self._handoff = self._handoff, []
+        if self._sampler.due():
+            self._sampler.sweep(self.clock.now, self.clock.max_behind_s)
         return out
 
     def risk(self, account_id: str) -> AccountRisk:
@@ -146,43 +175,99 @@ class AccountStage:
         self._handoff = []
 
     def snapshot_accounts(self, account_ids: Iterable[str]) -> dict[str, bytes]:
-        states: dict[str, bytes] = self.account.snapshot_accounts(account_ids)
-        return states
+        """The account pipeline's states, each with the account's sampler entry."""
+        ids = list(account_ids)
+        inner: dict[str, bytes] = self.account.snapshot_accounts(ids)
+        out = {}
+        for a in ids:
+            entry = self._sampler.entry(a)
+            state = inner.get(a)
+            if entry is not None:
+                out[a] = _STAGED + _encode_staged(StagedAccount(entry, state))
+            elif state is not None:
+                out[a] = state
+        return out
 
     def restore_accounts(self, states: dict[str, bytes]) -> None:
-        self.account.restore_accounts(states)
+        """All or nothing, as the account pipeline's: a malformed state loads none."""
+        inner: dict[str, bytes] = {}
+        entries: list[tuple[str, StagedAccount]] = []
+        for a, data in states.items():
+            if not data.startswith(_STAGED):  # the account pipeline's own (older) format
+                inner[a] = data
+                continue
+            try:
+                staged = _decode_staged(data[len(_STAGED) :])
+            except msgspec.DecodeError as exc:
+                raise ValueError(f"corrupt state for account {a!r}: {exc}") from None
+            entries.append((a, staged))
+            if staged.state is not None:
+                inner[a] = staged.state
+        self.account.restore_accounts(inner)
+        for a, staged in entries:
+            self._sampler.put(a, staged.sampled)
 
     def forget(self, account_ids: Iterable[str]) -> None:
-        self.account.forget(account_ids)
+        ids = list(account_ids)
+        self.account.forget(ids)
+        self._sampler.forget(ids)
 
 
-def _handoff(event: RequestEvent, scores: list[MemberScore]) -> HandoffEvent:
-    """The fields the cluster stage reads (the worker's identity fields, the evidence
-    the linkage stage keys, the prompt it samples), and the scores."""
+class StagedAccount(msgspec.Struct, array_like=True, frozen=True):
+    """An account's checkpoint in the account stage: its sampler entry, then the
+    account pipeline's state (None if that pipeline has already let it go)."""
+
+    sampled: SamplerEntry
+    state: bytes | None
+
+
+#: marks an account stage's per-account state; the account pipeline's own states are
+#: msgpack maps and never start with a zero byte
+_STAGED = b"\x00dg1"
+_encode_staged = msgspec.msgpack.Encoder().encode
+_decode_staged = msgspec.msgpack.Decoder(StagedAccount).decode
+
+
+def _handoff(event: RequestEvent, scores: list[MemberScore], sampled: int) -> HandoffEvent:
+    """What the cluster stage reads of ``event`` (``sampled``: what its linkage will read
+    of it), and the scores.
+
+    An unsampled request keeps its fingerprint only if it had no prompt: the linkage
+    counts a redacted request's fingerprint every time, a plain request's never.
+    """
+    if sampled & PROMPT:
+        prompt, fingerprint = event.prompt, event.prompt_fingerprint
+    else:
+        prompt = None
+        fingerprint = event.prompt_fingerprint if event.prompt is None else None
     return HandoffEvent(
-        event_id=event.event_id,
+        event_id="-",
         ts=event.ts,
         account_id=event.account_id,
         model="-",
-        input_tokens=event.input_tokens,
+        input_tokens=0,
         output_tokens=event.output_tokens,
-        status=event.status,
-        org_id=event.org_id,
-        ip=event.ip,
-        asn=event.asn,
-        user_agent=event.user_agent,
-        payment_fingerprint=event.payment_fingerprint,
-        prompt=event.prompt,
-        system_prompt=event.system_prompt,
-        prompt_fingerprint=event.prompt_fingerprint,
+        status=200,
+        org_id=event.org_id if sampled & ORG else None,
+        ip=event.ip if sampled & IP else None,
+        asn=event.asn if sampled & ASN else None,
+        user_agent=event.user_agent if sampled & USER_AGENT else None,
+        payment_fingerprint=event.payment_fingerprint if sampled & PAYMENT else None,
+        prompt=prompt,
+        system_prompt=event.system_prompt if sampled & SYSTEM_PROMPT else None,
+        prompt_fingerprint=fingerprint,
         scores=scores,
     )
+
+
+PROMPT = TEMPLATE | PROVENANCE
 
 
 __all__ = [
     "AccountStage",
     "HandoffEvent",
     "MemberScore",
+    "StagedAccount",
     "member_judges",
     "weighted",
 ]

@@ -45,15 +45,25 @@ from distillguard.detectors.linkage.graph import EvidenceGraph, Holder
 from distillguard.detectors.linkage.implicated import implicated
 from distillguard.detectors.linkage.phase import PhaseClocks
 from distillguard.detectors.linkage.provenance import ItemKeyer, ProvenanceSketch
+from distillguard.detectors.linkage.sampling import (
+    ASN,
+    IP,
+    ORG,
+    PAYMENT,
+    PROVENANCE,
+    SYSTEM_PROMPT,
+    TEMPLATE,
+    USER_AGENT,
+    request_sampler,
+)
 from distillguard.detectors.linkage.scoring import cluster_risk, evidence_items, reasons
 from distillguard.detectors.linkage.synchrony import CampaignWindows
 from distillguard.detectors.state import ClusterState as _ClusterState
-from distillguard.detectors.state import LinkageState, decode_shared, encode_shared
+from distillguard.detectors.state import LinkageState, SamplerState, decode_shared, encode_shared
 from distillguard.events import RequestEvent
 from distillguard.records import Alert, Cluster, Evidence, Reason, iso, level_for
 
 NO_ALERTS: tuple[Alert, ...] = ()
-_REFRESH_S = 60.0
 #: onsets further ahead of the watermark than this do not reach campaign windows and
 #: co-activity fleets (their account's own evidence still counts them)
 _ONSET_LEAD_S = 3600.0
@@ -161,13 +171,10 @@ class LinkageStage:
         self._next_phase_group = -math.inf
         self._next_eval = -math.inf
         self._next_revalidate = -math.inf
-        self._sample_first = self.config.sample_first
-        self._sample_every = max(1, self.config.sample_every)
+        self._sampler = request_sampler(self.config)
         self._edge = self.config.template_edge_tokens
         self._min_hits = self.config.template_min_hits
         self._keyer, self._provenance = _provenance_of(self.config)
-        self._prov_first = self.config.provenance_first
-        self._prov_every = self.config.provenance_every
 
     # -- hot path ------------------------------------------------------------------------
 
@@ -197,59 +204,49 @@ class LinkageStage:
             h.last_ts = ts
         h.events += 1
         h.out_tokens += event.output_tokens
-        raw = h.raw
-        refresh = ts - h.refreshed >= _REFRESH_S
-        if refresh:
-            h.refreshed = ts
-        v: Any = event.payment_fingerprint
-        if v is not None and (v != raw[0] or refresh):
-            if v != raw[0]:
-                raw[0], raw[1] = v, "p:" + v
-            if g.observe(h, raw[1], ts):  # type: ignore[arg-type]
-                pending.append((aid, raw[1]))  # type: ignore[arg-type]
-        v = event.ip
-        if v is not None and (v != raw[2] or refresh):
-            if v != raw[2]:
-                raw[2], raw[3] = v, net_key(v)
-            if g.observe(h, raw[3], ts):  # type: ignore[arg-type]
-                pending.append((aid, raw[3]))  # type: ignore[arg-type]
-                if ts - h.first_ts <= self.config.cohort_window_s:
-                    self._cohort_due = True  # a new account newly shares a network
-        v = event.asn
-        if v is not None and (v != raw[4] or refresh):
-            if v != raw[4]:
-                raw[4], raw[5] = v, f"a:{v}"
-            if g.observe(h, raw[5], ts):  # type: ignore[arg-type]
-                pending.append((aid, raw[5]))  # type: ignore[arg-type]
-                if ts - h.first_ts <= self.config.cohort_window_s:
-                    self._cohort_due = True
-        v = event.user_agent
-        if v is not None and (v != raw[6] or refresh):
-            if v != raw[6]:
-                raw[6], raw[7] = v, "u:" + v
-            if g.observe(h, raw[7], ts):  # type: ignore[arg-type]
-                pending.append((aid, raw[7]))  # type: ignore[arg-type]
-        v = event.system_prompt
-        if v is not None and (v != raw[8] or refresh):
-            if v != raw[8]:
-                raw[8], raw[9] = v, text_key("s", v)
-            if g.observe(h, raw[9], ts):  # type: ignore[arg-type]
-                pending.append((aid, raw[9]))  # type: ignore[arg-type]
-        if h.org is None and event.org_id is not None:
-            h.org = event.org_id
-        n = h.events
-        if n <= self._sample_first or n % self._sample_every == 0:
+        # what of the request to read: the account's own sequence decides (sampling.py)
+        bits = self._sampler.sample(event)
+        if bits & _ATTRIBUTES:
+            self._read_attributes(h, event, bits, ts)
+        if bits & TEMPLATE:
             self._sample_template(h, event, ts)
         elif event.prompt is None and event.prompt_fingerprint is not None:
             # a fingerprint costs ~2 µs to count: every one goes into the centroid
             self._update_centroid(h, event.prompt_fingerprint, ts)
-        if (n <= self._prov_first or n % self._prov_every == 0) and event.prompt:
+        if bits & PROVENANCE and event.prompt:
             item = self._keyer.key(event.prompt)  # content provenance (provenance.py)
             if item is not None:
                 self._provenance.learn_one(aid, item, ts)
         if self.clock.now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
+
+    def _read_attributes(self, h: Holder, event: RequestEvent, bits: int, ts: float) -> None:
+        """Observe the attributes the sampler picked: new to the account, or refreshed.
+
+        ``h.raw`` caches each attribute's key by its value (keys cost a little to make).
+        """
+        raw, g, pending, aid = h.raw, self._graph, self._pending, h.id
+        new_account = ts - h.first_ts <= self.config.cohort_window_s
+        attributes: tuple[tuple[int, int, Any, Callable[[Any], str]], ...] = (
+            (PAYMENT, 0, event.payment_fingerprint, _payment_key),
+            (IP, 2, event.ip, net_key),
+            (ASN, 4, event.asn, _asn_key),
+            (USER_AGENT, 6, event.user_agent, _agent_key),
+            (SYSTEM_PROMPT, 8, event.system_prompt, _system_key),
+        )
+        for bit, slot, value, make in attributes:
+            if not bits & bit or value is None:
+                continue
+            if value != raw[slot]:
+                raw[slot], raw[slot + 1] = value, make(value)
+            key: str = raw[slot + 1]  # type: ignore[assignment]
+            if g.observe(h, key, ts):
+                pending.append((aid, key))
+                if bit & (IP | ASN) and new_account:
+                    self._cohort_due = True  # a new account newly shares a network
+        if bits & ORG and h.org is None:
+            h.org = event.org_id
 
     def _sample_template(self, h: Holder, event: RequestEvent, ts: float) -> None:
         prompt = event.prompt
@@ -536,6 +533,7 @@ class LinkageStage:
             self._sync.forget(aid)
             self._fleet.forget(aid)
             self._phase.forget(aid)
+        self._sampler.sweep(now, self.clock.max_behind_s)
         g.set_population(len(g.holders))
         g.expire(now)
         holders = g.holders
@@ -934,6 +932,7 @@ class LinkageStage:
             next_fleet_group=self._next_fleet_group,
             phase=self._phase.to_state(),
             next_phase_group=self._next_phase_group,
+            sampler=self._sampler.to_state(),
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -946,7 +945,12 @@ class LinkageStage:
         keyer, sketch = _provenance_of(self.config)
         if state.provenance is not None:  # None: a checkpoint from before it existed
             sketch.load(state.provenance, keyer)
-        self._keyer, self._provenance = keyer, sketch
+        sampler = request_sampler(self.config)
+        if state.sampler is not None:
+            sampler.load(state.sampler)
+        else:  # a checkpoint from before the sampler: the holders' counts
+            sampler.load(SamplerState(entries={a: _entry_of(h) for a, h in graph.holders.items()}))
+        self._keyer, self._provenance, self._sampler = keyer, sketch, sampler
         self._graph, self._book, self._links = graph, book, links
         self._clusters = {cid: copy.copy(st) for cid, st in state.clusters.items()}
         self._named = {}
@@ -997,6 +1001,31 @@ def _provenance_of(cfg: LinkageConfig) -> tuple[ItemKeyer, ProvenanceSketch]:
         max_ratio=cfg.provenance_max_ratio,
     )
     return keyer, sketch
+
+
+def _entry_of(h: Holder) -> Any:
+    """A sampler entry from a holder of a checkpoint written before the sampler."""
+    r = h.raw
+    return (h.events, h.last_ts, h.refreshed, r[0], r[2], r[4], r[6], r[8], h.org)
+
+
+def _payment_key(v: str) -> str:
+    return "p:" + v
+
+
+def _asn_key(v: int) -> str:
+    return f"a:{v}"
+
+
+def _agent_key(v: str) -> str:
+    return "u:" + v
+
+
+def _system_key(v: str) -> str:
+    return text_key("s", v)
+
+
+_ATTRIBUTES = PAYMENT | IP | ASN | USER_AGENT | SYSTEM_PROMPT | ORG
 
 
 def _finite(x: float) -> float | None:

@@ -23,7 +23,7 @@ def build_stage(settings: Settings) -> Pipeline:
     cfg = d.linkage
     account = AccountPipeline(d)
     if settings.worker.stage == "account":
-        return AccountStage(account, cfg.extraction_weights, cfg.shared_setting_weights)
+        return AccountStage(account, cfg.extraction_weights, cfg.shared_setting_weights, cfg)
     if settings.worker.stage != "cluster":
         raise ValueError(f"no split stage {settings.worker.stage!r}")
     # What the account stage will judge, decided from the same settings it runs on.

@@ -1,0 +1,223 @@
+"""What of a request the linkage reads, decided by the account's own requests alone.
+
+Per request the linkage reads little: the time, the account, output tokens, and only
+now and then a prompt (an account's first requests, then one in so many: template
+bands and provenance items cost microseconds of text work) or an attribute (a card,
+a network, an agent, a system prompt, the org: when it changes, and again once a
+minute to keep the membership fresh). Which requests those are used to follow the
+linkage's holder of the account — and a holder is dropped when the cluster stage's
+clock finds it idle. In a split topology the account stage must know what to forward
+(forwarding everything made the hand-off most of the input's bytes), and it sees
+neither the cluster stage's holders nor its clock.
+
+So the decision is a function of the account's own sequence of requests: a count
+that restarts when a request comes more than ``restart_gap_s`` after the account's
+latest one, and the attribute values last read with the time they were last
+refreshed. The linkage and the account stage each keep a :class:`RequestSampler`;
+both see the same requests of an account in the same order, so they decide alike,
+and the account stage forwards exactly what the linkage will read.
+
+An idle account's entry can be dropped without changing any decision: once the clock
+is ``restart_gap_s + max_behind_s`` past the account's latest request, any request the
+edge still accepts (at most ``max_behind_s`` behind the clock) restarts the entry
+anyway. That bounds memory to the accounts seen in that span.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from distillguard.detectors.linkage.config import LinkageConfig
+from distillguard.detectors.state import SamplerEntry, SamplerState
+from distillguard.events import RequestEvent
+
+__all__ = [
+    "ASN",
+    "IP",
+    "ORG",
+    "PAYMENT",
+    "PROVENANCE",
+    "SYSTEM_PROMPT",
+    "TEMPLATE",
+    "USER_AGENT",
+    "RequestSampler",
+    "SamplerState",
+    "request_sampler",
+]
+
+#: read the prompt for template bands
+TEMPLATE = 1
+#: read the prompt for a content-provenance item
+PROVENANCE = 2
+#: read the attribute (new to the account, or due for its refresh)
+PAYMENT = 4
+IP = 8
+ASN = 16
+USER_AGENT = 32
+SYSTEM_PROMPT = 64
+ORG = 128
+#: an attribute read again after this long, so its membership stays fresh
+REFRESH_S = 60.0
+#: decisions between sweeps of idle entries (a sweep is one pass over the entries)
+_SWEEP_EVERY = 65_536
+#: entry slots: count, latest time, last refresh, then the attributes' last values
+_N, _LAST, _REFRESHED, _PAY, _IP, _ASN, _UA, _SYS, _ORG = range(9)
+
+
+class RequestSampler:
+    """Per account: which of this request's prompt and attributes the linkage reads.
+
+    Examples
+    --------
+    >>> from distillguard.events import RequestEvent
+    >>> s = RequestSampler(first=2, every=4, prov_first=1, prov_every=8, restart_gap_s=100)
+    >>> def ev(t, ip="198.51.100.7"):
+    ...     return RequestEvent(event_id="e", ts=t, account_id="a", model="m",
+    ...                         input_tokens=1, output_tokens=1, status=200, ip=ip)
+    >>> [s.sample(ev(float(t))) & (TEMPLATE | PROVENANCE) for t in range(8)]
+    [3, 1, 0, 1, 0, 0, 0, 3]
+    >>> [bool(s.sample(ev(t)) & IP) for t in (8.0, 9.0, 70.0)]  # unchanged, then refreshed
+    [False, False, True]
+    >>> bool(s.sample(ev(71.0, ip="203.0.113.9")) & IP)        # changed
+    True
+    >>> s.sample(ev(500.0)) & (TEMPLATE | PROVENANCE | IP)       # after a long gap: anew
+    11
+    """
+
+    __slots__ = (
+        "_calls",
+        "_entries",
+        "every",
+        "first",
+        "prov_every",
+        "prov_first",
+        "restart_gap_s",
+    )
+
+    def __init__(
+        self,
+        first: int,
+        every: int,
+        prov_first: int,
+        prov_every: int,
+        restart_gap_s: float,
+    ) -> None:
+        self.first, self.every = first, max(1, every)
+        self.prov_first, self.prov_every = prov_first, max(1, prov_every)
+        self.restart_gap_s = restart_gap_s
+        self._entries: dict[str, list[Any]] = {}
+        self._calls = 0
+
+    def sample(self, event: RequestEvent) -> int:
+        """Count this request; what of it to read, as ``TEMPLATE | PROVENANCE | IP ...``."""
+        ts = event.ts
+        e = self._entries.get(event.account_id)
+        if e is None:
+            e = self._entries[event.account_id] = [0, ts, ts, None, None, None, None, None, None]
+        elif ts - e[_LAST] > self.restart_gap_s:
+            e[:] = [0, ts, ts, None, None, None, None, None, None]
+        elif ts > e[_LAST]:
+            e[_LAST] = ts
+        n = e[_N] + 1
+        e[_N] = n
+        self._calls += 1
+        bits = TEMPLATE if n <= self.first or n % self.every == 0 else 0
+        if n <= self.prov_first or n % self.prov_every == 0:
+            bits |= PROVENANCE
+        refresh = ts - e[_REFRESHED] >= REFRESH_S
+        if refresh:
+            e[_REFRESHED] = ts
+        v: Any = event.payment_fingerprint
+        if v is not None and (refresh or v != e[_PAY]):
+            e[_PAY] = v
+            bits |= PAYMENT
+        v = event.ip
+        if v is not None and (refresh or v != e[_IP]):
+            e[_IP] = v
+            bits |= IP
+        v = event.asn
+        if v is not None and (refresh or v != e[_ASN]):
+            e[_ASN] = v
+            bits |= ASN
+        v = event.user_agent
+        if v is not None and (refresh or v != e[_UA]):
+            e[_UA] = v
+            bits |= USER_AGENT
+        v = event.system_prompt
+        if v is not None and (refresh or v != e[_SYS]):
+            e[_SYS] = v
+            bits |= SYSTEM_PROMPT
+        v = event.org_id
+        if v is not None and (refresh or v != e[_ORG]):
+            e[_ORG] = v
+            bits |= ORG
+        return bits
+
+    def due(self) -> bool:
+        """Whether a sweep of idle entries is due (every 65,536 requests)."""
+        return self._calls >= _SWEEP_EVERY
+
+    def sweep(self, now: float, max_behind_s: float) -> int:
+        """Drop entries no request the edge accepts could still continue; how many."""
+        self._calls = 0
+        horizon = now - self.restart_gap_s - max_behind_s
+        if not math.isfinite(horizon):
+            return 0
+        idle = [a for a, e in self._entries.items() if e[_LAST] < horizon]
+        for a in idle:
+            del self._entries[a]
+        return len(idle)
+
+    def entry(self, account_id: str) -> SamplerEntry | None:
+        """The account's entry, for its per-account checkpoint."""
+        e = self._entries.get(account_id)
+        return None if e is None else tuple(e)
+
+    def put(self, account_id: str, entry: SamplerEntry) -> None:
+        """Set an account's entry from :meth:`entry` (its checkpoint restored)."""
+        if len(entry) != _ORG + 1:
+            raise ValueError(f"sampler entry of {account_id!r} has {len(entry)} slots, not 9")
+        self._entries[account_id] = list(entry)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def to_state(self, account_ids: Iterable[str] | None = None) -> SamplerState:
+        """All entries, or those of ``account_ids`` (per-account checkpoints)."""
+        entries = self._entries
+        ids = entries if account_ids is None else account_ids
+        out = {a: tuple(entries[a]) for a in ids if a in entries}
+        return SamplerState(entries=out)
+
+    def load(self, state: SamplerState, replace: bool = True) -> None:
+        """Entries from :meth:`to_state`: replacing all (shared state) or adding some
+        (accounts). ValueError, nothing changed, on a malformed entry."""
+        loaded: dict[str, list[Any]] = {}
+        for a, entry in state.entries.items():
+            if len(entry) != _ORG + 1:
+                raise ValueError(f"sampler entry of {a!r} has {len(entry)} slots, not 9")
+            loaded[a] = list(entry)
+        if replace:
+            self._entries = loaded
+        else:
+            self._entries.update(loaded)
+
+    def forget(self, account_ids: Iterable[str]) -> None:
+        for a in account_ids:
+            self._entries.pop(a, None)
+
+
+def request_sampler(cfg: LinkageConfig) -> RequestSampler:
+    """The linkage's sampler: the stage and a split topology's account stage build it
+    from the same settings, so they read and forward the same requests."""
+    return RequestSampler(
+        cfg.sample_first,
+        cfg.sample_every,
+        cfg.provenance_first,
+        cfg.provenance_every,
+        restart_gap_s=cfg.account_ttl_s,
+    )
