@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 
 from distillguard.detectors.linkage.handoff import HandoffEvent
@@ -103,3 +104,18 @@ def test_what_is_not_a_hand_off_record_is_refused_with_a_reason() -> None:
     reader = HandoffReader()
     [refused] = reader.entries(0, [SimpleNamespace(value=b"junk", offset=3)])
     assert refused.ts is None and "hand-off" in refused.payload[1]  # dead-lettered
+    with pytest.raises(InvalidEvent, match="out of order"):
+        decode_batch(encode_batch(HandoffBatch(9, [5, 3], [_event(1), _event(2)])))
+
+
+def test_offsets_travel_as_steps_and_older_records_still_read() -> None:
+    events = [_event(i) for i in range(6)]
+    offsets = [10, 11, 12, 15, 16, 40]
+    batch = decode_batch(encode_batch(HandoffBatch(41, offsets, events)))
+    assert batch.offsets == offsets and batch.events == events and batch.through == 41
+    older = b"z" + zlib.compress(msgspec.msgpack.encode(HandoffBatch(41, offsets, events)))
+    assert decode_batch(older).offsets == offsets  # written before the steps
+    # a run of consecutive offsets costs almost nothing once compressed
+    run = HandoffBatch(10_499, list(range(10_000, 10_500)), [_event(0)] * 500)
+    absolute = b"z" + zlib.compress(msgspec.msgpack.encode(run), 6)
+    assert len(encode_batch(run)) < len(absolute) / 2
