@@ -220,3 +220,31 @@ def test_account_states_refuse_a_corrupt_entry_and_read_the_older_format() -> No
     assert fresh._sampler.entry(a) is None  # all or nothing
     fresh.restore_accounts(states)
     assert fresh._sampler.entry(a) == stage._sampler.entry(a)
+
+
+def test_the_member_table_lets_idle_accounts_go() -> None:
+    from distillguard.detectors.linkage.handoff import HandoffEvent, MemberScore
+    from distillguard.detectors.linkage.members import MemberTable
+
+    table = MemberTable(judges=True, judges_setting=False, times_kept=8, idle_evict_s=DAY)
+
+    def ev(account: str, ts: float) -> HandoffEvent:
+        return HandoffEvent(
+            event_id="-",
+            ts=ts,
+            account_id=account,
+            model="-",
+            input_tokens=0,
+            output_tokens=1,
+            status=200,
+            scores=[MemberScore(account, 0.5, 1.0, 0.0)],
+        )
+
+    for i in range(10):
+        table.process(ev("old", T0 + i))
+    for i in range(10):
+        table.process(ev("new", T0 + 2 * DAY + i))
+    assert table.evict_idle() == 1
+    assert table.accounts() == ["new"] and table.requests_made("old") == 0
+    assert table.risk("old").risk == 0.0 and table.risk("new").risk == 0.5
+    assert table.evict_idle() == 0

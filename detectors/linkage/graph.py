@@ -103,7 +103,7 @@ class Holder:
         self.id = account_id
         self.first_ts = ts
         self.last_ts = ts
-        self.refreshed = ts  # read only to migrate an old checkpoint (sampling.py now)
+        self.refreshed = ts  # as ``raw``: read only to migrate an old checkpoint
         self.behaviour_ts = -math.inf
         self.events = 0
         self.out_tokens = 0
@@ -113,9 +113,10 @@ class Holder:
         self.onsets = 0  # sync keys among ``keys``
         self.onset_first = 0  # bucket of the oldest remembered onset
         self.org: str | None = None
-        #: last raw value per slot (payment, ip, asn, ua, system prompt) and its key,
-        #: so an unchanged attribute costs one comparison per event.
-        self.raw: list[object] = [None] * 10
+        #: empty: which attributes to read is the sampler's (``sampling.py``); a
+        #: checkpoint from before it fills the 10 slots it kept (value, key per
+        #: attribute), read once to migrate
+        self.raw: list[object] = []
         self.snippet: str | None = None
         #: redacted prompts: [fingerprints seen, then count of 1s per bit position]
         self.fp_bits: list[int] | None = None
@@ -155,8 +156,8 @@ class Holder:
             raise ValueError(f"holder {s.id!r}: template candidates must be [hits, crc]")
         h.tpl = {k: list(v) for k, v in s.tpl.items()}
         if s.raw:
-            if len(s.raw) != len(h.raw):
-                raise ValueError(f"holder {s.id!r}: raw values must be {len(h.raw)} slots")
+            if len(s.raw) != 10:
+                raise ValueError(f"holder {s.id!r}: raw values must be 10 slots")
             h.raw = list(s.raw)
         if s.fp_bits is not None and len(s.fp_bits) != 65:
             raise ValueError(f"holder {s.id!r}: fingerprint bit counts must be 65 values")

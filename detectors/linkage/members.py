@@ -15,6 +15,7 @@ account state could not restore it consistently.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable
 
@@ -38,6 +39,10 @@ class MemberTable:
         Whether it also scores shared client settings.
     times_kept
         Request times kept per account (``detectors.request_times_kept``).
+    idle_evict_s
+        An account idle this long (by the stage's clock) is let go, as the account
+        pipeline lets it go (``detectors.idle_evict_s``): the table stays bounded by
+        the accounts active lately, not by every account ever seen.
 
     Examples
     --------
@@ -50,8 +55,17 @@ class MemberTable:
     (0.5, 2.0, [100], 0.0)
     """
 
-    def __init__(self, *, judges: bool, judges_setting: bool, times_kept: int) -> None:
+    def __init__(
+        self,
+        *,
+        judges: bool,
+        judges_setting: bool,
+        times_kept: int,
+        idle_evict_s: float = math.inf,
+    ) -> None:
         self.clock = EventClock()
+        self.idle_evict_s = idle_evict_s
+        self._events = 0
         self.judges = judges
         self.judges_setting = judges_setting
         self._kept = times_kept
@@ -68,6 +82,9 @@ class MemberTable:
         if ring is None:
             ring = self._times[aid] = times_ring.new_ring()
         self._cursor[aid] = times_ring.record(ring, self._cursor.get(aid, 0), event.ts, self._kept)
+        self._events += 1
+        if self._events % _SWEEP_EVERY == 0:
+            self.evict_idle()
         scores = self._scores
         for s in getattr(event, "scores", ()):
             if s.risk or s.extraction or s.setting:
@@ -75,6 +92,20 @@ class MemberTable:
             else:
                 scores.pop(s.account_id, None)  # forgotten by the account stage
         return False
+
+    def evict_idle(self) -> int:
+        """Let go of accounts whose latest request is ``idle_evict_s`` behind the clock."""
+        horizon = self.clock.now - self.idle_evict_s
+        if not math.isfinite(horizon):
+            return 0
+        times, cursor = self._times, self._cursor
+        idle = [a for a, r in times.items() if r and _latest(r, cursor.get(a, 0)) < horizon]
+        for a in idle:
+            del self._times[a]
+            self._cursor.pop(a, None)
+            self._requests.pop(a, None)
+            self._scores.pop(a, None)
+        return len(idle)
 
     def drain(self) -> BatchOutput:
         """Nothing of its own: the account stage reports accounts' risks."""
@@ -144,3 +175,12 @@ class MemberTable:
 
     def forget(self, account_ids: Iterable[str]) -> None:
         """Kept: the table is shared state, rolled back with the shared checkpoint."""
+
+
+#: events between sweeps of idle accounts (as the account pipeline's)
+_SWEEP_EVERY = 65_536
+
+
+def _latest(ring: array[int], cursor: int) -> int:
+    """The latest request time a ring holds (its last write)."""
+    return ring[cursor - 1] if cursor else ring[-1]

@@ -222,25 +222,21 @@ class LinkageStage:
         return NO_ALERTS
 
     def _read_attributes(self, h: Holder, event: RequestEvent, bits: int, ts: float) -> None:
-        """Observe the attributes the sampler picked: new to the account, or refreshed.
-
-        ``h.raw`` caches each attribute's key by its value (keys cost a little to make).
-        """
-        raw, g, pending, aid = h.raw, self._graph, self._pending, h.id
+        """Observe the attributes the sampler picked: new to the account, or refreshed
+        (about once a minute per active account: their keys are made each time)."""
+        g, pending, aid = self._graph, self._pending, h.id
         new_account = ts - h.first_ts <= self.config.cohort_window_s
-        attributes: tuple[tuple[int, int, Any, Callable[[Any], str]], ...] = (
-            (PAYMENT, 0, event.payment_fingerprint, _payment_key),
-            (IP, 2, event.ip, net_key),
-            (ASN, 4, event.asn, _asn_key),
-            (USER_AGENT, 6, event.user_agent, _agent_key),
-            (SYSTEM_PROMPT, 8, event.system_prompt, _system_key),
+        attributes: tuple[tuple[int, Any, Callable[[Any], str]], ...] = (
+            (PAYMENT, event.payment_fingerprint, _payment_key),
+            (IP, event.ip, net_key),
+            (ASN, event.asn, _asn_key),
+            (USER_AGENT, event.user_agent, _agent_key),
+            (SYSTEM_PROMPT, event.system_prompt, _system_key),
         )
-        for bit, slot, value, make in attributes:
+        for bit, value, make in attributes:
             if not bits & bit or value is None:
                 continue
-            if value != raw[slot]:
-                raw[slot], raw[slot + 1] = value, make(value)
-            key: str = raw[slot + 1]  # type: ignore[assignment]
+            key = make(value)
             if g.observe(h, key, ts):
                 pending.append((aid, key))
                 if bit & (IP | ASN) and new_account:
@@ -1005,7 +1001,8 @@ def _provenance_of(cfg: LinkageConfig) -> tuple[ItemKeyer, ProvenanceSketch]:
 
 def _entry_of(h: Holder) -> Any:
     """A sampler entry from a holder of a checkpoint written before the sampler."""
-    r = h.raw
+    r = h.raw if len(h.raw) == 10 else [None] * 10
+    h.raw = []
     return (h.events, h.last_ts, h.refreshed, r[0], r[2], r[4], r[6], r[8], h.org)
 
 

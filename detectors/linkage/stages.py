@@ -32,6 +32,7 @@ def build_stage(settings: Settings) -> Pipeline:
         judges=extraction is not None,
         judges_setting=setting is not None,
         times_kept=d.request_times_kept,
+        idle_evict_s=d.idle_evict_s,
     )
     instance = settings.worker.instance
     linkage = LinkageStage(
