@@ -8,7 +8,8 @@ For one linked process (``--stage all``), then 1 and 2 account processes with th
 cluster process, on a 6-partition topic: events per wall second end to end (from the
 first event any process handled to the last one the cluster stage checkpointed), and
 each process's CPU per event over the same window (what one core does per stage).
-Then the hand-off topic's volume as a share of the input, and a sizing table: the
+Then the hand-off topic's volume as a share of the input (``--volume-of FILE...``
+prints only that, for any events files), and a sizing table: the
 processes each stage needs for a given input rate, from the CPU figures. On this
 2-core machine the processes share two cores, so the wall figures with three
 processes are bounded by the machine, not by the design; the CPU per event is the
@@ -119,7 +120,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="small")
     ap.add_argument("--limit", type=int, default=0, help="first N events (0: all)")
+    ap.add_argument(
+        "--volume-of",
+        nargs="+",
+        type=Path,
+        metavar="EVENTS",
+        help="only the hand-off's volume for these events files (no broker)",
+    )
     args = ap.parse_args()
+    if args.volume_of:
+        for path in args.volume_of:
+            share, _ = handoff_share(path.read_bytes().splitlines())
+            console.print(f"{path}: hand-off {share:.1%} of the input's JSON bytes")
+        return
     events, _ = scenario_files(args.scenario)
     lines = events.read_bytes().splitlines()
     if args.limit:
@@ -154,7 +167,8 @@ def main() -> None:
     share, per_event = handoff_share(lines)
     console.print(
         f"hand-off topic: {per_event:.4f} Kafka records per input event, {share:.1%} of the"
-        " input's JSON bytes (zlib-compressed batches of typed msgpack arrays, prompts included)"
+        " input's JSON bytes (zlib-compressed batches of typed msgpack arrays; a prompt or an"
+        " attribute only where the linkage reads it)"
     )
     console.print(f"[dim]{os.cpu_count()} cores; CPU per event from /proc of each process[/dim]")
     # Sizing from the last layout's CPU per event (2 account processes + the cluster one).
