@@ -3,7 +3,10 @@
 The worker (another process) publishes its counters in the Redis hash
 ``dg:worker:stats``; each numeric field is exported at scrape time as
 ``distillguard_worker_<field>`` (e.g. ``distillguard_worker_lag``,
-``distillguard_worker_processed``). Absent hash, absent gauges.
+``distillguard_worker_processed``). Absent hash, absent gauges. Each worker also
+reports its own lag (``dg:worker:lag``): ``distillguard_worker_instance_lag{worker=
+"account:w1"}``, and ``distillguard_worker_lag`` / ``distillguard_worker_cluster_lag``
+are the sums over the workers of each stage.
 """
 
 from __future__ import annotations
@@ -57,9 +60,12 @@ class MetricsMiddleware:
 
 
 class _WorkerStats(Collector):
-    def __init__(self, stats: Mapping[str, float], redis_up: bool) -> None:
+    def __init__(
+        self, stats: Mapping[str, float], redis_up: bool, lags: Mapping[str, float]
+    ) -> None:
         self.stats = stats
         self.redis_up = redis_up
+        self.lags = lags
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily(
@@ -70,9 +76,20 @@ class _WorkerStats(Collector):
             yield GaugeMetricFamily(
                 name, f"worker stat {field!r} from dg:worker:stats", value=value
             )
+        if self.lags:
+            per_worker = GaugeMetricFamily(
+                "distillguard_worker_instance_lag",
+                "records behind, per worker that reported lately (dg:worker:lag)",
+                labels=["worker"],
+            )
+            for worker, lag in sorted(self.lags.items()):
+                per_worker.add_metric([worker], lag)
+            yield per_worker
 
 
-def render(stats: Mapping[str, float], redis_up: bool) -> bytes:
+def render(
+    stats: Mapping[str, float], redis_up: bool, lags: Mapping[str, float] | None = None
+) -> bytes:
     extra = CollectorRegistry(auto_describe=False)
-    extra.register(_WorkerStats(stats, redis_up))
+    extra.register(_WorkerStats(stats, redis_up, lags or {}))
     return generate_latest(REGISTRY) + generate_latest(extra)

@@ -25,7 +25,9 @@ checkpoint ahead of the topic's end, Redis or Kafka unreachable past
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +152,8 @@ class Worker:
         w = settings.worker
         #: this stage's counters (processed, lag): the cluster stage's are its own
         self.stats_key = schema.CLUSTER_STAGE_STATS if self.stage == "cluster" else STATS_KEY
+        #: this worker in ``dg:worker:lag``: its stage and instance (host and pid if unnamed)
+        self.worker_name = f"{self.stage}:{w.instance or f'{socket.gethostname()}-{os.getpid()}'}"
         self.checkpointer = Checkpointer(
             self.redis,
             w.group_id,
@@ -705,9 +709,11 @@ class Worker:
                     max(0, ends.get(tp, 0) - self._offsets.get(tp.partition, 0))
                     for tp in assignment
                 )
-                self.redis.hset(
-                    self.stats_key, mapping={"lag": lag, "lag_updated_at": round(time.time(), 3)}
-                )
+                now = round(time.time(), 3)
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hset(self.stats_key, mapping={"lag": lag, "lag_updated_at": now})
+                pipe.hset(schema.WORKER_LAG, self.worker_name, f"{lag} {now}")
+                pipe.execute()
         except (KafkaError, redis.exceptions.RedisError) as exc:
             log.debug("lag unavailable", extra={"error": str(exc)})
         log.info("worker stats", extra={**self._stats_dict(), "lag": lag})

@@ -377,6 +377,29 @@ def test_metrics_export_requests_and_worker_stats(live: LiveApi, client: redis.R
     assert 'route="/v1/accounts/{account_id}/risk",status="200"' in text
 
 
+def test_metrics_sum_each_workers_own_lag_and_leave_out_workers_gone(
+    live: LiveApi, client: redis.Redis
+) -> None:
+    _, key = make_key(client, "admin")
+    client.hset(schema.WORKER_STATS, mapping={"lag": 5})  # the last account worker's
+    now = time.time()
+    client.hset(
+        schema.WORKER_LAG,
+        mapping={
+            "account:w1": f"5 {now}",
+            "account:w2": f"40 {now - 3}",
+            "account:gone": f"900 {now - schema.WORKER_LAG_FRESH_S - 60}",
+            "cluster:c": f"7 {now}",
+            "account:junk": "not a lag",
+        },
+    )
+    text = httpx.get(live.url + "/metrics", headers=bearer(key)).text
+    assert "distillguard_worker_lag 45.0" in text  # both live account workers, not the last
+    assert "distillguard_worker_cluster_lag 7.0" in text
+    assert 'distillguard_worker_instance_lag{worker="account:w2"} 40.0' in text
+    assert "account:gone" not in text and "account:junk" not in text
+
+
 def test_schemathesis_finds_no_server_error_or_schema_violation(
     live: LiveApi, client: redis.Redis, tmp_path: Path
 ) -> None:

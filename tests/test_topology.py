@@ -134,7 +134,13 @@ def test_account_workers_and_a_cluster_worker_agree_with_one_process(
     assert cluster.processed == len(small_lines)
     topology = from_store(split)
     lifted = sum(1 for _ in split.scan_iter(match=schema.cluster_risk("*"), count=1000))
+    lags = {k.decode(): v.decode().split() for k, v in split.hgetall(schema.WORKER_LAG).items()}
     split.flushdb()
+
+    # each worker reported its own lag (none behind at its clean exit), not one for all
+    assert {"account:a0", "account:a1", "account:a2"} <= set(lags)
+    assert any(name.startswith("cluster:") for name in lags)
+    assert all(float(lag) == 0 for lag, _ in lags.values())
 
     assert lifted > 0  # members' risks came from the cluster stage's records
     _assert_agree(topology, reference)

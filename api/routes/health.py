@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from distillguard.store.connection import UNAVAILABLE
-from distillguard.store.stats import worker_stats
+from distillguard.store.stats import worker_lags, worker_stats
 
 from ..deps import Analyst, RedisDep
 from ..gate import GatedRoute
@@ -43,9 +43,11 @@ async def readyz(client: RedisDep) -> Response:
 )
 async def metrics(client: RedisDep, _: Analyst) -> Response:
     """Prometheus text: request counts/latency by route, `distillguard_redis_up`, and the
-    worker's counters from `dg:worker:stats` as `distillguard_worker_<field>`."""
+    worker's counters from `dg:worker:stats` as `distillguard_worker_<field>`, each
+    worker's lag as `distillguard_worker_instance_lag{worker=...}`."""
     try:
-        stats, up = await worker_stats(client), True
+        stats, lags, up = await worker_stats(client), await worker_lags(client), True
     except UNAVAILABLE:
-        stats, up = {}, False
-    return Response(render(stats, up), media_type="text/plain; version=0.0.4; charset=utf-8")
+        stats, lags, up = {}, {}, False
+    body = render(stats, up, lags)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

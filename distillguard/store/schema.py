@@ -94,6 +94,11 @@ API_KEYS = "dg:apikeys"
 WORKER_STATS = "dg:worker:stats"
 #: the cluster stage's own counters (split topology): its lag is on another topic
 CLUSTER_STAGE_STATS = "dg:worker:stats:cluster"
+#: each worker's own lag, field ``<stage>:<instance>`` -> ``"<lag> <unix time>"``: with
+#: several account workers one hash field would hold only the last writer's
+WORKER_LAG = "dg:worker:lag"
+#: a worker's lag older than this is a worker gone (stopped, crashed, renamed)
+WORKER_LAG_FRESH_S = 120.0
 
 #: Streams are trimmed approximately to this length (MAXLEN ~): the history detectors
 #: and auditors need, without unbounded growth.
