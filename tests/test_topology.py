@@ -25,6 +25,7 @@ from distillguard.settings import Worker as WorkerSettings
 from distillguard.sim.engine import simulate
 from distillguard.sim.scenario import load_scenario
 from distillguard.store import schema
+from distillguard.store.connection import text
 from distillguard.stream.admin import ensure_topics
 from distillguard.stream.publish_file import publish_lines
 from distillguard.stream.sinks import default_sink
@@ -134,7 +135,7 @@ def test_account_workers_and_a_cluster_worker_agree_with_one_process(
     assert cluster.processed == len(small_lines)
     topology = from_store(split)
     lifted = sum(1 for _ in split.scan_iter(match=schema.cluster_risk("*"), count=1000))
-    lags = {k.decode(): v.decode().split() for k, v in split.hgetall(schema.WORKER_LAG).items()}
+    lags = {text(k): text(v).split() for k, v in split.hgetall(schema.WORKER_LAG).items()}
     split.flushdb()
 
     # each worker reported its own lag (none behind at its clean exit), not one for all
