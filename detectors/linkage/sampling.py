@@ -63,6 +63,7 @@ REFRESH_S = 60.0
 #: decisions between sweeps of idle entries (a sweep is one pass over the entries)
 _SWEEP_EVERY = 65_536
 #: entry slots: count, latest time, last refresh, then the attributes' last values
+#: (payment, ip, asn, user agent, system prompt, org); the hot path indexes them literally
 _N, _LAST, _REFRESHED, _PAY, _IP, _ASN, _UA, _SYS, _ORG = range(9)
 
 
@@ -113,45 +114,46 @@ class RequestSampler:
     def sample(self, event: RequestEvent) -> int:
         """Count this request; what of it to read, as ``TEMPLATE | PROVENANCE | IP ...``."""
         ts = event.ts
+        # literal slots (see _N.._ORG above): this runs once per request
         e = self._entries.get(event.account_id)
         if e is None:
             e = self._entries[event.account_id] = [0, ts, ts, None, None, None, None, None, None]
-        elif ts - e[_LAST] > self.restart_gap_s:
+        elif ts - e[1] > self.restart_gap_s:
             e[:] = [0, ts, ts, None, None, None, None, None, None]
-        elif ts > e[_LAST]:
-            e[_LAST] = ts
-        n = e[_N] + 1
-        e[_N] = n
+        elif ts > e[1]:
+            e[1] = ts
+        n = e[0] + 1
+        e[0] = n
         self._calls += 1
         bits = TEMPLATE if n <= self.first or n % self.every == 0 else 0
         if n <= self.prov_first or n % self.prov_every == 0:
             bits |= PROVENANCE
-        refresh = ts - e[_REFRESHED] >= REFRESH_S
+        refresh = ts - e[2] >= REFRESH_S
         if refresh:
-            e[_REFRESHED] = ts
+            e[2] = ts
         v: Any = event.payment_fingerprint
-        if v is not None and (refresh or v != e[_PAY]):
-            e[_PAY] = v
+        if v is not None and (refresh or v != e[3]):
+            e[3] = v
             bits |= PAYMENT
         v = event.ip
-        if v is not None and (refresh or v != e[_IP]):
-            e[_IP] = v
+        if v is not None and (refresh or v != e[4]):
+            e[4] = v
             bits |= IP
         v = event.asn
-        if v is not None and (refresh or v != e[_ASN]):
-            e[_ASN] = v
+        if v is not None and (refresh or v != e[5]):
+            e[5] = v
             bits |= ASN
         v = event.user_agent
-        if v is not None and (refresh or v != e[_UA]):
-            e[_UA] = v
+        if v is not None and (refresh or v != e[6]):
+            e[6] = v
             bits |= USER_AGENT
         v = event.system_prompt
-        if v is not None and (refresh or v != e[_SYS]):
-            e[_SYS] = v
+        if v is not None and (refresh or v != e[7]):
+            e[7] = v
             bits |= SYSTEM_PROMPT
         v = event.org_id
-        if v is not None and (refresh or v != e[_ORG]):
-            e[_ORG] = v
+        if v is not None and (refresh or v != e[8]):
+            e[8] = v
             bits |= ORG
         return bits
 
@@ -165,7 +167,7 @@ class RequestSampler:
         horizon = now - self.restart_gap_s - max_behind_s
         if not math.isfinite(horizon):
             return 0
-        idle = [a for a, e in self._entries.items() if e[_LAST] < horizon]
+        idle = [a for a, e in self._entries.items() if e[1] < horizon]
         for a in idle:
             del self._entries[a]
         return len(idle)

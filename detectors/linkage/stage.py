@@ -223,26 +223,26 @@ class LinkageStage:
 
     def _read_attributes(self, h: Holder, event: RequestEvent, bits: int, ts: float) -> None:
         """Observe the attributes the sampler picked: new to the account, or refreshed
-        (about once a minute per active account: their keys are made each time)."""
-        g, pending, aid = self._graph, self._pending, h.id
-        new_account = ts - h.first_ts <= self.config.cohort_window_s
-        attributes: tuple[tuple[int, Any, Callable[[Any], str]], ...] = (
-            (PAYMENT, event.payment_fingerprint, _payment_key),
-            (IP, event.ip, net_key),
-            (ASN, event.asn, _asn_key),
-            (USER_AGENT, event.user_agent, _agent_key),
-            (SYSTEM_PROMPT, event.system_prompt, _system_key),
-        )
-        for bit, value, make in attributes:
-            if not bits & bit or value is None:
-                continue
-            key = make(value)
-            if g.observe(h, key, ts):
-                pending.append((aid, key))
-                if bit & (IP | ASN) and new_account:
-                    self._cohort_due = True  # a new account newly shares a network
+        (about once a minute per active account: their keys are made each time). The
+        sampler sets a bit only for an attribute the event has."""
+        if bits & PAYMENT:
+            self._read(h, "p:" + event.payment_fingerprint, ts)  # type: ignore[operator]
+        if bits & IP:
+            self._read(h, net_key(event.ip), ts, network=True)  # type: ignore[arg-type]
+        if bits & ASN:
+            self._read(h, f"a:{event.asn}", ts, network=True)
+        if bits & USER_AGENT:
+            self._read(h, "u:" + event.user_agent, ts)  # type: ignore[operator]
+        if bits & SYSTEM_PROMPT:
+            self._read(h, text_key("s", event.system_prompt), ts)  # type: ignore[arg-type]
         if bits & ORG and h.org is None:
             h.org = event.org_id
+
+    def _read(self, h: Holder, key: str, ts: float, network: bool = False) -> None:
+        if self._graph.observe(h, key, ts):
+            self._pending.append((h.id, key))
+            if network and ts - h.first_ts <= self.config.cohort_window_s:
+                self._cohort_due = True  # a new account newly shares a network
 
     def _sample_template(self, h: Holder, event: RequestEvent, ts: float) -> None:
         prompt = event.prompt
@@ -1004,22 +1004,6 @@ def _entry_of(h: Holder) -> Any:
     r = h.raw if len(h.raw) == 10 else [None] * 10
     h.raw = []
     return (h.events, h.last_ts, h.refreshed, r[0], r[2], r[4], r[6], r[8], h.org)
-
-
-def _payment_key(v: str) -> str:
-    return "p:" + v
-
-
-def _asn_key(v: int) -> str:
-    return f"a:{v}"
-
-
-def _agent_key(v: str) -> str:
-    return "u:" + v
-
-
-def _system_key(v: str) -> str:
-    return text_key("s", v)
 
 
 _ATTRIBUTES = PAYMENT | IP | ASN | USER_AGENT | SYSTEM_PROMPT | ORG
