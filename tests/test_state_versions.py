@@ -185,6 +185,24 @@ def test_committed_checkpoints_restore(version: str) -> None:
     assert pipe.linkage.cluster_of("hydra0") == recorded["clusters"]["hydra0"]  # type: ignore[attr-defined]
 
 
+def test_a_checkpoint_from_before_the_sampler_gives_it_the_holders_counts_and_values() -> None:
+    """The committed checkpoints predate ``sampling.py``: each holder's request count
+    and last attribute values become its account's sampler entry, so the prompts and
+    attributes read next are the ones the old holder would have read."""
+    shared, accounts, _ = fixture("v1")
+    old = decode_shared(shared).linkage
+    assert old is not None and old.sampler is None
+    raw = {h.id: (h.events, h.raw) for h in old.graph.holders}
+    assert raw and all(len(r) == 10 for _, r in raw.values())
+    pipe = restored(shared, accounts)
+    sampler = pipe.linkage._sampler  # type: ignore[attr-defined]
+    for account, (events, r) in raw.items():
+        entry = sampler.entry(account)
+        assert entry is not None and entry[0] == events
+        assert list(entry[3:8]) == [r[0], r[2], r[4], r[6], r[8]]
+    assert all(not h.raw for h in pipe.linkage._graph.holders.values())  # type: ignore[attr-defined]
+
+
 def test_version_0_migrates_to_what_version_1_wrote() -> None:
     """Both fixtures were written after the same stream: the migration loses nothing.
 
