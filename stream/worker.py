@@ -562,9 +562,17 @@ class Worker:
         for p, accounts in self._touched.items():
             batch.account_states[p] = pipeline.snapshot_accounts(accounts)
         for account in out.forgotten:
-            owner = self._partition_of.pop(account, None)
-            if owner is not None:
-                batch.forgotten.setdefault(owner, []).append(account)
+            owner = self._partition_of.get(account)
+            if owner is None:
+                continue
+            # The pipeline may still hold something of an account its detectors let go
+            # (the account stage's sampler entry): that is its state now, not nothing.
+            kept = pipeline.snapshot_accounts([account])
+            if kept:
+                batch.account_states.setdefault(owner, {}).update(kept)
+                continue
+            del self._partition_of[account]
+            batch.forgotten.setdefault(owner, []).append(account)
         batch.shared = SharedCheckpoint(
             state=pipeline.snapshot_shared(),
             feedback_position=self.feedback_position,

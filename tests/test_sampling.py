@@ -145,7 +145,7 @@ def test_a_sweep_of_idle_entries_changes_no_decision() -> None:
         now = max(now, e.ts)
         assert kept.sample(e) == swept.sample(e), e
         if i % 500 == 0:
-            dropped += swept.sweep(now, max_behind)
+            dropped += len(swept.sweep(now, max_behind))
     assert dropped > 0  # entries were dropped, and nothing decided differently
     assert len(swept) < len(kept)
 
@@ -248,3 +248,32 @@ def test_the_member_table_lets_idle_accounts_go() -> None:
     assert table.accounts() == ["new"] and table.requests_made("old") == 0
     assert table.risk("old").risk == 0.0 and table.risk("new").risk == 0.5
     assert table.evict_idle() == 0
+
+
+def test_an_account_the_detectors_let_go_keeps_its_sampler_entry_in_its_checkpoint() -> None:
+    """Detectors may forget an idle account (``idle_evict_s``) sooner than the sampler
+    may: its checkpoint must then hold the entry alone, or a restarted account worker
+    would count the account's requests from 1 where the cluster stage goes on."""
+    s = Settings()
+    detectors = s.detectors.model_copy(update={"idle_evict_s": 3600.0})
+    settings = s.model_copy(
+        update={"worker": s.worker.model_copy(update={"stage": "account"}), "detectors": detectors}
+    )
+    stage = build_pipeline(settings)
+    assert isinstance(stage, AccountStage)
+    events = _traffic(6, accounts=6, days=0.3)
+    for e in events:
+        stage.process(e)
+    first = events[0].account_id
+    stage.clock.advance(max(e.ts for e in events) + 2 * 3600.0)
+    assert stage.account.evict_idle() > 0
+    out = stage.drain()
+    assert first in out.forgotten and first not in stage.account.accounts()
+    kept = stage.snapshot_accounts([first])
+    assert set(kept) == {first}  # the entry alone, not nothing
+    fresh = build_pipeline(settings)
+    assert isinstance(fresh, AccountStage)
+    fresh.restore_accounts(kept)
+    assert fresh._sampler.entry(first) == stage._sampler.entry(first)
+    assert first not in fresh.account.accounts()
+    assert first in fresh.accounts()  # so a rollback forgets it too

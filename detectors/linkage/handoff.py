@@ -152,7 +152,11 @@ class AccountStage:
         out: BatchOutput = self.account.drain()
         out.handoff, self._handoff = self._handoff, []
         if self._sampler.due():
-            self._sampler.sweep(self.clock.now, self.clock.max_behind_s)
+            # an account with neither detector state nor a sampler entry is gone: the
+            # worker deletes its checkpoint (one the detectors let go kept the entry)
+            swept = self._sampler.sweep(self.clock.now, self.clock.max_behind_s)
+            tracked = set(self.account.accounts()) if swept else set()
+            out.forgotten.extend(a for a in swept if a not in tracked)
         return out
 
     def risk(self, account_id: str) -> AccountRisk:
@@ -163,8 +167,11 @@ class AccountStage:
         self.account.learn_label(label)
 
     def accounts(self) -> list[str]:
+        """Accounts with per-account state: the detectors' and the sampler's (a rollback
+        forgets them all before restoring)."""
         accounts: list[str] = self.account.accounts()
-        return accounts
+        tracked = set(accounts)
+        return accounts + [a for a in self._sampler.account_ids() if a not in tracked]
 
     def snapshot_shared(self) -> bytes:
         shared: bytes = self.account.snapshot_shared()

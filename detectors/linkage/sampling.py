@@ -161,16 +161,16 @@ class RequestSampler:
         """Whether a sweep of idle entries is due (every 65,536 requests)."""
         return self._calls >= _SWEEP_EVERY
 
-    def sweep(self, now: float, max_behind_s: float) -> int:
-        """Drop entries no request the edge accepts could still continue; how many."""
+    def sweep(self, now: float, max_behind_s: float) -> list[str]:
+        """Drop entries no request the edge accepts could still continue; which."""
         self._calls = 0
         horizon = now - self.restart_gap_s - max_behind_s
         if not math.isfinite(horizon):
-            return 0
+            return []
         idle = [a for a, e in self._entries.items() if e[1] < horizon]
         for a in idle:
             del self._entries[a]
-        return len(idle)
+        return idle
 
     def entry(self, account_id: str) -> SamplerEntry | None:
         """The account's entry, for its per-account checkpoint."""
@@ -182,6 +182,9 @@ class RequestSampler:
         if len(entry) != _ORG + 1:
             raise ValueError(f"sampler entry of {account_id!r} has {len(entry)} slots, not 9")
         self._entries[account_id] = list(entry)
+
+    def account_ids(self) -> list[str]:
+        return list(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)
