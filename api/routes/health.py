@@ -46,7 +46,8 @@ async def metrics(client: RedisDep, _: Analyst) -> Response:
     worker's counters from `dg:worker:stats` as `distillguard_worker_<field>`, each
     worker's lag as `distillguard_worker_instance_lag{worker=...}`."""
     try:
-        stats, lags, up = await worker_stats(client), await worker_lags(client), True
+        lags = await worker_lags(client)
+        stats, up = await worker_stats(client, lags), True
     except UNAVAILABLE:
         stats, lags, up = {}, {}, False
     body = render(stats, up, lags)

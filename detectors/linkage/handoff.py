@@ -235,6 +235,10 @@ _encode_staged = msgspec.msgpack.Encoder().encode
 _decode_staged = msgspec.msgpack.Decoder(StagedAccount).decode
 
 
+#: the sampler's bits under which the linkage reads the prompt
+PROMPT = TEMPLATE | PROVENANCE
+
+
 def _handoff(event: RequestEvent, scores: list[MemberScore], sampled: int) -> HandoffEvent:
     """What the cluster stage reads of ``event`` (``sampled``: what its linkage will read
     of it), and the scores.
@@ -265,9 +269,6 @@ def _handoff(event: RequestEvent, scores: list[MemberScore], sampled: int) -> Ha
         prompt_fingerprint=fingerprint,
         scores=scores,
     )
-
-
-PROMPT = TEMPLATE | PROVENANCE
 
 
 __all__ = [

@@ -62,9 +62,9 @@ ORG = 128
 REFRESH_S = 60.0
 #: decisions between sweeps of idle entries (a sweep is one pass over the entries)
 _SWEEP_EVERY = 65_536
-#: entry slots: count, latest time, last refresh, then the attributes' last values
+#: an entry's slots: count, latest time, last refresh, then the attributes' last values
 #: (payment, ip, asn, user agent, system prompt, org); the hot path indexes them literally
-_N, _LAST, _REFRESHED, _PAY, _IP, _ASN, _UA, _SYS, _ORG = range(9)
+_SLOTS = 9
 
 
 class RequestSampler:
@@ -114,7 +114,7 @@ class RequestSampler:
     def sample(self, event: RequestEvent) -> int:
         """Count this request; what of it to read, as ``TEMPLATE | PROVENANCE | IP ...``."""
         ts = event.ts
-        # literal slots (see _N.._ORG above): this runs once per request
+        # literal slots (see _SLOTS above): this runs once per request
         e = self._entries.get(event.account_id)
         if e is None:
             e = self._entries[event.account_id] = [0, ts, ts, None, None, None, None, None, None]
@@ -179,9 +179,7 @@ class RequestSampler:
 
     def put(self, account_id: str, entry: SamplerEntry) -> None:
         """Set an account's entry from :meth:`entry` (its checkpoint restored)."""
-        if len(entry) != _ORG + 1:
-            raise ValueError(f"sampler entry of {account_id!r} has {len(entry)} slots, not 9")
-        self._entries[account_id] = list(entry)
+        self._entries[account_id] = _checked(account_id, entry)
 
     def account_ids(self) -> list[str]:
         return list(self._entries)
@@ -191,29 +189,24 @@ class RequestSampler:
 
     # -- state -----------------------------------------------------------------------------
 
-    def to_state(self, account_ids: Iterable[str] | None = None) -> SamplerState:
-        """All entries, or those of ``account_ids`` (per-account checkpoints)."""
-        entries = self._entries
-        ids = entries if account_ids is None else account_ids
-        out = {a: tuple(entries[a]) for a in ids if a in entries}
-        return SamplerState(entries=out)
+    def to_state(self) -> SamplerState:
+        """Every entry (the linkage's shared checkpoint)."""
+        return SamplerState(entries={a: tuple(e) for a, e in self._entries.items()})
 
-    def load(self, state: SamplerState, replace: bool = True) -> None:
-        """Entries from :meth:`to_state`: replacing all (shared state) or adding some
-        (accounts). ValueError, nothing changed, on a malformed entry."""
-        loaded: dict[str, list[Any]] = {}
-        for a, entry in state.entries.items():
-            if len(entry) != _ORG + 1:
-                raise ValueError(f"sampler entry of {a!r} has {len(entry)} slots, not 9")
-            loaded[a] = list(entry)
-        if replace:
-            self._entries = loaded
-        else:
-            self._entries.update(loaded)
+    def load(self, state: SamplerState) -> None:
+        """Replace the entries with a :meth:`to_state`'s; ValueError, nothing changed,
+        on a malformed entry."""
+        self._entries = {a: _checked(a, e) for a, e in state.entries.items()}
 
     def forget(self, account_ids: Iterable[str]) -> None:
         for a in account_ids:
             self._entries.pop(a, None)
+
+
+def _checked(account_id: str, entry: SamplerEntry) -> list[Any]:
+    if len(entry) != _SLOTS:
+        raise ValueError(f"sampler entry of {account_id!r} has {len(entry)} slots, not 9")
+    return list(entry)
 
 
 def request_sampler(cfg: LinkageConfig) -> RequestSampler:

@@ -5,6 +5,7 @@ cluster stage of a split topology, ``dg:worker:stats:cluster``), and each worker
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import redis.asyncio as aredis
 
@@ -17,13 +18,15 @@ from distillguard.store.schema import (
 )
 
 
-async def worker_stats(client: aredis.Redis) -> dict[str, float]:
+async def worker_stats(
+    client: aredis.Redis, lags: Mapping[str, float] | None = None
+) -> dict[str, float]:
     """Numeric fields of the stats hashes (non-numeric ones skipped); the cluster stage's
     prefixed ``cluster_`` (``cluster_processed``, ``cluster_lag``).
 
     ``lag`` and ``cluster_lag`` are the sums over the workers that reported their own
-    lag lately (:func:`worker_lags`), when any did: with several account workers the
-    stats hash holds only the last writer's.
+    lag lately (:func:`worker_lags`, read here unless given), when any did: with
+    several account workers the stats hash holds only the last writer's.
     """
     out: dict[str, float] = {}
     for key, prefix in ((WORKER_STATS, ""), (CLUSTER_STAGE_STATS, "cluster_")):
@@ -32,7 +35,8 @@ async def worker_stats(client: aredis.Redis) -> dict[str, float]:
                 out[prefix + text(field)] = float(value)
             except ValueError:
                 continue
-    lags = await worker_lags(client)
+    if lags is None:
+        lags = await worker_lags(client)
     for prefix, stages in (("", ("all", "account")), ("cluster_", ("cluster",))):
         mine = [v for name, v in lags.items() if name.split(":", 1)[0] in stages]
         if mine:
