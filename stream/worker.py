@@ -43,6 +43,7 @@ from distillguard.records import Alert, dumps
 from distillguard.settings import Settings
 from distillguard.store import schema
 from distillguard.store.feedback import read_labels
+from distillguard.store.stats import prune_worker_lags
 from distillguard.stream.admin import TopicMismatch, check_topics, topic_ids
 from distillguard.stream.checkpoint import STATS_KEY, Batch, Checkpointer, SharedCheckpoint
 from distillguard.stream.consumer import (
@@ -722,6 +723,7 @@ class Worker:
                 pipe.hset(self.stats_key, mapping={"lag": lag, "lag_updated_at": now})
                 pipe.hset(schema.WORKER_LAG, self.worker_name, f"{lag} {now}")
                 pipe.execute()
+                prune_worker_lags(self.redis, now)
         except (KafkaError, redis.exceptions.RedisError) as exc:
             log.debug("lag unavailable", extra={"error": str(exc)})
         log.info("worker stats", extra={**self._stats_dict(), "lag": lag})

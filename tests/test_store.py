@@ -27,8 +27,8 @@ from distillguard.records import (
 )
 from distillguard.store import alerts as alert_store
 from distillguard.store import clusters as cluster_store
-from distillguard.store import schema
-from distillguard.store.connection import async_client
+from distillguard.store import schema, stats
+from distillguard.store.connection import async_client, text
 from distillguard.store.feedback import read_labels
 from distillguard.store.lifecycle import IllegalTransition
 from distillguard.store.models import Suppression
@@ -309,3 +309,31 @@ def test_reused_or_corrupt_ids_do_not_clobber_or_crash(client: redis.Redis, redi
     (fresh,) = writer.write([], [bad_stamp], [])
     assert fresh.alert_id == "new" and fresh.status == "open"
     assert schema.epoch_ms(fresh.created_at) > 0
+
+
+def test_lag_fields_of_workers_gone_a_day_are_pruned_but_a_fresh_write_is_kept(
+    client: redis.Redis,
+) -> None:
+    now = 2_000_000.0
+    old = f"12 {now - schema.WORKER_LAG_KEEP_S - 5}"
+    client.hset(
+        schema.WORKER_LAG,
+        mapping={
+            "account:host-101": old,  # an unnamed worker restarted since
+            "account:a1": f"3 {now - 30}",
+            "cluster:host-7": f"0 {now - schema.WORKER_LAG_KEEP_S + 60}",  # still kept
+            "account:junk": "not a lag",
+        },
+    )
+    # a worker reporting again between the read and the delete keeps its field
+    stale = stats.stale_lag_fields(client.hgetall(schema.WORKER_LAG), now)
+    assert sorted(name for name, _ in stale) == ["account:host-101", "account:junk"]
+    client.hset(schema.WORKER_LAG, "account:host-101", f"4 {now}")
+    script = client.register_script(stats._DELETE_IF_UNCHANGED)
+    assert script(keys=[schema.WORKER_LAG], args=["account:host-101", old]) == 0
+
+    client.hset(schema.WORKER_LAG, "account:host-101", old)
+    assert stats.prune_worker_lags(client, now) == 2
+    left = {text(k) for k in client.hgetall(schema.WORKER_LAG)}
+    assert left == {"account:a1", "cluster:host-7"}
+    assert stats.prune_worker_lags(client, now) == 0

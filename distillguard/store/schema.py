@@ -99,6 +99,9 @@ CLUSTER_STAGE_STATS = "dg:worker:stats:cluster"
 WORKER_LAG = "dg:worker:lag"
 #: a worker's lag older than this is a worker gone (stopped, crashed, renamed)
 WORKER_LAG_FRESH_S = 120.0
+#: a lag field this old is deleted by the next worker to report: an unnamed worker's
+#: field is named by host and pid, so every restart would otherwise leave one behind
+WORKER_LAG_KEEP_S = 86_400.0
 
 #: Streams are trimmed approximately to this length (MAXLEN ~): the history detectors
 #: and auditors need, without unbounded growth.

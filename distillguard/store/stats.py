@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import redis
 import redis.asyncio as aredis
 
 from distillguard.store.connection import text
@@ -14,6 +15,7 @@ from distillguard.store.schema import (
     CLUSTER_STAGE_STATS,
     WORKER_LAG,
     WORKER_LAG_FRESH_S,
+    WORKER_LAG_KEEP_S,
     WORKER_STATS,
 )
 
@@ -59,3 +61,47 @@ async def worker_lags(client: aredis.Redis, now: float | None = None) -> dict[st
         if now - at <= WORKER_LAG_FRESH_S:
             out[name] = lag
     return out
+
+
+#: delete a hash field only if it still holds the value read: a worker that reports
+#: again between the read and the delete keeps its fresh value
+_DELETE_IF_UNCHANGED = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def stale_lag_fields(
+    fields: Mapping[bytes | str, bytes | str], now: float, keep_s: float = WORKER_LAG_KEEP_S
+) -> list[tuple[str, str]]:
+    """The ``(field, value)`` pairs of ``dg:worker:lag`` written more than ``keep_s``
+    ago, or unreadable (no worker writes those).
+
+    >>> stale_lag_fields({"account:a": "3 100", "account:b": "0 9000", "x": "junk"}, 9050, 60)
+    [('account:a', '3 100'), ('x', 'junk')]
+    """
+    out = []
+    for field, value in fields.items():
+        name, raw = text(field), text(value)
+        try:
+            _, at = (float(x) for x in raw.split())
+        except ValueError:
+            out.append((name, raw))
+            continue
+        if now - at > keep_s:
+            out.append((name, raw))
+    return out
+
+
+def prune_worker_lags(client: redis.Redis, now: float | None = None) -> int:
+    """Delete the lag fields of workers gone for ``WORKER_LAG_KEEP_S``; how many went.
+
+    Each delete checks the value is still the one read, so it never races a worker's
+    own write (a worker back after a day writes again and keeps its field).
+    """
+    now = time.time() if now is None else now
+    stale = stale_lag_fields(client.hgetall(WORKER_LAG), now)
+    script = client.register_script(_DELETE_IF_UNCHANGED)
+    return sum(int(script(keys=[WORKER_LAG], args=[name, raw])) for name, raw in stale)
