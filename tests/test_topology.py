@@ -213,3 +213,69 @@ def test_a_dismissed_member_loses_its_clusters_lift_at_the_next_drain() -> None:
     assert a3.cluster_id is None and not any(x.signal == "cluster_membership" for x in a3.reasons)
     assert [r.raised for r in after_split.raised if r.account_id == "a3"] == [[]]
     assert not one.drain().risks and not split.drain().raised  # nothing more to report
+
+
+def _quiet_then_busy(start: int, count: int, t0: float, step_s: float) -> list[bytes]:
+    """``quiet`` sends three requests at ``t0``; ``busy`` the requests ``start`` up to
+    ``start + count``, ``step_s`` apart: the clock ``quiet`` is left behind on."""
+    import orjson
+
+    def line(i: int, account: str, ts: float) -> bytes:
+        return orjson.dumps(
+            {
+                "event_id": f"{account}-{i}",
+                "ts": ts,
+                "account_id": account,
+                "model": "m-1",
+                "input_tokens": 20,
+                "output_tokens": 200,
+                "status": 200,
+                "payment_fingerprint": f"card-{account}",
+                "ip": "198.51.100.7",
+                "prompt": f"question {i % 97} about item {i}",
+            }
+        )
+
+    lines = [line(i, "quiet", t0 + i) for i in range(3)] if start == 0 else []
+    return lines + [line(i, "busy", t0 + 10.0 + step_s * i) for i in range(start, start + count)]
+
+
+def test_an_account_the_detectors_let_go_keeps_its_sampler_entry_until_the_sampler_drops_it(
+    stack: EmbeddedStack,
+) -> None:
+    """The account worker's checkpoint of an evicted account: what the pipeline still
+    holds (its sampler entry), through a restart, then nothing once the sampler sweeps it.
+
+    Both sweeps run every 65,536 events: the first, 5.5 days in, evicts ``quiet`` from
+    the detectors (idle past ``idle_evict_s``, 3 days) while its sampler entry must stay
+    (a request the edge still accepts could continue it); the second, after a restart
+    and 10.5 days in, is past ``account_ttl_s`` + ``max_behind_s`` and drops it.
+    """
+    from distillguard.detectors.linkage.handoff import _STAGED, _decode_staged
+
+    t0 = time.time() - 14 * 86_400.0
+    step = 7.0  # 70,000 busy requests ~5.7 days
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(
+        requests=f"ev-{tag}", dead_letter=f"ev-{tag}.dlq", alerts=f"ev-{tag}.al", partitions=1
+    )
+    ensure_topics(stack.bootstrap, topics)
+    publish_lines(stack.bootstrap, topics.requests, _quiet_then_busy(0, 70_000, t0, step))
+    settings = _settings(stack, topics, 9, f"ev-{tag}", stage="account")
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    state_key = schema.checkpoint_account_state(settings.worker.group_id, topics.requests, 0)
+    first = _run(settings, client)
+    assert first.processed == 70_003
+    kept = client.hget(state_key, "quiet")
+    assert kept is not None and kept.startswith(_STAGED)
+    staged = _decode_staged(kept[len(_STAGED) :])
+    assert staged.state is None  # the detectors let it go ...
+    assert staged.sampled[0] == 3  # ... its sampler entry (three requests counted) stays
+
+    publish_lines(stack.bootstrap, topics.requests, _quiet_then_busy(70_000, 70_000, t0, step))
+    second = _run(settings, client)  # restarted: restores the entry, then sweeps it
+    assert second.processed == 70_000
+    assert client.hget(state_key, "quiet") is None
+    assert client.hget(state_key, "busy") is not None
+    client.flushdb()
