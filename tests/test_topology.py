@@ -268,7 +268,7 @@ def test_an_account_the_detectors_let_go_keeps_its_sampler_entry_until_the_sampl
     first = _run(settings, client)
     assert first.processed == 70_003
     kept = client.hget(state_key, "quiet")
-    assert kept is not None and kept.startswith(_STAGED)
+    assert isinstance(kept, bytes) and kept.startswith(_STAGED)
     staged = _decode_staged(kept[len(_STAGED) :])
     assert staged.state is None  # the detectors let it go ...
     assert staged.sampled[0] == 3  # ... its sampler entry (three requests counted) stays
