@@ -53,14 +53,19 @@ async def worker_lags(client: aredis.Redis, now: float | None = None) -> dict[st
     now = time.time() if now is None else now
     out: dict[str, float] = {}
     for field, value in (await client.hgetall(WORKER_LAG)).items():
-        name = text(field)
-        try:
-            lag, at = (float(x) for x in text(value).split())
-        except ValueError:
-            continue
-        if now - at <= WORKER_LAG_FRESH_S:
-            out[name] = lag
+        parsed = _lag_and_time(text(value))
+        if parsed is not None and now - parsed[1] <= WORKER_LAG_FRESH_S:
+            out[text(field)] = parsed[0]
     return out
+
+
+def _lag_and_time(raw: str) -> tuple[float, float] | None:
+    """A lag field's ``"<lag> <unix time>"``, or None if it is not that."""
+    try:
+        lag, at = (float(x) for x in raw.split())
+    except ValueError:
+        return None
+    return lag, at
 
 
 #: delete a hash field only if it still holds the value read: a worker that reports
@@ -84,14 +89,10 @@ def stale_lag_fields(
     """
     out = []
     for field, value in fields.items():
-        name, raw = text(field), text(value)
-        try:
-            _, at = (float(x) for x in raw.split())
-        except ValueError:
-            out.append((name, raw))
-            continue
-        if now - at > keep_s:
-            out.append((name, raw))
+        raw = text(value)
+        parsed = _lag_and_time(raw)
+        if parsed is None or now - parsed[1] > keep_s:
+            out.append((text(field), raw))
     return out
 
 
