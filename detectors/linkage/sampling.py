@@ -205,7 +205,7 @@ class RequestSampler:
 
 def _checked(account_id: str, entry: SamplerEntry) -> list[Any]:
     if len(entry) != _SLOTS:
-        raise ValueError(f"sampler entry of {account_id!r} has {len(entry)} slots, not 9")
+        raise ValueError(f"sampler entry of {account_id!r} has {len(entry)} slots, not {_SLOTS}")
     return list(entry)
 
 
