@@ -88,6 +88,8 @@ class MethodResult:
     events_before: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     params: dict[str, float] = field(default_factory=dict)
+    #: (event time, members named) of each cluster alert: the pipeline's only
+    cluster_alerts: list[tuple[float, list[str]]] = field(default_factory=list)
 
 
 def hourly_counts(acct: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -98,6 +98,7 @@ def detector_result(report: ReplayReport, threshold: float) -> MethodResult:
         scores={},
         alerted=report.alerted(),
         params={"alert_threshold": threshold},
+        cluster_alerts=report.cluster_alerts,
     )
     for acct, out in report.accounts.items():
         result.scores[acct] = out.risk
@@ -186,7 +187,9 @@ def robustness_of(
     first_ts: dict[str, float],
 ) -> dict[str, robustness.Outcome]:
     """Per-account outcomes of ``method``, the input of the robustness matrix."""
-    return robustness.outcomes(truth, method.alerted, method.first_alert_ts, first_ts)
+    return robustness.outcomes(
+        truth, method.alerted, method.first_alert_ts, first_ts, method.cluster_alerts
+    )
 
 
 def method_metrics(

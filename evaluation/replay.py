@@ -85,6 +85,9 @@ class ReplayReport:
     rejected_reasons: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     seconds: float = 0.0
+    #: (event time, members named) of every cluster alert, as raised: how much of a
+    #: campaign its clusters covered by when (not part of the CONTRACT document)
+    cluster_alerts: list[tuple[float, list[str]]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +123,7 @@ class _Tracker:
                 named = list(alert.members)
                 self.cluster_alert_ts.setdefault(alert.subject_id, ts)
                 self.named[alert.subject_id] = named
+                self.report.cluster_alerts.append((ts, named))
                 outcome = self.report.clusters.get(alert.subject_id)
                 if outcome is not None:
                     outcome.named = named

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from distillguard.evaluation.robustness import COVERAGE_HOURS, PURE_SHARE
+
 
 def _f(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
@@ -173,6 +175,7 @@ def robustness_section(methods: list[dict[str, Any]], *, level: str = "##") -> l
             f"| {name} | {row['family'] or '—'} | {row['accounts']:,} | {row['alerted']:,} | "
             f"{_f(row['recall'])} | {_f(row['median_minutes'], 1)} | " + " | ".join(extra) + " |"
         )
+    lines += _coverage_table(rob["variants"])
     lines += [
         "",
         "Honest coordinated groups and the ordinary background: accounts alerted / accounts.",
@@ -190,4 +193,34 @@ def robustness_section(methods: list[dict[str, Any]], *, level: str = "##") -> l
 
         label = "ordinary background (all other benign)" if name == "background" else name
         lines.append(f"| {label} | " + " | ".join(cell(x) for x in [main, *others]) + " |")
+    return lines
+
+
+def _coverage_table(variants: dict[str, Any]) -> list[str]:
+    """Cluster coverage per variant: the swarm bar's measure (``robustness.py``)."""
+    rows = {n: r for n, r in variants.items() if "in_pure_clusters" in r}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Cluster coverage (the pipeline): accounts named by a cluster alert while at least "
+        f"{PURE_SHARE:.0%} of the members it named were distillers, by the end of the run "
+        f"and within {COVERAGE_HOURS:g} simulated hours of the account's own start (its "
+        "first harvesting request, or first event) and of its campaign's first event.",
+        "",
+        f"| variant | accounts | in such clusters | within {COVERAGE_HOURS:g} h of own start | "
+        f"within {COVERAGE_HOURS:g} h of campaign start |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        n = row["accounts"]
+
+        def share(k: int, n: int = n) -> str:
+            return f"{k:,} ({k / n:.1%})" if n else "—"
+
+        lines.append(
+            f"| {name} | {n:,} | {share(row['in_pure_clusters'])} | "
+            f"{share(row['in_pure_clusters_24h'])} | "
+            f"{share(row['in_pure_clusters_24h_of_campaign'])} |"
+        )
     return lines

@@ -105,6 +105,34 @@ def test_matrix_counts_cluster_alerts_and_measures_from_harvest_start() -> None:
     assert fam["composite"]["recall"] == 1.0 and fam["swarm"]["variants"] == ["swarm"]
 
 
+def test_cluster_coverage_counts_only_alerts_of_distillers_and_reads_24_hours_two_ways() -> None:
+    day = 86_400.0
+    truth = {
+        # the campaign's first account starts at 0; s2 starts a day and a half later
+        "s1": SimpleNamespace(label=1, archetype="swarm", harvest_start=None, campaign="c"),
+        "s2": SimpleNamespace(label=1, archetype="swarm", harvest_start=None, campaign="c"),
+        "s3": SimpleNamespace(label=1, archetype="swarm", harvest_start=None, campaign="c"),
+        "s4": SimpleNamespace(label=1, archetype="swarm", harvest_start=None, campaign="c"),
+        "h1": SimpleNamespace(label=0, archetype="hackathon", harvest_start=None, campaign=None),
+    }
+    first_event = {"s1": 0.0, "s2": 1.5 * day, "s3": 0.0, "s4": 0.0, "h1": 0.0}
+    alerts = [
+        (0.5 * day, ["s1", "s3", "h1"]),  # a third honest: covers no one
+        (2.0 * day, ["s1", "s2"]),  # pure: s1 42 h after the campaign, s2 12 h after its start
+        (2.5 * day, ["s3"]),
+    ]
+    first_alert = {"s1": 0.5 * day, "s2": 2.0 * day, "s3": 0.5 * day, "h1": 0.5 * day}
+    out = robustness.outcomes(truth, set(first_alert), first_alert, first_event, alerts)
+    assert out["s1"].cluster_hours == pytest.approx(48.0)
+    assert out["s2"].cluster_hours == pytest.approx(12.0)
+    assert out["s2"].campaign_cluster_hours == pytest.approx(48.0)
+    assert out["s4"].cluster_hours is None and out["h1"].cluster_hours is None
+    row = robustness.matrix(out, {}, ["hackathon"])["variants"]["swarm"]
+    assert (row["alerted"], row["in_pure_clusters"]) == (3, 3)
+    assert row["in_pure_clusters_24h"] == 1  # s2 only: s1 and s3 took two days and more
+    assert row["in_pure_clusters_24h_of_campaign"] == 0
+
+
 def test_pooling_keeps_runs_apart() -> None:
     a = {"x": robustness.Outcome("swarm", 1, True, 5.0)}
     b = {"x": robustness.Outcome("swarm", 1, False)}
@@ -255,6 +283,7 @@ def test_evaluate_heldout_end_to_end_on_a_protocol_of_its_own(
     for heading in ("## Robustness matrix", "## Leave-one-family-out folds", "### tiny:4"):
         assert heading in report
     assert "| swarm | swarm | 20 |" in report
+    assert "Cluster coverage" in report and "| swarm | 20 |" in report
     assert "| hackathon |" in report
     # the same held-out file through `evaluate --heldout` is accepted and titled so
     labels = next((out / "runs").glob("*_labels.jsonl"))
