@@ -319,6 +319,10 @@ class HolderState(_State):
     raw: list[str | int | None] = []
     fp_bits: list[int] | None = None
     centroid: int | None = None
+    #: the last three gaps between its requests, binned and packed (``cadence.py``), and
+    #: how many of them are in the current run
+    gap_run: int = 0
+    gap_n: int = 0
 
 
 class ValueState(_State):
@@ -477,6 +481,8 @@ class LinkageState(_State):
     next_phase_group: float = _NEG_INF
     #: which prompts it reads (``sampling.py``); None in checkpoints written before it
     sampler: SamplerState | None = None
+    #: runs of gaps shown by one account so far (``cadence.py``): (run, account, time)
+    runs: list[tuple[int, str, float]] = []
 
 
 class LabelCaseState(_State):

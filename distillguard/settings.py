@@ -283,6 +283,10 @@ DEFAULT_KINDS: dict[str, LinkageKind] = {
     # an account locked by chance in the whole population, and the clock itself against
     # every period of minutes: it links like a card, and is never common.
     "phase": _kind(1.4, 1.4, 43_200, 1.0, "phase"),
+    # A run of four gaps between requests that recurs in another account's
+    # (``detectors/linkage/cadence.py``: one recorded person's timing, replayed by a
+    # fleet). Counts only from ``cadence_min_shared`` shared runs, each by its rarity.
+    "cadence": _kind(0.5, 1.5, 43_200, 0.05, "cadence"),
 }
 
 #: Bound on each group of kinds in one link. Kinds in one group are not independent:
@@ -379,6 +383,15 @@ class LinkageConfig(_Section):
     net_min_shared: int = 2
     #: Onsets two accounts must share before their schedules count as synchronised.
     sync_min_shared: int = 2
+    #: Runs of gaps (``cadence.py``) two accounts must share before cadence counts.
+    cadence_min_shared: int = Field(3, ge=1)
+    #: Runs of gaps remembered per account (oldest forgotten first); 0 reads none.
+    cadence_max_keys: int = Field(16, ge=0)
+    #: Accounts busier than this (requests a day over their life) offer no runs.
+    cadence_max_daily: float = Field(500.0, gt=0)
+    #: Runs of gaps seen by one account so far, remembered in all (oldest first): how
+    #: far back a second account's run can meet it.
+    cadence_table_size: int = Field(200_000, ge=1)
     #: Chance co-onsets are multiplied by this (people start work at similar hours).
     sync_diurnal: float = 10.0
     #: -log10 of the chance probability at which synchronisation counts fully.
@@ -542,6 +555,7 @@ class LinkageConfig(_Section):
             "synchrony",
             "fleet",
             "phase",
+            "cadence",
         ]
     )
     #: ... "both extract" meaning each scores at least this (higher than

@@ -452,6 +452,62 @@ def careful_single(ctx: Context, group: Group, _rng: np.random.Generator) -> Gen
 _BROWSERS = ["Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Safari/605.1.15"]
 
 
+def recorded_timing(ctx: Context, group: Group, _rng: np.random.Generator) -> Generated:
+    """A fleet that passes for people one by one: every account replays the timing of one
+    recorded person (sessions, think time, nights), each from its own point of the
+    recording and its own start time, so no two accounts are active together and no
+    clock is shared; a card and a sticky home address each in one large ISP, SDK agents,
+    free wording, SDK defaults.
+
+    Trace: the shared inter-arrival sequence -- any account's run of consecutive gaps
+    between requests recurs, to network jitter, in its siblings' -- and one content
+    dispatcher's sweep.
+    """
+    p = group.params
+    crng = _campaign_rng(ctx, group)
+    queue = ContentQueue(ctx, crng, p["sources"])
+    wording = Wording(ctx, p["reasoning"])
+    span = ctx.end - ctx.start
+    recorded = human_sessions(
+        ctx,
+        crng,
+        ctx.start,
+        ctx.start + p["record_days"] * DAY,
+        sessions_per_day=p["sessions_per_day"],
+        profile=EVENING,
+        tz=float(p["operator_tz"]),
+        session_len=p["session_len"],
+        gap_median_s=p["gap_median_s"],
+    )
+    gaps = np.diff(np.sort(recorded))
+    if len(gaps) == 0:
+        return []
+    plans = []
+    for i in range(group.accounts):
+        rng = group_rng(ctx, group, i)
+        acct = _distiller(ctx, group)
+        ip, _ = sticky_home(ctx, rng, p["asn"])
+        born = ctx.start + float(rng.uniform(0, p["stagger_days"])) * DAY
+        # the recording from a point of its own, looped as often as the scenario needs
+        rolled = np.roll(gaps, -int(rng.integers(len(gaps))))
+        loops = int(np.ceil(span / max(float(gaps.sum()), 1.0))) + 1
+        steps = np.tile(rolled, loops)
+        ts = born + np.r_[0.0, np.cumsum(steps)]
+        ts = ts + rng.normal(0.0, p["jitter_s"], size=len(ts))
+        ev = Events(np.sort(ts[(ts >= ctx.start) & (ts < ctx.end)]))
+        role = _roles(rng, ev.n, p["mundane_share"])
+        asks = _word(ev, rng, role, wording)
+        fill_cover(ctx, rng, ev, role, HUMAN_SOURCES)
+        ev.put("model", ctx.flagship)
+        ev.put("ip", ip)
+        ev.put("ua", ctx.uas.add(vendor_user_agent(rng)))
+        sdk_defaults(rng, ev, p["stream_share"])
+        plans.append(Plan(acct, ev, rng, role, asks))
+    hand_out(queue, plans)
+    reword_bare(ctx, plans)
+    return complete(ctx, plans, p)
+
+
 # -- swarm family -----------------------------------------------------------------------------
 
 
@@ -594,6 +650,7 @@ FAMILY: dict[str, str] = {
     "warmup_harvester": "regime",
     "patient_pivot": "regime",
     "careful_single": "timing",
+    "recorded_timing": "timing",
     "swarm": "swarm",
     "stealth_fleet": "composite",
 }
@@ -707,6 +764,26 @@ ADVERSARIES: dict[str, Archetype] = {
             },
             careful_single,
             "one account with human timing, heavy dilution and streaming",
+        ),
+        Archetype(
+            "recorded_timing",
+            "distiller",
+            {
+                **_HARVEST,
+                "record_days": 2.0,
+                "sessions_per_day": 3.0,
+                "session_len": 10.0,
+                "gap_median_s": 40.0,
+                "jitter_s": 0.3,
+                "stagger_days": 1.0,
+                "operator_tz": 2.0,
+                "asn": 7922,
+                "mundane_share": 0.3,
+                "reasoning": "mixed",
+                "stream_share": 0.5,
+            },
+            recorded_timing,
+            "a fleet of people-like accounts replaying one recorded person's timing",
         ),
         Archetype(
             "swarm",

@@ -104,7 +104,7 @@ def resolve(name_or_path: str) -> Path | Traversable:
     >>> resolve("no-such-scenario")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no scenario 'no-such-scenario' (known: adaptive, ..., default, small, swarm)
+    FileNotFoundError: no scenario 'no-such-scenario' (known: adaptive, ..., small, swarm)
     """
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} or path.exists():

@@ -168,6 +168,25 @@ def spread_hours(moments: Sequence[float]) -> float:
     return float(np.std(np.asarray(moments, dtype=np.float64)) / 3600.0)
 
 
+def gap_runs(ts: np.ndarray, *, step: float = 0.05, length: int = 4) -> set[tuple[int, ...]]:
+    """Runs of ``length`` consecutive gaps between an account's requests, each gap on a
+    log scale of ``step`` (gaps under 2 s break a run): what a replayed recording of one
+    person's timing repeats across accounts and people's fresh gaps do not.
+
+    >>> rec = np.cumsum([0, 30, 75, 12, 240, 41, 9])
+    >>> sorted(gap_runs(rec)) == sorted(gap_runs(rec + 5_000.0)), len(gap_runs(rec))
+    (True, 3)
+    """
+    gaps = np.diff(np.sort(np.asarray(ts, dtype=np.float64)))
+    ok = gaps >= 2.0
+    bins = np.floor(np.log(np.maximum(gaps, 1e-9)) / np.log1p(step)).astype(np.int64)
+    return {
+        tuple(int(b) for b in bins[i : i + length])
+        for i in range(len(bins) - length + 1)
+        if ok[i : i + length].all()
+    }
+
+
 class PerAccount:
     """A generated scenario's columns split per account, accounts grouped by archetype."""
 

@@ -48,6 +48,7 @@ campaigns:
   - {id: swarm, archetype: swarm, accounts: 300}
   - {id: stealth, archetype: stealth_fleet, accounts: 30, stagger_days: 0.5,
      warmup_min_days: 1.0, warmup_max_days: 1.2}
+  - {id: rec, archetype: recorded_timing, accounts: 20}
 """
 
 
@@ -153,7 +154,7 @@ def test_no_fixed_template_where_the_variant_claims_none(lab: View) -> None:
     def rate(arch: str) -> float:
         return float(np.median([_head_repeat_rate(_prompts(lab, i)) for i in lab.by_arch[arch]]))
 
-    for arch in ("free_form_hydra", "swarm", "stealth_fleet", "careful_single"):
+    for arch in ("free_form_hydra", "swarm", "stealth_fleet", "careful_single", "recorded_timing"):
         assert rate(arch) < 0.2, arch
     # the infrastructure-only variant keeps its campaign template: the contrast is real
     assert rate("residential_fleet") > 0.5
@@ -162,7 +163,7 @@ def test_no_fixed_template_where_the_variant_claims_none(lab: View) -> None:
 def test_one_sticky_home_each_inside_one_large_isp(lab: View) -> None:
     asns = lab.ctx.book.asns
     hobby_asns = [asns[int(lab.col("ip", i)[0])] for i in lab.by_arch["hobbyist"]]
-    for arch in ("residential_fleet", "stealth_fleet"):
+    for arch in ("residential_fleet", "stealth_fleet", "recorded_timing"):
         idx = lab.by_arch[arch]
         ips = [set(lab.col("ip", i).tolist()) for i in idx]
         assert all(len(s) == 1 for s in ips), arch
@@ -177,7 +178,14 @@ def test_one_sticky_home_each_inside_one_large_isp(lab: View) -> None:
 
 def test_vendor_sdk_clients_no_scripted_user_agents(lab: View) -> None:
     uas = lab.ctx.uas.items
-    for arch in ("residential_fleet", "stealth_fleet", "swarm", "careful_single", "patient_pivot"):
+    for arch in (
+        "residential_fleet",
+        "stealth_fleet",
+        "swarm",
+        "careful_single",
+        "patient_pivot",
+        "recorded_timing",
+    ):
         agents = {str(uas[u]) for i in lab.by_arch[arch] for u in set(lab.col("ua", i).tolist())}
         assert not any(s.split("/")[0] in a for a in agents for s in SCRIPT_USER_AGENTS), arch
 
@@ -275,6 +283,7 @@ def test_swarm_synchrony_is_invisible_per_pair(lab: View) -> None:
         "swarm",
         "stealth_fleet",
         "warmup_harvester",
+        "recorded_timing",
     ],
 )
 def test_one_content_source_no_item_sent_twice(lab: View, arch: str) -> None:
@@ -353,6 +362,35 @@ def test_patient_pivot_accounts_adopt_together(lab: View) -> None:
     ]
     assert len(honest) >= 10
     assert traces.spread_hours(first) < 1.0 < 5.0 < traces.spread_hours(honest)
+
+
+def test_recorded_timing_passes_for_people_one_by_one_and_together(lab: View) -> None:
+    """Each account has a person's think time, hours and home address; the fleet is not
+    active together (co-activity as for independent people) and shares no card."""
+    idx = lab.by_arch["recorded_timing"]
+    for i in idx:
+        gaps = np.diff(lab.col("ts", i))
+        assert np.median(gaps[gaps < 600]) > 20  # think time
+        assert np.std(np.log(gaps[gaps > 2])) > 0.8  # not a metronome
+        assert len(set(lab.col("ip", i).tolist())) == 1
+    assert len({lab.t.accounts[i].payment for i in idx}) == len(idx)
+    start, days = lab.ctx.start, lab.ctx.scenario.days
+    fleet = traces.coactivity_ratio(lab.times("recorded_timing"), start, days, bin_s=120)
+    assert 0.6 < fleet < 1.4, fleet
+
+
+def test_recorded_timing_shares_runs_of_gaps_that_people_never_do(lab: View) -> None:
+    """The trace: runs of four consecutive gaps recur across the fleet's accounts;
+    volume-matched people of the background share next to none."""
+
+    def mean_shared(idx: list[int]) -> float:
+        runs = [traces.gap_runs(lab.col("ts", i)) for i in idx]
+        pairs = [(a, b) for a in range(len(runs)) for b in range(a + 1, len(runs))]
+        return float(np.mean([len(runs[a] & runs[b]) for a, b in pairs]))
+
+    fleet = mean_shared(lab.by_arch["recorded_timing"])
+    people = mean_shared(lab.matched_background("recorded_timing"))
+    assert fleet > 5.0 and people < 0.2, (fleet, people)
 
 
 def test_careful_single_keeps_a_daily_quota(lab: View) -> None:

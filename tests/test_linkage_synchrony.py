@@ -73,8 +73,11 @@ def test_synchronised_low_volume_fleet_links_into_one_cluster() -> None:
     rng = random.Random(11)
     events = quiet_people(rng, 40, 10, 2) + fleet(rng, 12, 2)
     # shared burst onsets alone (the timing group, capped below the threshold) do not link;
-    # the fleet's ticks are regular, so controllers' clocks (phase.py) are off here too
-    without = LinkageStage(LinkageConfig(campaign_min_size=1_000, phase_max_clocks=0))
+    # the fleet's ticks are regular, so controllers' clocks (phase.py) are off here too,
+    # and so is cadence (cadence.py): its accounts' gaps are multiples of one period
+    without = LinkageStage(
+        LinkageConfig(campaign_min_size=1_000, phase_max_clocks=0, cadence_max_keys=0)
+    )
     run(without, events)
     assert all(without.cluster_of(f"fleet{i}") is None for i in range(12))
     stage = LinkageStage(LinkageConfig())

@@ -359,7 +359,9 @@ def test_every_slot_is_in_the_checkpoint() -> None:
     """A slot added to a class without a state field would silently not be restored."""
     saved = {f.name for f in msgspec.structs.fields(AccountStateData)}
     assert {s.lstrip("_") for s in AccountState.__slots__} == saved
-    assert set(Holder.__slots__) == {f.name for f in msgspec.structs.fields(HolderState)}
+    # the count of cadence keys is recounted from the keys on restore
+    holder = set(Holder.__slots__) - {"gap_keys"}
+    assert holder == {f.name for f in msgspec.structs.fields(HolderState)}
     # the ring's cursor is saved as the order of ``request_times`` (oldest first, cursor 0)
     tracked = set(Tracked.__slots__) - {"request_times_next"}
     assert tracked == {f.name for f in msgspec.structs.fields(TrackedState)}

@@ -40,4 +40,5 @@ KIND_OF_PREFIX: dict[str, str] = {
     "z": "synchrony",
     "f": "fleet",
     "q": "phase",
+    "g": "cadence",
 }

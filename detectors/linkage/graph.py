@@ -86,6 +86,9 @@ class Holder:
         "events",
         "first_ts",
         "fp_bits",
+        "gap_keys",
+        "gap_n",
+        "gap_run",
         "id",
         "keys",
         "last_ts",
@@ -121,6 +124,9 @@ class Holder:
         #: redacted prompts: [fingerprints seen, then count of 1s per bit position]
         self.fp_bits: list[int] | None = None
         self.centroid: int | None = None  # majority bits of the fingerprints
+        self.gap_run = 0  # the last three gap bins, packed (cadence.py)
+        self.gap_n = 0  # how many of them belong to the current run
+        self.gap_keys = 0  # cadence keys among ``keys``
 
     def to_state(self) -> HolderState:
         """The holder by field name; shares its containers (encode it right away)."""
@@ -141,6 +147,8 @@ class Holder:
             raw=self.raw,  # type: ignore[arg-type]
             fp_bits=self.fp_bits,
             centroid=self.centroid,
+            gap_run=self.gap_run,
+            gap_n=self.gap_n,
         )
 
     @classmethod
@@ -163,6 +171,8 @@ class Holder:
             raise ValueError(f"holder {s.id!r}: fingerprint bit counts must be 65 values")
         h.fp_bits = None if s.fp_bits is None else list(s.fp_bits)
         h.centroid = s.centroid
+        h.gap_run, h.gap_n = s.gap_run, s.gap_n
+        h.gap_keys = sum(1 for k in h.keys if k[0] == "g")
         return h
 
 
@@ -280,7 +290,9 @@ class EvidenceGraph:
             return False
         keys[key] = ts
         value.recent.append(h.id)
-        if key[0] == "y":
+        if key[0] == "g":
+            h.gap_keys += 1
+        elif key[0] == "y":
             h.onsets += 1
             bucket = int(key[2:])
             if h.onsets == 1 or bucket < h.onset_first:
@@ -297,6 +309,8 @@ class EvidenceGraph:
             return
         if key[0] == "y":
             _onset_removed(h, key)
+        elif key[0] == "g":
+            h.gap_keys -= 1
         value = self.values.get(key)
         if value is not None:
             value.members.pop(h.id, None)
@@ -306,8 +320,11 @@ class EvidenceGraph:
     def _make_common(self, key: str, value: Value) -> None:
         for acct in value.members:
             h = self.holders.get(acct)
-            if h is not None and h.keys.pop(key, None) is not None and key[0] == "y":
-                _onset_removed(h, key)
+            if h is not None and h.keys.pop(key, None) is not None:
+                if key[0] == "y":
+                    _onset_removed(h, key)
+                elif key[0] == "g":
+                    h.gap_keys -= 1
         value.members = {}
         value.recent.clear()
         value.common = True
@@ -401,7 +418,7 @@ class EvidenceGraph:
         if len(ka) > len(kb):
             ka, kb = kb, ka
         totals: dict[str, float] = {}
-        shared_onsets = shared_nets = 0
+        shared_onsets = shared_nets = shared_runs = 0
         same_org = a.org is not None and a.org == b.org
         values = self.values
         rarity = self._rarity
@@ -419,10 +436,14 @@ class EvidenceGraph:
                 continue  # one organisation paying for (hosting, templating) its accounts
             if p == "n":
                 shared_nets += 1
+            elif p == "g":
+                shared_runs += 1
             value = values.get(key)
             if value is None:
                 continue
-            age = now - (ta if ta < tb else tb)
+            # the older sighting, but for a run of gaps: shown once, the pair is a fact
+            # from its second showing
+            age = now - ((ta if ta > tb else tb) if p == "g" else (ta if ta < tb else tb))
             n = len(value.members)
             if p == "k" or p == "z" or p == "q":  # judged against chance as a group
                 w = self.weight[p]
@@ -447,6 +468,10 @@ class EvidenceGraph:
             # One common /24 is what cloud tenants and NAT neighbours have; a pool of
             # addresses spread over several /24s used by both accounts is not.
             del totals["n"]
+        if shared_runs and shared_runs < self.config.cadence_min_shared:
+            # two or fewer runs of gaps in common is within what chance and scripted
+            # backends give (cadence.py); a replayed recording shares dozens
+            totals.pop("g", None)
         groups: dict[str, float] = {}
         group_of = self.group_of
         for p, w in totals.items():

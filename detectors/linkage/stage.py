@@ -28,6 +28,13 @@ from typing import Any
 
 from distillguard.clock import EventClock
 from distillguard.detectors.linkage.behaviour import BehaviourBands
+from distillguard.detectors.linkage.cadence import (
+    RunTable,
+    extend,
+    gap_bin,
+    run_label,
+    run_of,
+)
 from distillguard.detectors.linkage.clusters import ClusterBook
 from distillguard.detectors.linkage.cohort import find_cohorts
 from distillguard.detectors.linkage.config import LinkageConfig
@@ -175,6 +182,11 @@ class LinkageStage:
         self._edge = self.config.template_edge_tokens
         self._min_hits = self.config.template_min_hits
         self._keyer, self._provenance = _provenance_of(self.config)
+        self._cadence_keys = (
+            self.config.cadence_max_keys if self.config.kind("cadence").weight > 0 else 0
+        )
+        self._runs = RunTable(self.config.cadence_table_size)
+        self._cadence_daily = self.config.cadence_max_daily
 
     # -- hot path ------------------------------------------------------------------------
 
@@ -200,6 +212,8 @@ class LinkageStage:
                 self._sync.onset(aid, ts)
                 self._fleet.onset(aid, ts)
                 self._phase.onset(aid, ts)
+        if self._cadence_keys and h.events:
+            self._read_gap(h, ts - h.last_ts, ts)
         if ts > h.last_ts:
             h.last_ts = ts
         h.events += 1
@@ -220,6 +234,41 @@ class LinkageStage:
         if self.clock.now >= self._next_eval:
             return self._evaluate()
         return NO_ALERTS
+
+    def _read_gap(self, h: Holder, gap: float, ts: float) -> None:
+        """Extend the account's run of gaps; a sampled run of four is a key (``cadence.py``)."""
+        b = gap_bin(gap)
+        busy = self._cadence_daily
+        if b < 0 or (h.events > busy and h.events * 86_400.0 > busy * (ts - h.first_ts)):
+            # too short, too long, out of order, or a busy backend's: the run starts again
+            h.gap_n = 0
+            return
+        if h.gap_n == 3:
+            x = run_of(h.gap_run, b)
+            if x >= 0:
+                key = run_label(x)
+                if key in h.keys or key in self._graph.values:
+                    self._hold_run(h, key, ts)
+                else:
+                    prior = self._runs.meet(x, h.id, ts)
+                    other = None if prior is None else self._graph.holders.get(prior[0])
+                    if other is not None and prior is not None:
+                        # a second account shows the run: now it is evidence, held by both
+                        self._hold_run(other, key, prior[1])
+                        self._hold_run(h, key, ts)
+        else:
+            h.gap_n += 1
+        h.gap_run = extend(h.gap_run, b)
+
+    def _hold_run(self, h: Holder, key: str, ts: float) -> None:
+        """Observe a shared run of gaps, forgetting the account's oldest past its bound."""
+        keys = h.keys
+        if key not in keys and h.gap_keys >= self._cadence_keys:
+            oldest = min((k for k in keys if k[0] == "g"), key=keys.__getitem__, default=None)
+            if oldest is not None:
+                self._graph.forget(h, oldest)
+        if self._graph.observe(h, key, ts):
+            self._pending.append((h.id, key))
 
     def _read_attributes(self, h: Holder, event: RequestEvent, bits: int, ts: float) -> None:
         """Observe the attributes the sampler picked: new to the account, or refreshed
@@ -532,6 +581,7 @@ class LinkageStage:
         self._sampler.sweep(now, self.clock.max_behind_s)
         g.set_population(len(g.holders))
         g.expire(now)
+        self._runs.expire(now - g.max_age["g"])
         holders = g.holders
         links: dict[tuple[str, str], float] = {}
         strong: dict[str, dict[str, float]] = {}
@@ -929,6 +979,7 @@ class LinkageStage:
             phase=self._phase.to_state(),
             next_phase_group=self._next_phase_group,
             sampler=self._sampler.to_state(),
+            runs=self._runs.to_state(),
         )
 
     def restore_state(self, state: LinkageState) -> None:
@@ -947,6 +998,8 @@ class LinkageStage:
         else:  # a checkpoint from before the sampler: the holders' counts
             sampler.load(SamplerState(entries={a: _entry_of(h) for a, h in graph.holders.items()}))
         self._keyer, self._provenance, self._sampler = keyer, sketch, sampler
+        self._runs = RunTable(self.config.cadence_table_size)
+        self._runs.load(state.runs)
         self._graph, self._book, self._links = graph, book, links
         self._clusters = {cid: copy.copy(st) for cid, st in state.clusters.items()}
         self._named = {}
