@@ -7,7 +7,6 @@ checkpoint mid-run.
 
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
@@ -15,22 +14,7 @@ import pytest
 from distillguard.detectors.linkage import LinkageConfig, LinkageStage
 from distillguard.detectors.linkage.cadence import LABELS, gap_bin
 from distillguard.events import RequestEvent
-
-T0 = 1_790_000_000.0
-_ids = itertools.count()
-
-
-def ev(acct: str, ts: float, org: str | None = None) -> RequestEvent:
-    return RequestEvent(
-        event_id=f"c{next(_ids)}",
-        ts=ts,
-        account_id=acct,
-        model="m",
-        input_tokens=20,
-        output_tokens=200,
-        status=200,
-        org_id=org,
-    )
+from tests.test_linkage import T0, ev
 
 
 def human_gaps(rng: random.Random, n: int) -> list[float]:
@@ -125,7 +109,7 @@ def test_one_org_replaying_one_job_is_one_customer() -> None:
     recording = human_gaps(random.Random(9), 150)
     events = []
     for i, (start, at) in enumerate([(0.0, 0), (5_000.0, 30), (11_000.0, 60)]):
-        events += replaying(f"svc{i}", recording, T0 + start, at, org="org_acme")
+        events += replaying(f"svc{i}", recording, T0 + start, at, org_id="org_acme")
     stage = LinkageStage(LinkageConfig())
     run(stage, events)
     assert stage.cluster_of("svc0") is None

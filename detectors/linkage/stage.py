@@ -251,8 +251,7 @@ class LinkageStage:
                     self._hold_run(h, key, ts)
                 else:
                     prior = self._runs.meet(x, h.id, ts)
-                    other = None if prior is None else self._graph.holders.get(prior[0])
-                    if other is not None and prior is not None:
+                    if prior is not None and (other := self._graph.holders.get(prior[0])):
                         # a second account shows the run: now it is evidence, held by both
                         self._hold_run(other, key, prior[1])
                         self._hold_run(h, key, ts)
